@@ -1,0 +1,5 @@
+"""``python -m childsafe`` runs the command line."""
+
+from childsafe.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""The exceptions childsafe raises, one tree so callers can catch by concern.
+
+    ChildsafeError                 base of everything below
+    ├── UsageError                 bad arguments or settings (CLI exit code 2)
+    ├── InputFormatError           an input file that cannot be parsed (exit 2)
+    ├── StorageError               the database cannot be opened or migrated (exit 1)
+    └── MediaError                 one item could not be read or decoded; reported
+        │                          as that item's `error`, never fatal to a run
+        ├── UnsupportedMediaError  not a format we decode
+        ├── MediaLimitError        over a size, pixel or time limit
+        └── DecodeError            damaged, truncated or hostile content
+
+Third-party errors (Pillow, SQLAlchemy, OS errors) are translated into these
+with ``raise ... from exc`` so that messages are ours: one line, and never a
+path or internals the user did not give us.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChildsafeError",
+    "UsageError",
+    "InputFormatError",
+    "StorageError",
+    "MediaError",
+    "UnsupportedMediaError",
+    "MediaLimitError",
+    "DecodeError",
+]
+
+
+class ChildsafeError(Exception):
+    """Base of every error childsafe raises on purpose."""
+
+
+class UsageError(ChildsafeError):
+    """Bad arguments or settings; the message says what to do instead."""
+
+
+class InputFormatError(ChildsafeError):
+    """An input file that cannot be parsed; the message names file and line."""
+
+
+class StorageError(ChildsafeError):
+    """The database cannot be opened, reached or migrated."""
+
+
+class MediaError(ChildsafeError):
+    """One item could not be read or decoded (reported, never fatal)."""
+
+
+class UnsupportedMediaError(MediaError):
+    """Content of a type we do not decode."""
+
+
+class MediaLimitError(MediaError):
+    """Content over a size, pixel-count or decoding-time limit."""
+
+
+class DecodeError(MediaError):
+    """Damaged, truncated or hostile content."""

@@ -1,0 +1,165 @@
+"""Hash files: every digest in one streaming pass, and PDQ from a small decode."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, BinaryIO
+
+from childsafe.errors import MediaError
+from childsafe.media.decode import decode_small_rgb
+from childsafe.media.limits import MediaLimits
+from childsafe.media.sniff import SNIFF_BYTES, MediaKind, name_claims_image, sniff_type
+from childsafe.media.walk import FoundFile, walk_paths
+from childsafe.parallel import ordered_map
+from childsafe.signals.pdq import PdqHash, pdq_dihedral_hashes, pdq_hash
+from childsafe.signals.registry import get_signal, signal_names
+
+__all__ = ["FileHashes", "hash_stream", "hash_file", "hash_found_file", "hash_paths"]
+
+_CHUNK = 1024 * 1024
+
+
+@dataclass
+class FileHashes:
+    """The SPEC ``hash`` object for one file.
+
+    Digests are ``None`` only when the file could not be read at all.
+    ``pdq_variants`` holds the 8 dihedral PDQ hashes when asked for (matching
+    uses them); it is not part of the ``hash`` output.
+    """
+
+    path: str
+    size: int
+    media_type: MediaKind
+    mime: str
+    md5: str | None
+    sha1: str | None
+    sha256: str | None
+    pdq: str | None
+    pdq_quality: int | None
+    error: str | None
+    pdq_variants: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object ``childsafe hash --json`` prints (SPEC field order)."""
+        out = asdict(self)
+        del out["pdq_variants"]
+        return out
+
+
+def _digest_names() -> list[str]:
+    return [name for name in signal_names() if get_signal(name).kind == "digest"]
+
+
+def _read_digesting(stream: BinaryIO, keep_limit: int) -> tuple[int, dict[str, str], bytes, bytes | None]:
+    """Read ``stream`` once: every digest, the first bytes, and the whole
+    content when it is an image no larger than ``keep_limit`` (else ``None``).
+    Memory stays constant for anything not kept."""
+    hashers = {name: get_signal(name).new_hasher() for name in _digest_names()}  # type: ignore[misc]
+    head = stream.read(SNIFF_BYTES)
+    keep = sniff_type(head).kind == "image"
+    kept: list[bytes] = [head]
+    size = 0
+    chunk = head
+    while chunk:
+        for hasher in hashers.values():
+            hasher.update(chunk)
+        size += len(chunk)
+        if keep and size > keep_limit:
+            keep, kept = False, []
+        chunk = stream.read(_CHUNK)
+        if keep and chunk:
+            kept.append(chunk)
+    digests = {name: hasher.hexdigest() for name, hasher in hashers.items()}
+    return size, digests, head, (b"".join(kept) if keep else None)
+
+
+def hash_stream(
+    stream: BinaryIO, path: str, limits: MediaLimits, *, dihedral: bool = False
+) -> FileHashes:
+    """Hash content read from ``stream`` (a file, or later an archive member).
+
+    ``path`` is only the name to report. Problems with the content become the
+    result's ``error``; ``OSError`` from the stream itself propagates.
+    """
+    size, digests, head, data = _read_digesting(stream, limits.max_decode_bytes)
+    sniffed = sniff_type(head)
+    result = FileHashes(
+        path=path,
+        size=size,
+        media_type=sniffed.kind,
+        mime=sniffed.mime,
+        md5=digests.get("md5"),
+        sha1=digests.get("sha1"),
+        sha256=digests.get("sha256"),
+        pdq=None,
+        pdq_quality=None,
+        error=None,
+    )
+    if size == 0:
+        result.error = "empty file"
+        return result
+    if sniffed.kind != "image":
+        if name_claims_image(path):
+            result.error = f"named like an image but the content is {sniffed.mime}"
+        return result
+    if data is None:
+        result.error = f"image of {size:,} bytes is over the {limits.max_decode_bytes:,}-byte decode limit; digests only"
+        return result
+    try:
+        image = decode_small_rgb(data, sniffed.mime, limits)
+        if dihedral:
+            variants = pdq_dihedral_hashes(image)
+            found: PdqHash = variants["none"]
+            result.pdq_variants = {name: h.hex for name, h in variants.items()}
+        else:
+            found = pdq_hash(image)
+    except MediaError as exc:
+        result.error = str(exc)
+        return result
+    result.pdq, result.pdq_quality = found.hex, found.quality
+    return result
+
+
+def _unreadable(path: str, size: int, error: str, mime: str) -> FileHashes:
+    return FileHashes(path, size, "other", mime, None, None, None, None, None, error)
+
+
+def hash_found_file(found: FoundFile, limits: MediaLimits, dihedral: bool = False) -> FileHashes:
+    """Hash one walked file; a file that was recorded with an error stays so."""
+    if found.error is not None:
+        return _unreadable(found.path, found.size, found.error, found.mime or "inode/x-unreadable")
+    return hash_file(found.path, limits, dihedral=dihedral)
+
+
+def hash_file(
+    path: str | os.PathLike[str], limits: MediaLimits | None = None, *, dihedral: bool = False
+) -> FileHashes:
+    """Hash the file at ``path``, opened read-only. Never raises for a bad file:
+    the problem is in the result's ``error``."""
+    limits = limits or MediaLimits()
+    name = os.fspath(path)
+    try:
+        with open(name, "rb", buffering=0) as stream:
+            return hash_stream(stream, name, limits, dihedral=dihedral)  # type: ignore[arg-type]
+    except FileNotFoundError:
+        return _unreadable(name, 0, "cannot read: no such file (moved or deleted?)", "inode/x-unreadable")
+    except OSError as exc:
+        return _unreadable(name, 0, f"cannot read: {exc.strerror or type(exc).__name__}", "inode/x-unreadable")
+
+
+def hash_paths(
+    paths: Iterable[str], limits: MediaLimits, workers: int = 1, *, dihedral: bool = False
+) -> Iterator[FileHashes]:
+    """Hash every file under ``paths``, in walk order, using ``workers`` processes."""
+    return ordered_map(
+        _hash_found_task, ((found, limits, dihedral) for found in walk_paths(paths)), workers
+    )
+
+
+def _hash_found_task(args: tuple[FoundFile, MediaLimits, bool]) -> FileHashes:
+    # Module-level so a process pool can pickle it.
+    found, limits, dihedral = args
+    return hash_found_file(found, limits, dihedral)

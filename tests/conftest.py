@@ -1,0 +1,88 @@
+"""Shared fixtures: real databases (SQLite file and the local PostgreSQL),
+the public PDQ reference images, and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "datasets" / "pdq-reference"
+POSTGRES_URL = os.environ.get("CHILDSAFE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The PDQ reference images (read in place, never copied)."""
+    if not (REFERENCE / "expected.csv").is_file():
+        pytest.skip(f"PDQ reference images not found at {REFERENCE}")
+    return REFERENCE
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure means: skip, with the reason
+        return f"PostgreSQL at {POSTGRES_URL} does not answer: {str(exc).splitlines()[0]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_problem() -> str | None:
+    return _postgres_available()
+
+
+@pytest.fixture
+def postgres_url(postgres_problem: str | None) -> Iterator[str]:
+    """A URL for a fresh, empty schema in the local PostgreSQL, dropped afterwards."""
+    if postgres_problem:
+        pytest.skip(postgres_problem)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs on a real SQLite file and on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'childsafe.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a CLI run with its own CHILDSAFE_HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHILDSAFE_")}
+    env["CHILDSAFE_HOME"] = str(tmp_path / "home")
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real ``childsafe`` command in a new process."""
+    return subprocess.run(
+        [sys.executable, "-m", "childsafe", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )

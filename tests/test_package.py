@@ -1,0 +1,94 @@
+"""The package's shape: public API, registries, documentation, demo."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import childsafe
+import childsafe.signals
+from childsafe.errors import UsageError
+from childsafe.signals import SignalType, get_signal, parse_signal_value, register, signal_names
+
+from conftest import REPO, run_cli
+
+
+def test_public_api_is_exactly_what_all_names() -> None:
+    for name in childsafe.__all__:
+        assert hasattr(childsafe, name), name
+    public = {n for n in vars(childsafe) if not n.startswith("_") and not isinstance(getattr(childsafe, n), type(childsafe))}
+    assert public <= set(childsafe.__all__) | {"annotations", "version", "PackageNotFoundError"}
+
+
+def test_every_signal_module_is_registered() -> None:
+    modules = {
+        m.name for m in pkgutil.iter_modules(childsafe.signals.__path__) if m.name not in ("registry", "hashing")
+    }
+    assert modules <= set(signal_names()), "a signal module is not imported in childsafe/signals/__init__.py"
+    assert signal_names() == ["md5", "sha1", "sha256", "pdq"]
+
+
+def test_duplicate_signal_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register(SignalType(name="md5", kind="digest", hex_length=32, distance=lambda a, b: 0))
+
+
+def test_signal_values_are_checked_and_normalised() -> None:
+    assert parse_signal_value("MD5:" + "AB" * 16) == ("md5", "ab" * 16)
+    assert get_signal("pdq").distance("f" * 64, "0" * 64) == 256
+    with pytest.raises(UsageError, match="64 hexadecimal"):
+        parse_signal_value("pdq:abc")
+    with pytest.raises(UsageError, match="unknown signal 'xyz'"):
+        parse_signal_value("xyz:00")
+    with pytest.raises(UsageError, match="SIGNAL:VALUE"):
+        parse_signal_value("nocolon")
+
+
+def test_every_module_imports() -> None:
+    for module in pkgutil.walk_packages(childsafe.__path__, "childsafe."):
+        if ".migrations" not in module.name and not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+
+
+def _cli_commands() -> list[str]:
+    from typer.main import get_command
+
+    from childsafe.cli import app
+
+    group = get_command(app)
+    names: list[str] = []
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        subcommands = getattr(command, "commands", None)
+        names += [f"{name} {sub}" for sub in subcommands] if subcommands else [name]
+    return names
+
+
+def test_every_command_and_setting_is_documented() -> None:
+    docs = (REPO / "docs" / "cli.md").read_text()
+    for command in _cli_commands():
+        assert f"childsafe {command}" in docs, f"`childsafe {command}` is not in docs/cli.md"
+    for setting in re.findall(r"CHILDSAFE_[A-Z_]+", (REPO / "childsafe" / "config.py").read_text()
+                              + (REPO / "childsafe" / "media" / "limits.py").read_text()):
+        assert setting in docs, f"{setting} is not in docs/cli.md"
+
+
+def test_demo_runs_on_embedded_defaults(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = run_cli(["demo", "--json"], cli_env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["database"].startswith("sqlite:///")
+    items = {Path(i["path"]).name: i for i in summary["items"]}
+    assert items["garden-renamed.jpg"]["mime"] == "image/png"
+    assert items["truncated.jpg"]["error"]
+    assert items["orchard.heic"]["pdq_quality"] >= 50
+    assert items["river.avif"]["pdq"]
+    assert sum(1 for i in summary["items"] if i["media_type"] == "image" and not i["error"]) == 10
+    version = run_cli(["version", "--json"], cli_env)
+    assert json.loads(version.stdout) == {"name": "childsafe", "version": childsafe.__version__}
+    upgraded = run_cli(["db", "upgrade", "--json"], cli_env)
+    assert json.loads(upgraded.stdout)["revision"] == "0001"
