@@ -34,6 +34,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: where it is and its schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
+bank_app = typer.Typer(help="Hash lists (banks): create, import, list, show, export, delete.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(bank_app, name="bank")
 
 _stderr = Console(stderr=True)
 
@@ -152,6 +154,265 @@ def db_upgrade_command(json_output: JsonOption = False) -> None:
         _print_json({"database": url, "revision": revision})
     else:
         print(f"{url}: schema at revision {revision}")
+
+
+def _open_engine(settings: Settings) -> Any:
+    from childsafe.store import open_database
+
+    return open_database(settings.database_url)
+
+
+def _open_matcher(settings: Settings) -> Any:
+    from childsafe.index import Matcher, index_root
+
+    matcher = Matcher(_open_engine(settings), index_root(settings.home, settings.database_url))
+    matcher.sync()
+    return matcher
+
+
+@bank_app.command("create")
+def bank_create_command(
+    name: Annotated[str, typer.Argument(help="Name of the new bank.")],
+    scheme: Annotated[str, typer.Option("--scheme", help="Category scheme: uk, us-vics, ncmec or none.")] = "none",
+    kind: Annotated[str, typer.Option("--kind", help="match, or suppress (hashes that must never match).")] = "match",
+    pdq_threshold: Annotated[
+        int | None, typer.Option("--pdq-threshold", help="PDQ match distance for this bank (0-63; default 31).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Create an empty bank."""
+    from childsafe.banks import create_bank
+
+    with _errors_to_exit_codes():
+        info = create_bank(_open_engine(Settings.from_env()), name, scheme, kind, pdq_threshold)
+    _print_bank(info.to_dict(), json_output)
+
+
+def _print_bank(info: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        _print_json(info)
+        return
+    threshold = info["pdq_threshold"] if info["pdq_threshold"] is not None else "31 (default)"
+    signals = ", ".join(f"{k} {v}" for k, v in info["signals"].items()) or "none"
+    print(f"{info['name']}: {info['kind']} bank, scheme {info['scheme']}, PDQ threshold {threshold}")
+    print(f"  {info['entries']} entries; signals: {signals}")
+    for record in info["imports"]:
+        print(
+            f"  imported {record['file']} (sha256 {record['sha256'][:16]}...) as {record['format']}"
+            f" by {record['importer']} at {record['at']}: +{record['added']} ~{record['updated']}"
+            f" -{record['removed']} rejected {record['rejected']}"
+        )
+
+
+@bank_app.command("import")
+def bank_import_command(
+    name: Annotated[str, typer.Argument(help="Bank to import into (created if missing).")],
+    file: Annotated[Path, typer.Argument(help="The hash list: text, CSV or VICS JSON.")],
+    file_format: Annotated[str, typer.Option("--format", help="auto, text, csv or vics.")] = "auto",
+    signal: Annotated[
+        str | None, typer.Option("--signal", help="Signal of bare hashes (needed for 64-hex: sha256 or pdq).")
+    ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Category for entries without one.")] = None,
+    vics_profile: Annotated[
+        str | None, typer.Option("--vics-profile", help="How VICS Category numbers map: us or uk (default: uk for uk banks).")
+    ] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Make the bank equal to the file.")] = False,
+    scheme: Annotated[str, typer.Option("--scheme", help="Scheme of the bank if it is created.")] = "none",
+    kind: Annotated[str, typer.Option("--kind", help="Kind of the bank if it is created.")] = "match",
+    json_output: JsonOption = False,
+) -> None:
+    """Import a hash list into a bank: all of it or nothing; importing again adds nothing."""
+    from childsafe.banks import import_bank_file
+
+    with _errors_to_exit_codes():
+        result = import_bank_file(
+            _open_engine(Settings.from_env()), name, file, file_format=file_format, signal=signal,
+            category=category, vics_profile=vics_profile, replace=replace,
+            create={"scheme": scheme, "kind": kind},
+        )
+    if json_output:
+        _print_json(result.to_dict())
+    else:
+        print(
+            f"{result.bank}: {result.added} added, {result.updated} updated, {result.removed} removed,"
+            f" {result.rejected} rejected"
+        )
+
+
+@bank_app.command("list")
+def bank_list_command(json_output: JsonOption = False) -> None:
+    """List the banks."""
+    from childsafe.banks import list_banks
+
+    with _errors_to_exit_codes():
+        banks = [info.to_dict() for info in list_banks(_open_engine(Settings.from_env()))]
+    if json_output:
+        _print_json(banks)
+        return
+    if not banks:
+        print("no banks yet: `childsafe bank import NAME FILE` creates one")
+    for info in banks:
+        print(f"{info['name']}\t{info['kind']}\t{info['scheme']}\t{info['entries']} entries")
+
+
+@bank_app.command("show")
+def bank_show_command(name: Annotated[str, typer.Argument()], json_output: JsonOption = False) -> None:
+    """Show a bank: settings, counts by signal, and where its entries came from."""
+    from childsafe.banks import bank_info
+
+    with _errors_to_exit_codes():
+        info = bank_info(_open_engine(Settings.from_env()), name)
+    _print_bank(info.to_dict(), json_output)
+
+
+@bank_app.command("export")
+def bank_export_command(
+    name: Annotated[str, typer.Argument()],
+    file_format: Annotated[str, typer.Option("--format", help="text, csv or vics.")] = "csv",
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file (complete or not at all) instead of stdout.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Export a bank in a format its supplier's tools read; re-importing it gives the same bank."""
+    from childsafe.banks import export_bank
+
+    with _errors_to_exit_codes():
+        engine = _open_engine(Settings.from_env())
+        if out is None:
+            count = export_bank(engine, name, file_format, sys.stdout)
+        else:
+            count = _write_atomically(out, lambda handle: export_bank(engine, name, file_format, handle))
+    if out is not None:
+        if json_output:
+            _print_json({"bank": name, "format": file_format, "entries": count, "out": str(out)})
+        else:
+            print(f"wrote {count} entries of {name} to {out}")
+
+
+def _write_atomically(path: Path, write: Callable[[Any], T]) -> T:
+    """Write a file through a temporary neighbour renamed into place: the
+    file is complete or absent, never half-written."""
+    import os
+    import tempfile
+
+    folder = path.parent if str(path.parent) else Path(".")
+    handle = tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{path.name}.", delete=False, encoding="utf-8")
+    try:
+        with handle:
+            result = write(handle)
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
+    return result
+
+
+@bank_app.command("delete")
+def bank_delete_command(name: Annotated[str, typer.Argument()], json_output: JsonOption = False) -> None:
+    """Delete a bank and all its entries."""
+    from childsafe.banks import delete_bank
+
+    with _errors_to_exit_codes():
+        delete_bank(_open_engine(Settings.from_env()), name)
+    if json_output:
+        _print_json({"bank": name, "deleted": True})
+    else:
+        print(f"deleted bank {name}")
+
+
+@bank_app.command("add")
+def bank_add_command(
+    name: Annotated[str, typer.Argument(help="Bank to add to (must exist).")],
+    files: Annotated[list[Path], typer.Argument(help="Media files to hash and add, one entry each.")],
+    category: Annotated[str | None, typer.Option("--category", help="Category of the new entries.")] = None,
+    source_id: Annotated[str | None, typer.Option("--id", help="Source id (default: each file's name).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Hash media files and add one entry for each (md5, sha1, sha256 and PDQ together)."""
+    from childsafe.banks import add_files_to_bank
+
+    settings = Settings.from_env()
+    with _errors_to_exit_codes():
+        result = add_files_to_bank(_open_engine(settings), name, files, settings.limits, category, source_id)
+    if json_output:
+        _print_json(result.to_dict())
+    else:
+        print(f"{name}: {result.added} added, {result.rejected} rejected")
+        for problem in result.problems:
+            _stderr.print(problem, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_matches(matches: list[Any], indent: str = "  ") -> None:
+    for match in matches:
+        category = f" category {match.category}" if match.category else ""
+        source = f" source {match.source_id}" if match.source_id else ""
+        print(
+            f"{indent}MATCH bank {match.bank} entry {match.entry_id}{source}{category}:"
+            f" {match.signal} distance {match.distance} transform {match.transform}"
+        )
+
+
+@app.command("lookup")
+def lookup_command(
+    queries: Annotated[
+        list[str] | None, typer.Argument(help="SIGNAL:VALUE pairs; none: read one a line from stdin.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Match hashes without files (the fast path for systems that hash elsewhere)."""
+    from childsafe.signals import parse_signal_value
+
+    settings = Settings.from_env()
+    with _errors_to_exit_codes():
+        matcher = _open_matcher(settings)
+        lines = queries if queries else (line.strip() for line in sys.stdin)
+        batch: list[str] = []
+
+        def run(batch: list[str]) -> None:
+            parsed = []
+            for text in batch:
+                try:
+                    parsed.append(parse_signal_value(text))
+                except UsageError as exc:
+                    raise UsageError(f"query {text!r:.80}: {exc}") from None
+            for text, matches in zip(batch, matcher.lookup(parsed), strict=True):
+                if json_output:
+                    _print_json({"query": text, "matches": [m.to_dict() for m in matches]})
+                else:
+                    print(f"{text}\t{len(matches)} match(es)")
+                    _print_matches(matches)
+
+        for text in lines:
+            if text and not text.startswith("#"):
+                batch.append(text)
+            if len(batch) >= 10_000:
+                run(batch)
+                batch = []
+        if batch:
+            run(batch)
+
+
+@app.command("match")
+def match_command(
+    paths: Annotated[list[str], typer.Argument(help="Files or folders (walked recursively).")],
+    json_output: JsonOption = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Processes to hash with (default: the number of cores).")
+    ] = None,
+) -> None:
+    """Hash files and match each against every bank (trying all 8 rotations and flips)."""
+    from childsafe.signals import hash_paths
+
+    settings = Settings.from_env()
+    with _errors_to_exit_codes(), _progress("matching") as advance:
+        matcher = _open_matcher(settings)
+        for result in hash_paths(paths, settings.limits, workers or default_workers(), dihedral=True):
+            matches = matcher.match_hashes(result)
+            if json_output:
+                _print_json({**result.to_dict(), "matches": [m.to_dict() for m in matches]})
+            else:
+                print(_format_hash_line(result.to_dict()))
+                _print_matches(matches)
+            advance(result.size)
 
 
 @app.command("version")

@@ -13,6 +13,7 @@ import pytest
 import childsafe
 import childsafe.signals
 from childsafe.errors import UsageError
+from childsafe.store import head_revision
 from childsafe.signals import SignalType, get_signal, parse_signal_value, register, signal_names
 
 from conftest import REPO, run_cli
@@ -91,4 +92,4 @@ def test_demo_runs_on_embedded_defaults(cli_env: dict[str, str], tmp_path: Path)
     version = run_cli(["version", "--json"], cli_env)
     assert json.loads(version.stdout) == {"name": "childsafe", "version": childsafe.__version__}
     upgraded = run_cli(["db", "upgrade", "--json"], cli_env)
-    assert json.loads(upgraded.stdout)["revision"] == "0001"
+    assert json.loads(upgraded.stdout)["revision"] == head_revision()

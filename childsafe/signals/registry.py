@@ -7,6 +7,7 @@ registers itself on its last line; ``childsafe.signals`` imports them all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,7 +18,7 @@ __all__ = ["SignalType", "register", "get_signal", "signal_names", "parse_signal
 
 SignalKind = Literal["digest", "perceptual"]
 
-_HEX = frozenset("0123456789abcdef")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class SignalType:
     def parse(self, value: str) -> str:
         """``value`` checked and normalised to lowercase hex; ``UsageError`` if bad."""
         normal = value.strip().lower()
-        if len(normal) != self.hex_length or not set(normal) <= _HEX:
+        if len(normal) != self.hex_length or not _HEX.fullmatch(normal):
             raise UsageError(
                 f"{self.name} value must be {self.hex_length} hexadecimal characters, got {value!r:.80}"
             )

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String
+from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "AuditEvent", "utc_now"]
+__all__ = ["Base", "AuditEvent", "Bank", "BankEntry", "EntrySignal", "BankImport", "BankChange", "utc_now"]
 
 
 def utc_now() -> datetime:
@@ -20,8 +21,23 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored with its time zone and always read back as UTC-aware
+    (SQLite keeps no zone; PostgreSQL does)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
     """Base of every childsafe table."""
+
+    type_annotation_map = {datetime: UtcDateTime}
 
 
 class AuditEvent(Base):
@@ -31,7 +47,99 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now, index=True)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Bank(Base):
+    """A named hash list with its category scheme, kind and PDQ threshold."""
+
+    __tablename__ = "banks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    scheme: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    pdq_threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
+class BankEntry(Base):
+    """One known item: one or more signals (e.g. MD5 + SHA-1 + PDQ of one
+    image) with its category and the supplier's id for it.
+
+    ``entry_key`` is a digest of the entry's sorted signals: the same hashes
+    imported twice are the same entry (imports are idempotent).
+    """
+
+    __tablename__ = "bank_entries"
+    __table_args__ = (UniqueConstraint("bank_id", "entry_key", name="uq_bank_entries_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), index=True)
+    entry_key: Mapped[str] = mapped_column(String(40))
+    category: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    source_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bank_imports.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+class EntrySignal(Base):
+    """One hash of an entry. An entry may hold several values of one signal
+    (the PDQ hashes of an original's edited variants).
+
+    The primary key starts with the bank, so a bank's signals are one range
+    (building its index, deleting it) and imports append. There is no index
+    by value: matching uses the in-memory index (``childsafe.index``), and
+    keeping a second B-tree on random hashes would halve import speed.
+    On SQLite the table is WITHOUT ROWID: the primary key is the table.
+    """
+
+    __tablename__ = "entry_signals"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True)
+    signal: Mapped[str] = mapped_column(String(20), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class BankImport(Base):
+    """Provenance of an import: which file (name and SHA-256), who, when, what changed."""
+
+    __tablename__ = "bank_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(500))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(20))
+    importer: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BankChange(Base):
+    """The change log every process follows to keep its match index in step
+    with the database, without rebuilding: ``seq`` only grows.
+
+    ``op`` is ``add`` / ``remove`` (one entry, ``entry_id`` set), ``reload``
+    (many entries changed at once: rebuild this bank) or ``drop`` (bank deleted).
+    ``bank_id`` is not a foreign key: the log outlives a deleted bank.
+    """
+
+    __tablename__ = "bank_changes"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(Integer, index=True)
+    op: Mapped[str] = mapped_column(String(10))
+    entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)

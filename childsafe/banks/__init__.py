@@ -1,0 +1,42 @@
+"""Banks: named hash lists with categories and provenance, their file formats
+(one module each in ``formats/``), and imports that are atomic and idempotent."""
+
+from childsafe.banks.catalogue import (
+    BANK_KINDS,
+    AddFilesResult,
+    BankInfo,
+    NewEntry,
+    add_entries,
+    add_files_to_bank,
+    bank_info,
+    create_bank,
+    delete_bank,
+    entry_key,
+    list_banks,
+    remove_entry,
+)
+from childsafe.banks.exporting import export_bank
+from childsafe.banks.importing import ImportResult, import_bank_file
+from childsafe.banks.schemes import SCHEMES, VICS_PROFILES, most_severe, severity_rank
+
+__all__ = [
+    "BANK_KINDS",
+    "AddFilesResult",
+    "SCHEMES",
+    "VICS_PROFILES",
+    "BankInfo",
+    "ImportResult",
+    "NewEntry",
+    "add_entries",
+    "add_files_to_bank",
+    "bank_info",
+    "create_bank",
+    "delete_bank",
+    "entry_key",
+    "export_bank",
+    "import_bank_file",
+    "list_banks",
+    "most_severe",
+    "remove_entry",
+    "severity_rank",
+]

@@ -1,0 +1,332 @@
+"""Banks in the database: create, list, show, delete, and change entries one by one.
+
+Every change that matching must see is written to the change log
+(``bank_changes``) in the same transaction, so every process's index can
+follow it (``childsafe.index``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from childsafe.banks.formats.base import ExportEntry
+from childsafe.banks.schemes import check_category, check_scheme
+from childsafe.errors import UsageError
+from childsafe.media import MediaLimits
+from childsafe.signals import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, hash_file
+from childsafe.store.models import Bank, BankChange, BankEntry, BankImport, EntrySignal, utc_now
+
+__all__ = [
+    "BankInfo",
+    "NewEntry",
+    "BANK_KINDS",
+    "entry_key",
+    "create_bank",
+    "get_bank",
+    "read_banks",
+    "bank_info",
+    "list_banks",
+    "delete_bank",
+    "add_entries",
+    "add_files_to_bank",
+    "AddFilesResult",
+    "remove_entry",
+    "iter_bank_entries",
+    "log_change",
+]
+
+BANK_KINDS = ("match", "suppress")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass
+class BankInfo:
+    """What ``bank show --json`` prints."""
+
+    name: str
+    scheme: str
+    kind: str
+    pdq_threshold: int | None
+    entries: int = 0
+    signals: dict[str, int] = field(default_factory=dict)
+    imports: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """SPEC field order."""
+        return {
+            "name": self.name,
+            "scheme": self.scheme,
+            "kind": self.kind,
+            "pdq_threshold": self.pdq_threshold,
+            "entries": self.entries,
+            "signals": self.signals,
+            "imports": self.imports,
+        }
+
+
+@dataclass
+class NewEntry:
+    """An entry to add: its signals and what is known of it."""
+
+    signals: list[tuple[str, str]]
+    category: str | None = None
+    source_id: str | None = None
+    note: str | None = None
+
+
+def entry_key(signals: Iterable[tuple[str, str]]) -> str:
+    """The identity of an entry: a digest of its sorted, distinct signals."""
+    canonical = "\n".join(f"{s}:{v}" for s, v in sorted(set(signals)))
+    return hashlib.sha1(canonical.encode()).hexdigest()
+
+
+def log_change(connection: Connection, bank_id: int, op: str, entry_ids: Sequence[int | None] = (None,)) -> None:
+    """Append to the change log that every process's index follows."""
+    now = utc_now()
+    connection.execute(
+        insert(BankChange), [{"bank_id": bank_id, "op": op, "entry_id": e, "at": now} for e in entry_ids]
+    )
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UsageError(
+            f"bad bank name {name!r:.60}: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def _check_threshold(threshold: int | None) -> int | None:
+    if threshold is not None and not 0 <= threshold <= 63:
+        raise UsageError(f"--pdq-threshold must be between 0 and 63 (default {PDQ_MATCH_THRESHOLD}), got {threshold}")
+    return threshold
+
+
+def read_banks(connection: Connection, bank_id: int | None = None) -> list[Bank]:
+    """Bank rows (detached objects), all or the one with ``bank_id``."""
+    query = select(Bank).order_by(Bank.id)
+    if bank_id is not None:
+        query = query.where(Bank.id == bank_id)
+    return [Bank(**row._mapping) for row in connection.execute(query)]
+
+
+def get_bank(connection: Connection, name: str) -> Bank:
+    """The bank row called ``name``; ``UsageError`` if there is none."""
+    bank = connection.execute(select(Bank).where(Bank.name == name)).first()
+    if bank is None:
+        raise UsageError(f"no bank called {name!r}; `childsafe bank list` shows the banks")
+    return Bank(**bank._mapping)
+
+
+def create_in(
+    connection: Connection, name: str, scheme: str, kind: str, pdq_threshold: int | None
+) -> Bank:
+    """Create a bank inside an open transaction (used by import too)."""
+    _check_name(name)
+    check_scheme(scheme)
+    if kind not in BANK_KINDS:
+        raise UsageError(f"bank kind must be one of {', '.join(BANK_KINDS)}, got {kind!r}")
+    _check_threshold(pdq_threshold)
+    try:
+        with connection.begin_nested():
+            bank_id = connection.execute(
+                insert(Bank).values(
+                    name=name, scheme=scheme, kind=kind, pdq_threshold=pdq_threshold, created_at=utc_now()
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+    except IntegrityError:
+        raise UsageError(f"a bank called {name!r} already exists") from None
+    log_change(connection, bank_id, "create")
+    return get_bank(connection, name)
+
+
+def create_bank(
+    engine: Engine, name: str, scheme: str = "none", kind: str = "match", pdq_threshold: int | None = None
+) -> BankInfo:
+    """Create an empty bank."""
+    with engine.begin() as connection:
+        create_in(connection, name, scheme, kind, pdq_threshold)
+    return bank_info(engine, name)
+
+
+def bank_info(engine: Engine, name: str) -> BankInfo:
+    """Counts and provenance of one bank."""
+    with engine.connect() as connection:
+        return _info(connection, get_bank(connection, name))
+
+
+def _info(connection: Connection, bank: Bank) -> BankInfo:
+    entries = connection.scalar(select(func.count()).select_from(BankEntry).where(BankEntry.bank_id == bank.id))
+    signals = dict(
+        connection.execute(
+            select(EntrySignal.signal, func.count())
+            .where(EntrySignal.bank_id == bank.id)
+            .group_by(EntrySignal.signal)
+            .order_by(EntrySignal.signal)
+        ).all()
+    )
+    imports = [
+        {
+            "file": row.file_name,
+            "sha256": row.file_sha256,
+            "format": row.format,
+            "importer": row.importer,
+            "at": row.at.isoformat(),
+            "added": row.added,
+            "updated": row.updated,
+            "removed": row.removed,
+            "rejected": row.rejected,
+        }
+        for row in connection.execute(select(BankImport).where(BankImport.bank_id == bank.id).order_by(BankImport.id))
+    ]
+    return BankInfo(bank.name, bank.scheme, bank.kind, bank.pdq_threshold, entries or 0, signals, imports)
+
+
+def list_banks(engine: Engine) -> list[BankInfo]:
+    """Every bank, by name."""
+    with engine.connect() as connection:
+        banks = [Bank(**row._mapping) for row in connection.execute(select(Bank).order_by(Bank.name))]
+        return [_info(connection, bank) for bank in banks]
+
+
+def delete_bank(engine: Engine, name: str) -> None:
+    """Delete a bank and all its entries."""
+    with engine.begin() as connection:
+        bank = get_bank(connection, name)
+        connection.execute(delete(EntrySignal).where(EntrySignal.bank_id == bank.id))
+        connection.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id))
+        connection.execute(delete(BankImport).where(BankImport.bank_id == bank.id))
+        connection.execute(delete(Bank).where(Bank.id == bank.id))
+        log_change(connection, bank.id, "drop")
+
+
+def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> list[int]:
+    """Add entries one by one (API and ``bank add``); returns their ids in order.
+
+    An entry whose signals are already in the bank is not added twice: its
+    existing id is returned.
+    """
+    with engine.begin() as connection:
+        bank = get_bank(connection, name)
+        ids: list[int] = []
+        added: list[int] = []
+        for entry in entries:
+            if not entry.signals:
+                raise UsageError("an entry needs at least one signal")
+            category = check_category(bank.scheme, entry.category)
+            key = entry_key(entry.signals)
+            existing = connection.scalar(
+                select(BankEntry.id).where(BankEntry.bank_id == bank.id, BankEntry.entry_key == key)
+            )
+            if existing is not None:
+                ids.append(existing)
+                continue
+            entry_id = connection.execute(
+                insert(BankEntry).values(
+                    bank_id=bank.id,
+                    entry_key=key,
+                    category=category,
+                    source_id=entry.source_id,
+                    note=entry.note,
+                    added_at=utc_now(),
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            connection.execute(
+                insert(EntrySignal),
+                [{"entry_id": entry_id, "signal": s, "value": v, "bank_id": bank.id} for s, v in sorted(set(entry.signals))],
+            )
+            ids.append(entry_id)
+            added.append(entry_id)
+        if added:
+            log_change(connection, bank.id, "add", added)
+        return ids
+
+
+def remove_entry(engine: Engine, name: str, entry_id: int) -> None:
+    """Remove one entry; ``UsageError`` if the bank has no such entry."""
+    with engine.begin() as connection:
+        bank = get_bank(connection, name)
+        removed = connection.execute(
+            delete(BankEntry).where(BankEntry.bank_id == bank.id, BankEntry.id == entry_id)
+        ).rowcount
+        if not removed:
+            raise UsageError(f"bank {name!r} has no entry {entry_id}")
+        connection.execute(delete(EntrySignal).where(EntrySignal.bank_id == bank.id, EntrySignal.entry_id == entry_id))
+        log_change(connection, bank.id, "remove", [entry_id])
+
+
+def iter_bank_entries(connection: Connection, bank_id: int, batch: int = 10_000) -> Iterator[ExportEntry]:
+    """Every entry of a bank with its signals, in id order, streamed in batches."""
+    last = 0
+    while True:
+        rows = connection.execute(
+            select(BankEntry.id, BankEntry.category, BankEntry.source_id, BankEntry.note)
+            .where(BankEntry.bank_id == bank_id, BankEntry.id > last)
+            .order_by(BankEntry.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        first, last = rows[0].id, rows[-1].id
+        signals: dict[int, list[tuple[str, str]]] = {}
+        for entry_id, signal, value in connection.execute(
+            select(EntrySignal.entry_id, EntrySignal.signal, EntrySignal.value)
+            .where(EntrySignal.bank_id == bank_id, EntrySignal.entry_id.between(first, last))
+            .order_by(EntrySignal.bank_id, EntrySignal.entry_id, EntrySignal.signal, EntrySignal.value)
+        ):
+            signals.setdefault(entry_id, []).append((signal, value))
+        for row in rows:
+            yield ExportEntry(row.id, signals.get(row.id, []), row.category, row.source_id, row.note)
+
+
+@dataclass
+class AddFilesResult:
+    """What ``bank add`` prints, plus a line for each file that was rejected."""
+
+    bank: str
+    added: int
+    rejected: int
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bank": self.bank, "added": self.added, "rejected": self.rejected}
+
+
+def add_files_to_bank(
+    engine: Engine,
+    name: str,
+    paths: Sequence[str | os.PathLike[str]],
+    limits: MediaLimits,
+    category: str | None = None,
+    source_id: str | None = None,
+) -> AddFilesResult:
+    """Hash media files and add one entry for each: md5, sha1, sha256 and,
+    when its quality is usable, PDQ. A file that cannot be read is rejected
+    (and said why); the others are added in one transaction."""
+    with engine.connect() as connection:
+        bank = get_bank(connection, name)
+    check_category(bank.scheme, category)
+    entries: list[NewEntry] = []
+    problems: list[str] = []
+    for path in paths:
+        hashes = hash_file(path, limits)
+        if hashes.sha1 is None:
+            problems.append(f"{hashes.path}: {hashes.error}")
+            continue
+        signals = [("md5", hashes.md5), ("sha1", hashes.sha1), ("sha256", hashes.sha256)]
+        if hashes.pdq and (hashes.pdq_quality or 0) >= PDQ_MIN_QUALITY:
+            signals.append(("pdq", hashes.pdq))
+        entries.append(NewEntry([(s, v) for s, v in signals if v], category, source_id or Path(path).name))
+    before = bank_info(engine, name).entries
+    add_entries(engine, name, entries)
+    added = bank_info(engine, name).entries - before
+    return AddFilesResult(name, added, len(problems), problems)

@@ -1,0 +1,131 @@
+"""What every bank file format provides, and the records they exchange."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol, TextIO
+
+from childsafe.banks.schemes import check_category
+from childsafe.errors import InputFormatError, UsageError
+from childsafe.signals import get_signal
+
+__all__ = [
+    "ImportOptions",
+    "ParsedEntry",
+    "ExportEntry",
+    "BankFormat",
+    "WrongFormat",
+    "checked_signal",
+    "checked_category",
+    "text_lines",
+    "MAX_LINE",
+]
+
+
+class WrongFormat(Exception):
+    """Raised by a format's ``sniff`` helpers: this is not my format (the caller tries another)."""
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Choices the user made on the command line that formats need.
+
+    ``signal`` names the signal of bare hashes whose length is ambiguous
+    (64 hex: sha256 or pdq); ``category`` is given to entries without one;
+    ``vics_profile`` maps VICS numeric categories; ``scheme`` is the bank's.
+    """
+
+    scheme: str = "none"
+    signal: str | None = None
+    category: str | None = None
+    vics_profile: str = "us"
+
+
+@dataclass
+class ParsedEntry:
+    """One entry read from a file: ``signals`` as (signal, lowercase hex)
+    pairs, and where in the file it came from (``where``: "line 12")."""
+
+    signals: list[tuple[str, str]]
+    where: str
+    category: str | None = None
+    source_id: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class ExportEntry:
+    """One entry of a bank, for writing to a file."""
+
+    entry_id: int
+    signals: list[tuple[str, str]] = field(default_factory=list)
+    category: str | None = None
+    source_id: str | None = None
+    note: str | None = None
+
+
+class BankFormat(Protocol):
+    """A hash-list file format: one module each, registered by name."""
+
+    name: str
+
+    def looks_like(self, head: bytes) -> bool:
+        """Whether a file starting with ``head`` is plausibly this format (for ``--format auto``)."""
+        ...
+
+    def read(self, stream: BinaryIO, options: ImportOptions) -> Iterator[ParsedEntry]:
+        """Entries of the file, streamed; ``InputFormatError`` (without the file
+        name, which the caller adds) on the first bad record."""
+        ...
+
+    def write(self, entries: Iterable[ExportEntry], out: TextIO, bank_name: str, scheme: str) -> None:
+        """Write ``entries`` so that ``read`` gives them back."""
+        ...
+
+
+def checked_signal(signal: str, value: str, where: str) -> tuple[str, str]:
+    """``(signal, normalised value)``, or ``InputFormatError`` saying where and why."""
+    try:
+        signal_type = get_signal(signal.strip())
+        return signal_type.name, signal_type.parse(value)
+    except UsageError as exc:
+        raise InputFormatError(f"{where}: {exc}") from None
+
+
+def checked_category(scheme: str, category: str | None, where: str) -> str | None:
+    """``category`` valid in ``scheme``, or ``InputFormatError`` saying where and why."""
+    if category is None:
+        return None
+    try:
+        return check_category(scheme, category)
+    except UsageError as exc:
+        raise InputFormatError(f"{where}: {exc}") from None
+
+
+#: Longest line a hash-list line can sensibly be; longer means "not a hash list"
+#: (and bounds memory when someone imports a 2 GB binary by mistake).
+MAX_LINE = 20_000
+
+
+def text_lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
+    """``(line number, line without newline)`` of a UTF-8 stream, with a
+    bound on line length; ``InputFormatError`` for binary or over-long lines."""
+    import io
+
+    from childsafe.errors import InputFormatError
+
+    reader = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline=None)
+    number = 0
+    while True:
+        number += 1
+        try:
+            line = reader.readline(MAX_LINE + 1)
+        except UnicodeDecodeError:
+            raise InputFormatError(f"line {number}: not UTF-8 text (is this a hash list?)") from None
+        if not line:
+            return
+        if len(line) > MAX_LINE and not line.endswith("\n"):
+            raise InputFormatError(f"line {number}: longer than {MAX_LINE:,} characters (is this a hash list?)")
+        yield number, line.rstrip("\r\n")

@@ -1,0 +1,134 @@
+"""Project VIC "VICS" JSON, versions 1.x and 2.0, as police hash sets are exchanged
+(CAID in the UK uses it).
+
+Two shapes are read: the hash set (``value`` is a list of Media records) and
+the case export (``value[0].Media``). From each Media record: ``MD5`` and
+``SHA1`` (any letter case), ``MediaID`` (the entry's source id), ``Category``
+(mapped to the bank's scheme by the VICS profile), ``Comments`` (the note),
+and hashes in ``AlternativeHashes`` whose ``HashName`` is a childsafe signal
+(``PDQ``, also ``SHA256``/``MD5``/``SHA1``). Records with no hash childsafe
+can use (e.g. PhotoDNA only) are counted as rejected, not imported.
+
+Files are streamed (ijson), never loaded whole. Exports are VICS 2.0 hash
+sets; where the bank's scheme has no VICS number (``ncmec``), the label is
+kept in an extra ``ChildsafeCategory`` field so that a round trip keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, TextIO
+
+import ijson
+
+from childsafe.banks.formats.base import ExportEntry, ImportOptions, ParsedEntry, checked_category, checked_signal
+from childsafe.banks.formats.registry import register
+from childsafe.banks.schemes import category_from_vics, category_to_vics
+from childsafe.errors import InputFormatError, UsageError
+from childsafe.signals import signal_names
+
+__all__ = ["VICS"]
+
+_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/CUSTOM/$metadata#Media"
+
+
+def _shape(stream: BinaryIO) -> str:
+    """``hash-set`` or ``case``: whether the first record in ``value`` has a ``Media`` list."""
+    saw_value = False
+    for prefix, event, value in ijson.parse(stream):
+        if prefix == "" and event == "map_key" and value == "value":
+            saw_value = True
+        elif prefix == "value.item" and event == "map_key" and value == "Media":
+            return "case"
+        elif prefix == "value.item" and event == "end_map":
+            return "hash-set"
+        elif prefix == "value" and event == "end_array":
+            return "hash-set"  # an empty list
+    if not saw_value:
+        raise InputFormatError("not a VICS file: it has no top-level \"value\" list")
+    raise InputFormatError("not a VICS file: \"value\" is not a list of records")
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value).strip() or None
+
+
+@dataclass(frozen=True)
+class VicsFormat:
+    """The ``vics`` bank format."""
+
+    name: str = "vics"
+
+    def looks_like(self, head: bytes) -> bool:
+        text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        return text.startswith(b"{") and (b'"value"' in head or b"odata" in head)
+
+    def _entry(self, record: Any, number: int, options: ImportOptions) -> ParsedEntry:
+        if not isinstance(record, dict):
+            raise InputFormatError(f"record {number}: a Media record must be a JSON object")
+        media_id = _text(record.get("MediaID"))
+        where = f"record {number}" + (f" (MediaID {media_id})" if media_id else "")
+        found: list[tuple[str, str]] = []
+        for key in ("MD5", "SHA1", "SHA256"):
+            value = _text(record.get(key))
+            if value:
+                found.append(checked_signal(key.lower(), value, where))
+        alternatives = record.get("AlternativeHashes") or []
+        if not isinstance(alternatives, list):
+            raise InputFormatError(f"{where}: AlternativeHashes must be a list")
+        for alternative in alternatives:
+            name = str((alternative or {}).get("HashName", "")).strip().lower()
+            value = _text((alternative or {}).get("HashValue"))
+            if name in signal_names() and value:
+                found.append(checked_signal(name, value, where))
+        label = _text(record.get("ChildsafeCategory"))
+        if label is None:
+            try:
+                label = category_from_vics(options.vics_profile, options.scheme, record.get("Category"))
+            except UsageError as exc:
+                raise InputFormatError(f"{where}: {exc}") from None
+        category = checked_category(options.scheme, label or options.category, where)
+        return ParsedEntry(sorted(set(found)), where, category, media_id, _text(record.get("Comments")))
+
+    def read(self, stream: BinaryIO, options: ImportOptions) -> Iterator[ParsedEntry]:
+        try:
+            shape = _shape(stream)
+            stream.seek(0)
+            prefix = "value.item.Media.item" if shape == "case" else "value.item"
+            for number, record in enumerate(ijson.items(stream, prefix, use_float=True), start=1):
+                yield self._entry(record, number, options)
+        except ijson.JSONError as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else "invalid JSON"
+            raise InputFormatError(f"not valid JSON ({reason}); a VICS file is a JSON object") from None
+
+    def write(self, entries: Iterable[ExportEntry], out: TextIO, bank_name: str, scheme: str) -> None:
+        out.write('{"@odata.context": ' + json.dumps(_CONTEXT) + ', "value": [')
+        for index, entry in enumerate(entries):
+            out.write(",\n" if index else "\n")
+            out.write(json.dumps(self._record(entry, scheme)))
+        out.write("\n]}\n")
+
+    def _record(self, entry: ExportEntry, scheme: str) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        source = entry.source_id
+        record["MediaID"] = int(source) if source and source.isdigit() and len(source) < 19 else source
+        record["Category"] = category_to_vics(scheme, entry.category)
+        if entry.category is not None and scheme not in ("uk", "us-vics"):
+            record["ChildsafeCategory"] = entry.category
+        alternatives = []
+        for signal, value in entry.signals:
+            key = signal.upper()
+            if key in ("MD5", "SHA1", "SHA256") and key not in record:
+                record[key] = value
+            else:
+                alternatives.append({"HashName": key, "HashValue": value})
+        if alternatives:
+            record["AlternativeHashes"] = alternatives
+        if entry.note:
+            record["Comments"] = entry.note
+        return record
+
+
+VICS = register(VicsFormat())

@@ -1,0 +1,175 @@
+"""The match index of one bank: a PDQ radius index and a digest index per
+digest signal, built from the database, saved to disk, changed in place."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from childsafe.index.digest_index import DigestIndex
+from childsafe.index.pdq_index import PdqIndex, hex_to_words
+from childsafe.signals import PDQ_MATCH_THRESHOLD, get_signal, signal_names
+from childsafe.store.models import Bank, EntrySignal
+
+__all__ = ["BankIndex"]
+
+_FETCH = 100_000
+
+
+@dataclass
+class BankIndex:
+    """Everything matching needs of one bank. ``seq`` is the change-log
+    position the index reflects."""
+
+    bank_id: int
+    name: str
+    kind: str
+    scheme: str
+    pdq_threshold: int
+    seq: int
+    #: When the bank was created: tells a saved index of this bank from one of
+    #: an earlier bank that had the same id in a since-recreated database.
+    created_at: str = ""
+    pdq: PdqIndex = field(default_factory=PdqIndex)
+    digests: dict[str, DigestIndex] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, bank: Bank, seq: int) -> BankIndex:
+        """An index of a bank with no entries yet."""
+        index = cls(bank.id, bank.name, bank.kind, bank.scheme, _threshold(bank), seq, bank.created_at.isoformat())
+        for name in _digest_signals():
+            index.digests[name] = DigestIndex(get_signal(name).hex_length // 2)
+        return index
+
+    @classmethod
+    def build(cls, connection: Connection, bank: Bank, seq: int) -> BankIndex:
+        """Read every signal of ``bank`` from the database and index it,
+        a batch at a time (memory stays near the size of the index itself)."""
+        index = cls.empty(bank, seq)
+        pdq_words: list[np.ndarray] = []
+        pdq_ids: list[np.ndarray] = []
+        digest_values: dict[str, list[str]] = {name: [] for name in index.digests}
+        digest_ids: dict[str, list[int]] = {name: [] for name in index.digests}
+        result = connection.execution_options(stream_results=True, yield_per=_FETCH).execute(
+            select(EntrySignal.signal, EntrySignal.value, EntrySignal.entry_id)
+            .where(EntrySignal.bank_id == bank.id)
+            .order_by(EntrySignal.bank_id, EntrySignal.entry_id)
+        )
+        for rows in result.partitions(_FETCH):
+            values, ids = [], []
+            for signal, value, entry_id in rows:
+                if signal == "pdq":
+                    values.append(value)
+                    ids.append(entry_id)
+                elif signal in digest_values:
+                    digest_values[signal].append(value)
+                    digest_ids[signal].append(entry_id)
+            pdq_words.append(hex_to_words(values))
+            pdq_ids.append(np.asarray(ids, np.int64))
+        if pdq_words:
+            index.pdq = PdqIndex.build(np.concatenate(pdq_words), np.concatenate(pdq_ids))
+        for name in index.digests:
+            index.digests[name] = DigestIndex.build(
+                get_signal(name).hex_length // 2, digest_values[name], np.asarray(digest_ids[name], np.int64)
+            )
+        return index
+
+    def size(self) -> dict[str, int]:
+        """How many values of each signal are indexed."""
+        sizes = {name: len(index) for name, index in self.digests.items()}
+        sizes["pdq"] = len(self.pdq)
+        return sizes
+
+    def add_entries(self, connection: Connection, entry_ids: list[int]) -> None:
+        """Index the signals of these entries, read from the database.
+        Any earlier copy is dropped first, so replaying the log is safe."""
+        wanted = list(entry_ids)
+        self.remove_entries(wanted)
+        for start in range(0, len(wanted), 500):
+            rows = connection.execute(
+                select(EntrySignal.signal, EntrySignal.value, EntrySignal.entry_id).where(
+                    EntrySignal.bank_id == self.bank_id, EntrySignal.entry_id.in_(wanted[start : start + 500])
+                )
+            ).all()
+            pdq = [(v, e) for s, v, e in rows if s == "pdq"]
+            if pdq:
+                self.pdq.add(hex_to_words([v for v, _ in pdq]), np.asarray([e for _, e in pdq], np.int64))
+            for name, digest in self.digests.items():
+                values = [(v, e) for s, v, e in rows if s == name]
+                if values:
+                    digest.add([v for v, _ in values], [e for _, e in values])
+
+    def remove_entries(self, entry_ids: Iterable[int]) -> None:
+        """Forget every signal of these entries."""
+        ids = list(entry_ids)
+        self.pdq.remove(ids)
+        for digest in self.digests.values():
+            digest.remove(ids)
+
+    # Saved indexes live in ROOT/bank-<id>@<seq>/; the newest complete one wins.
+
+    def save(self, root: Path) -> Path:
+        """Write the index under ``root`` atomically (a reader never sees half
+        of it) and remove older saves of the same bank."""
+        final = root / f"bank-{self.bank_id}@{self.seq}"
+        if final.exists():
+            return final
+        partial = root / f".partial-{uuid.uuid4().hex}"
+        self.pdq.save(partial)
+        for name, digest in self.digests.items():
+            digest.save(partial, name)
+        meta = {"bank_id": self.bank_id, "name": self.name, "created_at": self.created_at, "seq": self.seq, "sizes": self.size()}
+        (partial / "meta.json").write_text(json.dumps(meta))
+        try:
+            os.rename(partial, final)
+        except OSError:  # another process saved the same state first
+            shutil.rmtree(partial, ignore_errors=True)
+        for older in root.glob(f"bank-{self.bank_id}@*"):
+            if older != final and _saved_seq(older) < self.seq:
+                shutil.rmtree(older, ignore_errors=True)
+        return final
+
+    @classmethod
+    def load_newest(cls, root: Path, bank: Bank) -> BankIndex | None:
+        """The newest saved index of ``bank`` under ``root``, or ``None``."""
+        saves = sorted(root.glob(f"bank-{bank.id}@*"), key=_saved_seq)
+        if not saves:
+            return None
+        folder = saves[-1]
+        try:
+            meta: dict[str, Any] = json.loads((folder / "meta.json").read_text())
+            if meta["created_at"] != bank.created_at.isoformat():
+                return None
+            index = cls(
+                bank.id, bank.name, bank.kind, bank.scheme, _threshold(bank), int(meta["seq"]), meta["created_at"]
+            )
+            index.pdq = PdqIndex.load(folder)
+            for name in _digest_signals():
+                index.digests[name] = DigestIndex.load(folder, name, get_signal(name).hex_length // 2)
+        except (OSError, ValueError, KeyError):
+            return None  # damaged or from another version: rebuild instead
+        return index
+
+
+def _saved_seq(folder: Path) -> int:
+    try:
+        return int(folder.name.rsplit("@", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _threshold(bank: Bank) -> int:
+    return bank.pdq_threshold if bank.pdq_threshold is not None else PDQ_MATCH_THRESHOLD
+
+
+def _digest_signals() -> list[str]:
+    return [name for name in signal_names() if get_signal(name).kind == "digest"]

@@ -1,0 +1,226 @@
+"""Matching: every bank's index, kept in step with the database.
+
+A ``Matcher`` loads each bank's saved index (or builds it from the database
+and saves it), then follows the change log (``bank_changes``) so that a
+change made by any process — the CLI, an API worker, another machine on the
+same PostgreSQL — is matched by the next query here, without a rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from childsafe.banks.catalogue import read_banks
+from childsafe.index.bank_index import BankIndex
+from childsafe.index.pdq_index import hex_to_words
+from childsafe.signals import PDQ_MIN_QUALITY, FileHashes, get_signal
+from childsafe.store.models import BankChange, BankEntry
+
+__all__ = ["Match", "Matcher", "index_root"]
+
+
+@dataclass(frozen=True)
+class Match:
+    """The SPEC ``MATCH`` object."""
+
+    bank: str
+    entry_id: str
+    source_id: str | None
+    signal: str
+    value: str
+    distance: int
+    category: str | None
+    transform: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Hit:
+    bank: BankIndex
+    entry_id: int
+    signal: str
+    value: str
+    distance: int
+    transform: str
+
+
+def index_root(home: Path, database_url: str) -> Path:
+    """Where saved indexes of this database live: beside the database, one
+    folder per database (so SQLite and PostgreSQL never share)."""
+    tag = hashlib.sha1(database_url.encode()).hexdigest()[:12]
+    return home / "index" / tag
+
+
+class Matcher:
+    """Match hashes against every bank. Call ``sync()`` before a query (or a
+    batch of queries) to see the latest changes; it is cheap when nothing changed."""
+
+    def __init__(self, engine: Engine, root: Path) -> None:
+        self.engine = engine
+        self.root = root
+        self.banks: dict[int, BankIndex] = {}
+        self.seq = -1
+
+    # -- keeping in step ---------------------------------------------------
+
+    def sync(self) -> None:
+        """Apply every change logged since the last sync."""
+        with self.engine.connect() as connection:
+            if self.seq < 0:
+                self._load_all(connection)
+                return
+            changes = connection.execute(
+                select(BankChange.seq, BankChange.bank_id, BankChange.op, BankChange.entry_id)
+                .where(BankChange.seq > self.seq)
+                .order_by(BankChange.seq)
+            ).all()
+            pending_adds: dict[int, list[int]] = {}
+
+            def flush_adds() -> None:
+                for bank_id, ids in pending_adds.items():
+                    if bank_id in self.banks:
+                        self.banks[bank_id].add_entries(connection, ids)
+                pending_adds.clear()
+
+            for seq, bank_id, op, entry_id in changes:
+                if op == "add":
+                    pending_adds.setdefault(bank_id, []).append(entry_id)
+                    continue
+                flush_adds()
+                if op == "remove" and bank_id in self.banks:
+                    self.banks[bank_id].remove_entries([entry_id])
+                elif op in ("create", "reload"):
+                    for bank in read_banks(connection, bank_id):
+                        self.banks[bank_id] = BankIndex.build(connection, bank, seq)
+                        if op == "reload":
+                            self.banks[bank_id].save(self.root)
+                elif op == "drop":
+                    self.banks.pop(bank_id, None)
+            flush_adds()
+            for _, bank_index in self.banks.items():
+                bank_index.seq = max(bank_index.seq, changes[-1].seq if changes else self.seq)
+            if changes:
+                self.seq = changes[-1].seq
+
+    def _load_all(self, connection: Any) -> None:
+        latest = connection.scalar(select(func.max(BankChange.seq))) or 0
+        self.root.mkdir(parents=True, exist_ok=True)
+        for bank in read_banks(connection):
+            saved = BankIndex.load_newest(self.root, bank)
+            if saved is None or saved.seq > latest:
+                index = BankIndex.build(connection, bank, latest)
+                index.save(self.root)
+            else:
+                index = saved
+                self._replay(connection, index, latest)
+            self.banks[bank.id] = index
+        self.seq = latest
+
+    def _replay(self, connection: Any, index: BankIndex, latest: int) -> None:
+        """Bring a saved index of one bank from its seq to ``latest``."""
+        changes = connection.execute(
+            select(BankChange.op, BankChange.entry_id)
+            .where(BankChange.bank_id == index.bank_id, BankChange.seq > index.seq, BankChange.seq <= latest)
+            .order_by(BankChange.seq)
+        ).all()
+        if any(op == "reload" for op, _ in changes) or len(changes) > 100_000:
+            (bank,) = read_banks(connection, index.bank_id)
+            rebuilt = BankIndex.build(connection, bank, latest)
+            rebuilt.save(self.root)
+            index.__dict__.update(rebuilt.__dict__)
+            return
+        for op, entry_id in changes:
+            if op == "add":
+                index.add_entries(connection, [entry_id])
+            elif op == "remove":
+                index.remove_entries([entry_id])
+        index.seq = latest
+        if len(changes) > 1000:
+            index.save(self.root)
+
+    def sizes(self) -> dict[str, dict[str, int]]:
+        """For health checks: how many values of each signal are indexed, over all banks."""
+        totals: dict[str, int] = {}
+        for bank_index in self.banks.values():
+            for signal, size in bank_index.size().items():
+                totals[signal] = totals.get(signal, 0) + size
+        return {signal: {"size": size} for signal, size in sorted(totals.items())}
+
+    # -- matching ----------------------------------------------------------
+
+    def _search(self, queries: Sequence[tuple[str, str, str]]) -> list[list[_Hit]]:
+        """Hits for ``(signal, value, transform)`` queries, in every bank."""
+        results: list[list[_Hit]] = [[] for _ in queries]
+        by_signal: dict[str, list[int]] = {}
+        for number, (signal, _, _) in enumerate(queries):
+            by_signal.setdefault(signal, []).append(number)
+        for bank in self.banks.values():
+            for signal, numbers in by_signal.items():
+                if signal == "pdq":
+                    words = hex_to_words([queries[n][1] for n in numbers])
+                    for row, n in enumerate(numbers):
+                        for hit in bank.pdq.search(words[row], bank.pdq_threshold):
+                            results[n].append(_Hit(bank, hit.entry_id, "pdq", hit.value, hit.distance, queries[n][2]))
+                elif signal in bank.digests:
+                    found = bank.digests[signal].lookup_many([queries[n][1] for n in numbers])
+                    for ids, n in zip(found, numbers, strict=True):
+                        results[n].extend(_Hit(bank, i, signal, queries[n][1], 0, queries[n][2]) for i in ids)
+        return results
+
+    def _to_matches(self, hits: list[_Hit]) -> list[Match]:
+        """Best hit per (bank, entry, signal, value), with category and source id
+        from the database; no matches at all if any hit is in a suppress bank."""
+        if any(hit.bank.kind == "suppress" for hit in hits):
+            return []
+        best: dict[tuple[int, int, str, str], _Hit] = {}
+        for hit in hits:
+            key = (hit.bank.bank_id, hit.entry_id, hit.signal, hit.value)
+            current = best.get(key)
+            if current is None or (hit.distance, hit.transform != "none") < (current.distance, current.transform != "none"):
+                best[key] = hit
+        details = self._entry_details({hit.entry_id for hit in best.values()})
+        matches = []
+        for hit in best.values():
+            category, source_id = details.get(hit.entry_id, (None, None))
+            matches.append(
+                Match(hit.bank.name, str(hit.entry_id), source_id, hit.signal, hit.value, hit.distance, category, hit.transform)
+            )
+        matches.sort(key=lambda m: (m.distance, m.bank, int(m.entry_id), m.signal))
+        return matches
+
+    def _entry_details(self, entry_ids: set[int]) -> dict[int, tuple[str | None, str | None]]:
+        details: dict[int, tuple[str | None, str | None]] = {}
+        ids = sorted(entry_ids)
+        with self.engine.connect() as connection:
+            for start in range(0, len(ids), 500):
+                rows = connection.execute(
+                    select(BankEntry.id, BankEntry.category, BankEntry.source_id).where(BankEntry.id.in_(ids[start : start + 500]))
+                )
+                details.update({row.id: (row.category, row.source_id) for row in rows})
+        return details
+
+    def lookup(self, queries: Sequence[tuple[str, str]]) -> list[list[Match]]:
+        """Matches for each ``(signal, value)`` query (values already parsed), in order."""
+        hits = self._search([(signal, value, "none") for signal, value in queries])
+        return [self._to_matches(h) for h in hits]
+
+    def match_hashes(self, hashes: FileHashes) -> list[Match]:
+        """Matches for one hashed file: its digests, and its PDQ hash with all
+        8 rotations and flips when the hash is of usable quality."""
+        queries: list[tuple[str, str, str]] = []
+        for name in ("md5", "sha1", "sha256"):
+            value = getattr(hashes, name)
+            if value:
+                queries.append((get_signal(name).name, value, "none"))
+        if hashes.pdq and (hashes.pdq_quality or 0) >= PDQ_MIN_QUALITY:
+            variants = hashes.pdq_variants or {"none": hashes.pdq}
+            queries.extend(("pdq", value, transform) for transform, value in variants.items())
+        return self._to_matches([hit for hits in self._search(queries) for hit in hits])

@@ -1,0 +1,196 @@
+"""The match index: exact against brute force, in step with the database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from childsafe.banks import NewEntry, add_entries, create_bank, delete_bank, remove_entry
+from childsafe.index import DigestIndex, Matcher, PdqIndex, index_root
+from childsafe.signals import hash_file
+from childsafe.store import open_database
+
+from conftest import run_cli
+
+
+def _brute(hashes: np.ndarray, ids: np.ndarray, alive: np.ndarray, query: np.ndarray, radius: int) -> set[tuple[int, int]]:
+    xor = (hashes ^ query).view(np.uint8)
+    distances = np.unpackbits(xor, axis=1).sum(axis=1)
+    return {(int(i), int(d)) for i, d, a in zip(ids, distances, alive, strict=True) if a and d <= radius}
+
+
+def _flip(rng: np.random.Generator, words: np.ndarray, bits: int) -> np.ndarray:
+    flipped = words.copy()
+    for bit in rng.choice(256, size=bits, replace=False):
+        flipped[bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
+    return flipped
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 300),
+    radius=st.integers(0, 63),
+    adds=st.integers(0, 40),
+    removes=st.integers(0, 40),
+)
+def test_pdq_index_returns_exactly_what_brute_force_returns(seed: int, size: int, radius: int, adds: int, removes: int) -> None:
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, 2**64, size=(4, 4), dtype=np.uint64)
+    # Bank hashes clustered near a few centres, so every distance 0-63 occurs.
+    def near() -> np.ndarray:
+        return _flip(rng, centres[rng.integers(0, 4)], int(rng.integers(0, 80)))
+
+    hashes = np.array([near() for _ in range(size)], dtype=np.uint64)
+    ids = np.arange(size, dtype=np.int64) // 2  # entries with two hashes each
+    index = PdqIndex.build(hashes, ids)
+    extra = np.array([near() for _ in range(adds)], dtype=np.uint64).reshape(-1, 4)
+    extra_ids = np.arange(10_000, 10_000 + adds, dtype=np.int64)
+    index.add(extra, extra_ids)
+    all_hashes = np.concatenate([hashes, extra])
+    all_ids = np.concatenate([ids, extra_ids])
+    removed = rng.choice(all_ids, size=min(removes, len(all_ids)), replace=False).tolist()
+    index.remove(removed)
+    alive = ~np.isin(all_ids, removed)
+    for _ in range(8):
+        query = _flip(rng, near(), int(rng.integers(0, 64)))
+        found = {(hit.entry_id, hit.distance) for hit in index.search(query, radius)}
+        assert found == _brute(all_hashes, all_ids, alive, query, radius)
+
+
+def test_pdq_index_survives_save_load_and_compaction(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    hashes = rng.integers(0, 2**64, size=(5000, 4), dtype=np.uint64)
+    index = PdqIndex.build(hashes, np.arange(5000))
+    index.add(hashes[:10] ^ np.uint64(1), np.arange(9000, 9010))
+    index.remove([3])
+    index.save(tmp_path)
+    loaded = PdqIndex.load(tmp_path)
+    assert len(loaded) == 5000 - 1 + 10
+    assert {h.entry_id for h in loaded.search(hashes[3], 0)} == set()
+    assert {h.entry_id for h in loaded.search(hashes[5], 4)} == {5, 9005}
+    loaded.remove([5])  # memory-mapped arrays are copied before a change
+    assert {h.entry_id for h in loaded.search(hashes[5], 4)} == {9005}
+
+
+def test_digest_index_finds_exact_values_only() -> None:
+    values = [f"{i:032x}" for i in range(1000)]
+    index = DigestIndex.build(16, values, np.arange(1000))
+    assert index.lookup_many([values[17], "f" * 32]) == [[17], []]
+    index.add([values[17], "ab" * 16], [5000, 5001])
+    assert index.lookup_many([values[17], "ab" * 16]) == [[17, 5000], [5001]]
+    index.remove([17, 5001])
+    assert index.lookup_many([values[17], "ab" * 16]) == [[5000], []]
+    index.compact()
+    assert index.lookup_many([values[17], values[999]]) == [[5000], [999]]
+
+
+@pytest.fixture
+def engine(database_url: str):  # type: ignore[no-untyped-def]
+    engine = open_database(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_changes_are_visible_to_the_next_query_in_another_matcher(engine, tmp_path: Path, reference_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    root = index_root(tmp_path, str(engine.url))
+    original = hash_file(reference_dir / "dih" / "bridge-1-original.jpg")
+    first = Matcher(engine, root)
+    first.sync()
+    create_bank(engine, "police", scheme="uk")
+    second = Matcher(engine, root)  # another process would do the same
+    second.sync()
+    (entry_id,) = add_entries(engine, "police", [NewEntry([("pdq", original.pdq or ""), ("md5", original.md5 or "")], "B", "vic-9")])
+    for matcher in (first, second):
+        matcher.sync()
+        (md5_match,) = matcher.lookup([("md5", original.md5 or "")])[0]
+        assert (md5_match.bank, md5_match.entry_id, md5_match.category, md5_match.source_id) == ("police", str(entry_id), "B", "vic-9")
+    remove_entry(engine, "police", entry_id)
+    first.sync()
+    assert first.lookup([("md5", original.md5 or ""), ("pdq", original.pdq or "")]) == [[], []]
+    # A third matcher starts from the saved index and replays the log.
+    add_entries(engine, "police", [NewEntry([("sha1", original.sha1 or "")])])
+    third = Matcher(engine, root)
+    third.sync()
+    assert len(third.lookup([("sha1", original.sha1 or "")])[0]) == 1
+    delete_bank(engine, "police")
+    third.sync()
+    assert third.lookup([("sha1", original.sha1 or "")]) == [[]]
+
+
+def test_per_bank_threshold_and_suppress_banks(engine, tmp_path: Path, reference_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    original = hash_file(reference_dir / "bridge-mods" / "aaa-orig.jpg")
+    edit = hash_file(reference_dir / "bridge-mods" / "sharpen-a-lot.jpg", dihedral=True)
+    assert original.pdq and edit.pdq
+    create_bank(engine, "loose")
+    create_bank(engine, "strict", pdq_threshold=2)
+    for bank in ("loose", "strict"):
+        add_entries(engine, bank, [NewEntry([("pdq", original.pdq)])])
+    matcher = Matcher(engine, index_root(tmp_path, str(engine.url)))
+    matcher.sync()
+    assert [m.bank for m in matcher.match_hashes(edit)] == ["loose"]
+    create_bank(engine, "known-false-positives", kind="suppress")
+    add_entries(engine, "known-false-positives", [NewEntry([("sha256", edit.sha256 or "")])])
+    matcher.sync()
+    assert matcher.match_hashes(edit) == []
+
+
+def test_low_quality_pdq_is_not_used_for_matching(engine, tmp_path: Path, reference_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    small = hash_file(reference_dir / "misc" / "small.jpg", dihedral=True)
+    create_bank(engine, "b")
+    add_entries(engine, "b", [NewEntry([("pdq", small.pdq or "")])])
+    matcher = Matcher(engine, index_root(tmp_path, str(engine.url)))
+    matcher.sync()
+    assert matcher.match_hashes(small) == []
+    assert len(matcher.lookup([("pdq", small.pdq or "")])[0]) == 1  # a hash alone has no quality
+
+
+DIHEDRAL = {
+    "bridge-2-rotate-90.jpg": "rot270",
+    "bridge-3-rotate-180.jpg": "rot180",
+    "bridge-4-rotate-270.jpg": "rot90",
+    "bridge-5-flipx.jpg": "flipx",
+    "bridge-6-flipy.jpg": "flipy",
+    "bridge-7-flip-plus-1.jpg": "flip+1",
+    "bridge-8-flip-minus-1.jpg": "flip-1",
+}
+
+
+def test_match_command_finds_every_turned_copy_and_says_how(reference_dir: Path, cli_env: dict[str, str]) -> None:
+    folder = reference_dir / "dih"
+    assert run_cli(["bank", "create", "police", "--scheme", "uk"], cli_env).returncode == 0
+    added = run_cli(["bank", "add", "police", str(folder / "bridge-1-original.jpg"), "--category", "A", "--json"], cli_env)
+    assert json.loads(added.stdout) == {"bank": "police", "added": 1, "rejected": 0}
+    result = run_cli(["match", str(folder), "--json"], cli_env)
+    assert result.returncode == 0, result.stderr
+    lines = {Path(item["path"]).name: item for item in map(json.loads, result.stdout.splitlines())}
+    original = lines["bridge-1-original.jpg"]["matches"]
+    assert {m["signal"] for m in original} == {"md5", "sha1", "sha256", "pdq"}
+    assert all(m["transform"] == "none" and m["category"] == "A" for m in original)
+    for name, transform in DIHEDRAL.items():
+        (match,) = lines[name]["matches"]
+        assert (match["signal"], match["transform"], match["source_id"]) == ("pdq", transform, "bridge-1-original.jpg")
+        assert match["distance"] <= 16
+        assert set(match) == {"bank", "entry_id", "source_id", "signal", "value", "distance", "category", "transform"}
+
+
+def test_lookup_reads_stdin_in_order_and_rejects_bad_queries(reference_dir: Path, cli_env: dict[str, str]) -> None:
+    original = hash_file(reference_dir / "dih" / "bridge-1-original.jpg")
+    run_cli(["bank", "add", "police", str(reference_dir / "dih" / "bridge-1-original.jpg")], cli_env)  # no such bank yet
+    run_cli(["bank", "create", "police"], cli_env)
+    run_cli(["bank", "add", "police", str(reference_dir / "dih" / "bridge-1-original.jpg")], cli_env)
+    queries = [f"md5:{'0' * 32}", f"sha1:{original.sha1}", f"pdq:{original.pdq}", f"MD5:{(original.md5 or '').upper()}"]
+    result = run_cli(["lookup", "--json"], cli_env, stdin="\n".join(queries) + "\n")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["query"] for line in lines] == queries
+    assert [len(line["matches"]) for line in lines] == [0, 1, 1, 1]
+    bad = run_cli(["lookup", "pdq:xyz"], cli_env)
+    assert bad.returncode == 2 and "64 hexadecimal" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    unknown = run_cli(["lookup", "phash:00"], cli_env)
+    assert unknown.returncode == 2 and "unknown signal" in unknown.stderr
