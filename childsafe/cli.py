@@ -136,6 +136,7 @@ def demo_command(
         return
     for item in summary.items:
         print(_format_hash_line(item.to_dict()))
+        _print_matches(summary.matches.get(item.path, []))
     _stderr.print(summary.describe(), highlight=False, soft_wrap=True)
 
 

@@ -1,4 +1,5 @@
-"""The demo: benign sample images generated on the spot, then hashed.
+"""The demo: benign sample images generated on the spot, hashed, put in a
+demo bank and matched.
 
 Nothing here is a real photo: each sample is a synthetic scene (gradients,
 shapes, texture and noise) drawn from a fixed seed, so the demo is the same on
@@ -16,7 +17,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from childsafe.banks import add_files_to_bank, create_bank, delete_bank, list_banks
 from childsafe.config import Settings
+from childsafe.index import Match, Matcher, index_root
 from childsafe.parallel import default_workers
 from childsafe.signals import FileHashes, hash_paths
 from childsafe.store import open_database, record_audit
@@ -71,6 +74,8 @@ def write_demo_samples(folder: Path) -> list[Path]:
     # A smaller, recompressed copy of beach.jpg: a different file, a near-identical PDQ.
     small = synthetic_scene(1).resize((320, 240), Image.Resampling.LANCZOS)
     small.save(copies / "beach-small.jpg", format="JPEG", quality=70)
+    # A mirrored copy: found through PDQ's rotations and flips.
+    synthetic_scene(1).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(copies / "beach-mirrored.jpg", quality=85)
     # A PNG with a misleading name: the type comes from the bytes.
     synthetic_scene(2).save(copies / "garden-renamed.jpg", format="PNG")
     buffer = io.BytesIO()
@@ -82,6 +87,11 @@ def write_demo_samples(folder: Path) -> list[Path]:
     return written
 
 
+#: The demo bank, and the samples put in it (as if a hotline had listed them).
+DEMO_BANK = "demo-known"
+DEMO_KNOWN = ("beach.jpg", "garden.png", "orchard.heic")
+
+
 @dataclass
 class DemoSummary:
     """What the demo did."""
@@ -89,10 +99,19 @@ class DemoSummary:
     samples: str
     database: str
     items: list[FileHashes] = field(default_factory=list)
+    matches: dict[str, list[Match]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: where things are, and the SPEC ``hash`` object of each sample."""
-        return {"samples": self.samples, "database": self.database, "items": [i.to_dict() for i in self.items]}
+        """JSON form: where things are, and the SPEC ``hash`` object of each
+        sample with its ``matches`` against the demo bank."""
+        return {
+            "samples": self.samples,
+            "database": self.database,
+            "bank": DEMO_BANK,
+            "items": [
+                {**i.to_dict(), "matches": [m.to_dict() for m in self.matches.get(i.path, [])]} for i in self.items
+            ],
+        }
 
     def describe(self) -> str:
         """A few lines for a person."""
@@ -102,16 +121,27 @@ class DemoSummary:
             f"Hashed {len(self.items)} generated sample files in {self.samples}: "
             f"{images} images, {errors} with a reported error (on purpose: a truncated JPEG,\n"
             "a text file named .jpg, an empty file). The type comes from the bytes: garden-renamed.jpg is a PNG.\n"
-            f"Database ready: {self.database}"
+            f"Database ready: {self.database}\n"
+            f"Bank {DEMO_BANK!r} holds {', '.join(DEMO_KNOWN)}; matched files: "
+            + ", ".join(f"{Path(p).name} ({'; '.join(sorted({m.signal + '/' + m.transform for m in ms}))})"
+                        for p, ms in self.matches.items() if ms)
         )
 
 
 def run_demo(settings: Settings, out: Path | None = None) -> DemoSummary:
-    """Generate the samples, hash them, and record the run in the audit log."""
+    """Generate the samples, put three of them in a fresh demo bank, hash and
+    match them all, and record the run in the audit log."""
     folder = out or settings.home / "demo"
     write_demo_samples(folder)
     engine = open_database(settings.database_url)
-    items = list(hash_paths([str(folder)], settings.limits, min(2, default_workers())))
-    record_audit(engine, "demo", {"files": len(items)})
+    if any(bank.name == DEMO_BANK for bank in list_banks(engine)):
+        delete_bank(engine, DEMO_BANK)
+    create_bank(engine, DEMO_BANK, scheme="uk")
+    add_files_to_bank(engine, DEMO_BANK, [folder / name for name in DEMO_KNOWN], settings.limits, "C")
+    matcher = Matcher(engine, index_root(settings.home, settings.database_url))
+    matcher.sync()
+    items = list(hash_paths([str(folder)], settings.limits, min(2, default_workers()), dihedral=True))
+    matches = {item.path: matcher.match_hashes(item) for item in items}
+    record_audit(engine, "demo", {"files": len(items), "matched": sum(1 for m in matches.values() if m)})
     engine.dispose()
-    return DemoSummary(str(folder), engine.url.render_as_string(hide_password=True), items)
+    return DemoSummary(str(folder), engine.url.render_as_string(hide_password=True), items, matches)

@@ -88,7 +88,14 @@ def test_demo_runs_on_embedded_defaults(cli_env: dict[str, str], tmp_path: Path)
     assert items["truncated.jpg"]["error"]
     assert items["orchard.heic"]["pdq_quality"] >= 50
     assert items["river.avif"]["pdq"]
-    assert sum(1 for i in summary["items"] if i["media_type"] == "image" and not i["error"]) == 10
+    assert sum(1 for i in summary["items"] if i["media_type"] == "image" and not i["error"]) == 11
+    assert summary["bank"] == "demo-known"
+    assert [(m["signal"], m["source_id"]) for m in items["beach-small.jpg"]["matches"]] == [("pdq", "beach.jpg")]
+    assert [m["transform"] for m in items["beach-mirrored.jpg"]["matches"]] == ["flipy"]  # left-right mirror
+    assert {m["signal"] for m in items["garden-renamed.jpg"]["matches"]} == {"md5", "sha1", "sha256", "pdq"}
+    assert items["harbour.webp"]["matches"] == []
+    again = run_cli(["demo", "--json"], cli_env)  # runs again from scratch
+    assert again.returncode == 0 and json.loads(again.stdout)["items"] == summary["items"]
     version = run_cli(["version", "--json"], cli_env)
     assert json.loads(version.stdout) == {"name": "childsafe", "version": childsafe.__version__}
     upgraded = run_cli(["db", "upgrade", "--json"], cli_env)
