@@ -258,3 +258,13 @@ def test_bank_commands_end_to_end(tmp_path: Path, cli_env: dict[str, str]) -> No
     deleted = run_cli(["bank", "delete", "police", "--json"], cli_env)
     assert json.loads(deleted.stdout) == {"bank": "police", "deleted": True}
     assert json.loads(run_cli(["bank", "list", "--json"], cli_env).stdout) == []
+
+
+def test_every_format_module_is_registered() -> None:
+    import pkgutil
+
+    import childsafe.banks.formats as formats_package
+    from childsafe.banks.formats import format_names
+
+    modules = {m.name for m in pkgutil.iter_modules(formats_package.__path__)} - {"base", "registry"}
+    assert modules == set(format_names()) == {"text", "csv", "vics"}

@@ -194,3 +194,17 @@ def test_lookup_reads_stdin_in_order_and_rejects_bad_queries(reference_dir: Path
     assert bad.returncode == 2 and "64 hexadecimal" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     unknown = run_cli(["lookup", "phash:00"], cli_env)
     assert unknown.returncode == 2 and "unknown signal" in unknown.stderr
+
+
+def test_batch_search_equals_one_by_one() -> None:
+    rng = np.random.default_rng(11)
+    hashes = rng.integers(0, 2**64, size=(3000, 4), dtype=np.uint64)
+    index = PdqIndex.build(hashes, np.arange(3000))
+    index.add(hashes[:5] ^ np.uint64(3), np.arange(7000, 7005))
+    queries = np.array([_flip(rng, hashes[i % 50], i % 40) for i in range(200)], dtype=np.uint64)
+    batch = index.search_many(queries, 31)
+    single = [index.search(q, 31) for q in queries]
+    assert [sorted((h.entry_id, h.distance, h.value) for h in hits) for hits in batch] == [
+        sorted((h.entry_id, h.distance, h.value) for h in hits) for hits in single
+    ]
+    assert sum(len(hits) for hits in batch) >= 160

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TextIO
 
 from sqlalchemy import Engine
 
 from childsafe.banks.catalogue import get_bank, iter_bank_entries
-from childsafe.banks.formats import get_format
+from childsafe.banks.formats import ExportEntry, get_format
 
 __all__ = ["export_bank"]
 
@@ -20,7 +21,7 @@ def export_bank(engine: Engine, name: str, file_format: str, out: TextIO) -> int
     with engine.connect() as connection:
         bank = get_bank(connection, name)
 
-        def counted():  # type: ignore[no-untyped-def]
+        def counted() -> Iterator[ExportEntry]:
             nonlocal count
             for entry in iter_bank_entries(connection, bank.id):
                 count += 1

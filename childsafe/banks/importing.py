@@ -120,8 +120,8 @@ def _stage(connection: Connection, entries: Iterator[ParsedEntry], names: dict[s
 
     def flush() -> None:
         if rows:
-            connection.exec_driver_sql(insert_entry, rows)  # type: ignore[arg-type]
-            connection.exec_driver_sql(insert_signal, signal_rows)  # type: ignore[arg-type]
+            connection.exec_driver_sql(insert_entry, rows)
+            connection.exec_driver_sql(insert_signal, signal_rows)
             rows.clear()
             signal_rows.clear()
 
@@ -170,7 +170,7 @@ def _check_duplicates(connection: Connection, names: dict[str, str], where: str)
         )
     ).first()
     if duplicate is not None:
-        places = dict(
+        places: dict[int, str] = dict(
             connection.execute(
                 text(f"SELECT line, place FROM {names['entries']} WHERE line IN (:a, :b)"),
                 {"a": duplicate.first, "b": duplicate.last},

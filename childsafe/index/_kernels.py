@@ -123,3 +123,32 @@ def scan_brute(
             out_distances[found] = distance
             found += 1
     return found
+
+
+@njit(cache=True)
+def search_many(
+    queries: np.ndarray,
+    radius: int,
+    hashes: np.ndarray,
+    alive: np.ndarray,
+    order: np.ndarray,
+    offsets: np.ndarray,
+    masks: np.ndarray,
+    masks_upto: np.ndarray,
+    out_queries: np.ndarray,
+    out_positions: np.ndarray,
+    out_distances: np.ndarray,
+) -> int:
+    """``search_one`` for each row of ``queries``, results appended with the
+    query's row number. Returns the count, or -1 if the output was too small."""
+    total = 0
+    for q in range(queries.shape[0]):
+        found = search_one(
+            queries[q], radius, hashes, alive, order, offsets, masks, masks_upto,
+            out_positions[total:], out_distances[total:],
+        )
+        if found < 0:
+            return -1
+        out_queries[total : total + found] = q
+        total += found
+    return total

@@ -91,11 +91,11 @@ class Matcher:
                 pending_adds.clear()
 
             for seq, bank_id, op, entry_id in changes:
-                if op == "add":
+                if op == "add" and entry_id is not None:
                     pending_adds.setdefault(bank_id, []).append(entry_id)
                     continue
                 flush_adds()
-                if op == "remove" and bank_id in self.banks:
+                if op == "remove" and entry_id is not None and bank_id in self.banks:
                     self.banks[bank_id].remove_entries([entry_id])
                 elif op in ("create", "reload"):
                     for bank in read_banks(connection, bank_id):
@@ -166,9 +166,10 @@ class Matcher:
             for signal, numbers in by_signal.items():
                 if signal == "pdq":
                     words = hex_to_words([queries[n][1] for n in numbers])
-                    for row, n in enumerate(numbers):
-                        for hit in bank.pdq.search(words[row], bank.pdq_threshold):
-                            results[n].append(_Hit(bank, hit.entry_id, "pdq", hit.value, hit.distance, queries[n][2]))
+                    for n, hits in zip(numbers, bank.pdq.search_many(words, bank.pdq_threshold), strict=True):
+                        results[n].extend(
+                            _Hit(bank, hit.entry_id, "pdq", hit.value, hit.distance, queries[n][2]) for hit in hits
+                        )
                 elif signal in bank.digests:
                     found = bank.digests[signal].lookup_many([queries[n][1] for n in numbers])
                     for ids, n in zip(found, numbers, strict=True):

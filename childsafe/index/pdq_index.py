@@ -80,7 +80,7 @@ class PdqIndex:
         return int(self.alive.sum() + self.extra_alive.sum())
 
     def _merge_threshold(self) -> int:
-        return max(50_000, self.hashes.shape[0] // 16)
+        return max(50_000, int(self.hashes.shape[0]) // 16)
 
     def add(self, hashes: np.ndarray, ids: np.ndarray) -> None:
         """Add hashes; searchable at once. Merged into the multi-index when the side list grows."""
@@ -117,6 +117,35 @@ class PdqIndex:
             for position, distance in zip(positions.tolist(), distances.tolist(), strict=True):
                 hits.append(PdqHit(int(ids[position]), words_to_hex(hashes[position]), distance))
         return hits
+
+    def search_many(self, queries: np.ndarray, radius: int) -> list[list[PdqHit]]:
+        """``search`` for each row of ``queries`` ((n, 4) uint64), in one compiled
+        loop: the batch path, without Python work per query."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
+        results: list[list[PdqHit]] = [[] for _ in range(len(queries))]
+        capacity = max(1024, 4 * len(queries))
+        while True:
+            rows = np.empty(capacity, np.int64)
+            positions = np.empty(capacity, np.int64)
+            distances = np.empty(capacity, np.int64)
+            found = kernels.search_many(
+                queries, radius, self.hashes, self.alive, self.order, self.offsets,
+                _MASKS, _MASKS_UPTO, rows, positions, distances,
+            )
+            if found >= 0:
+                break
+            capacity *= 8
+        hex_values = self.hashes[positions[:found]].astype(">u8").tobytes().hex()
+        for k, (row, position, distance) in enumerate(
+            zip(rows[:found].tolist(), positions[:found].tolist(), distances[:found].tolist(), strict=True)
+        ):
+            results[row].append(PdqHit(int(self.ids[position]), hex_values[64 * k : 64 * k + 64], distance))
+        if len(self.extra_ids):
+            for row in range(len(queries)):
+                extra_positions, extra_distances, hashes, ids = self._search_extra(queries[row], radius)
+                for position, distance in zip(extra_positions.tolist(), extra_distances.tolist(), strict=True):
+                    results[row].append(PdqHit(int(ids[position]), words_to_hex(hashes[position]), distance))
+        return results
 
     def _search_main(self, query: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         capacity = 64

@@ -143,7 +143,7 @@ def hash_file(
     name = os.fspath(path)
     try:
         with open(name, "rb", buffering=0) as stream:
-            return hash_stream(stream, name, limits, dihedral=dihedral)  # type: ignore[arg-type]
+            return hash_stream(stream, name, limits, dihedral=dihedral)
     except FileNotFoundError:
         return _unreadable(name, 0, "cannot read: no such file (moved or deleted?)", "inode/x-unreadable")
     except OSError as exc:

@@ -147,7 +147,7 @@ def open_database(url: str, *, migrate: bool = True) -> Engine:
     except SQLAlchemyError as exc:
         if engine is not None:
             engine.dispose()
-        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise StorageError(
             f"cannot open database {parsed.render_as_string(hide_password=True)}: {reason}"
         ) from exc

@@ -69,7 +69,10 @@ class ExportEntry:
 class BankFormat(Protocol):
     """A hash-list file format: one module each, registered by name."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The format's name on the command line."""
+        ...
 
     def looks_like(self, head: bytes) -> bool:
         """Whether a file starting with ``head`` is plausibly this format (for ``--format auto``)."""
