@@ -34,7 +34,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: where it is and its schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
-bank_app = typer.Typer(help="Hash lists (banks): create, import, list, show, export, delete.", no_args_is_help=True, rich_markup_mode=None)
+bank_app = typer.Typer(
+    help="Hash lists (banks): create, import, list, show, export, delete.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(bank_app, name="bank")
 
 _stderr = Console(stderr=True)
@@ -215,7 +217,8 @@ def bank_import_command(
     ] = None,
     category: Annotated[str | None, typer.Option("--category", help="Category for entries without one.")] = None,
     vics_profile: Annotated[
-        str | None, typer.Option("--vics-profile", help="How VICS Category numbers map: us or uk (default: uk for uk banks).")
+        str | None,
+        typer.Option("--vics-profile", help="How VICS Category numbers map: us or uk (default: uk for uk banks)."),
     ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Make the bank equal to the file.")] = False,
     scheme: Annotated[str, typer.Option("--scheme", help="Scheme of the bank if it is created.")] = "none",
@@ -227,8 +230,14 @@ def bank_import_command(
 
     with _errors_to_exit_codes():
         result = import_bank_file(
-            _open_engine(Settings.from_env()), name, file, file_format=file_format, signal=signal,
-            category=category, vics_profile=vics_profile, replace=replace,
+            _open_engine(Settings.from_env()),
+            name,
+            file,
+            file_format=file_format,
+            signal=signal,
+            category=category,
+            vics_profile=vics_profile,
+            replace=replace,
             create={"scheme": scheme, "kind": kind},
         )
     if json_output:
@@ -270,7 +279,9 @@ def bank_show_command(name: Annotated[str, typer.Argument()], json_output: JsonO
 def bank_export_command(
     name: Annotated[str, typer.Argument()],
     file_format: Annotated[str, typer.Option("--format", help="text, csv or vics.")] = "csv",
-    out: Annotated[Path | None, typer.Option("--out", help="Write to this file (complete or not at all) instead of stdout.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file (complete or not at all) instead of stdout.")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Export a bank in a format its supplier's tools read; re-importing it gives the same bank."""
@@ -414,6 +425,61 @@ def match_command(
                 print(_format_hash_line(result.to_dict()))
                 _print_matches(matches)
             advance(result.size)
+
+
+@app.command("scan")
+def scan_command(
+    evidence: Annotated[Path, typer.Argument(help="A folder, an archive or a single file; never modified.")],
+    case: Annotated[str, typer.Option("--case", help="The case id, written into every report.")],
+    out: Annotated[Path, typer.Option("--out", help="A new folder for the reports.")],
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Processes to scan with (default: the number of cores).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted scan in --out.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Scan seized media (archives included) and write the case reports."""
+    from rich.progress import DownloadColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    from childsafe.triage import ScanProgress, ScanRequest, scan_evidence
+
+    settings = Settings.from_env()
+    request = ScanRequest(evidence, case, out, workers or default_workers(), resume, tuple(sys.argv))
+    progress = Progress(
+        TextColumn("scanning"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[files]} items, {task.fields[matches]} matched"),
+        TimeRemainingColumn(),
+        console=_stderr,
+        transient=True,
+        disable=not _stderr.is_terminal,
+    )
+    with _errors_to_exit_codes(), progress:
+        task = progress.add_task("scan", total=None, files=0, matches=0)
+
+        def show(state: ScanProgress) -> None:
+            progress.update(
+                task, completed=state.bytes, total=state.bytes_total or None, files=state.files, matches=state.matches
+            )
+
+        result = scan_evidence(request, settings, show)
+    if json_output:
+        _print_json({"out": str(result.out), "summary": result.summary, "outputs": result.outputs})
+        return
+    summary = result.summary
+    print(
+        f"Case {case}: {summary['files']} items ({summary['images']} images, {summary['videos']} videos),"
+        f" {summary['errors']} with errors"
+    )
+    print(
+        f"  matched: {summary['matched_files']} items, {summary['matched_unique']} distinct;"
+        f" images left for review: {summary['unmatched_images']}"
+    )
+    for label, counts in summary["by_category"].items():
+        print(f"  category {label}: {counts['files']} files, {counts['unique']} unique")
+    print(f"Reports in {result.out}: " + ", ".join(result.outputs))
 
 
 @app.command("version")

@@ -123,8 +123,11 @@ class DemoSummary:
             "a text file named .jpg, an empty file). The type comes from the bytes: garden-renamed.jpg is a PNG.\n"
             f"Database ready: {self.database}\n"
             f"Bank {DEMO_BANK!r} holds {', '.join(DEMO_KNOWN)}; matched files: "
-            + ", ".join(f"{Path(p).name} ({'; '.join(sorted({m.signal + '/' + m.transform for m in ms}))})"
-                        for p, ms in self.matches.items() if ms)
+            + ", ".join(
+                f"{Path(p).name} ({'; '.join(sorted({m.signal + '/' + m.transform for m in ms}))})"
+                for p, ms in self.matches.items()
+                if ms
+            )
         )
 
 

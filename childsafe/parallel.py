@@ -11,7 +11,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["ordered_map", "default_workers"]
 
@@ -28,16 +28,27 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+def ordered_map(
+    function: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Iterator[R]:
     """``map(function, items)``, computed by ``workers`` processes (in this
-    process when ``workers`` is 1), yielding results in input order."""
+    process when ``workers`` is 1), yielding results in input order.
+    ``initializer(*initargs)`` runs once in each process before its first item."""
     if workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
         yield from map(function, items)
         return
     # "spawn": workers start clean, safe even when the parent runs threads
     # (the progress bar does), at the cost of a second of start-up.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs
+    ) as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(function, item))

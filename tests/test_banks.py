@@ -8,13 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from sqlalchemy import Engine
 
 from childsafe.banks import bank_info, create_bank, export_bank, import_bank_file, list_banks
 from childsafe.errors import InputFormatError, UsageError
 from childsafe.store import open_database
-
-from conftest import run_cli
 
 MD5 = ["0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", "00112233445566778899aabbccddeeff"]
 SHA1 = ["da39a3ee5e6b4b0d3255bfef95601890afd80709", "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"]
@@ -95,7 +94,9 @@ BAD_LINES = [
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_LINES, ids=[m.split(":")[1].strip()[:30] for _, m in BAD_LINES])
-def test_a_bad_line_names_file_and_line_and_changes_nothing(engine: Engine, tmp_path: Path, text: str, message: str) -> None:
+def test_a_bad_line_names_file_and_line_and_changes_nothing(
+    engine: Engine, tmp_path: Path, text: str, message: str
+) -> None:
     good = _write(tmp_path, "good.txt", f"md5 {MD5[2]} A\n")
     import_bank_file(engine, "b", good, create={"scheme": "uk"})
     before = (_entries(engine, "b"), bank_info(engine, "b").imports)
@@ -122,15 +123,17 @@ def test_csv_import_with_any_column_order_and_several_values(engine: Engine, tmp
     assert _entries(engine, "n") == sorted(
         [
             (MD5[0], "", "", f"{PDQ[1]} {PDQ[0]}", "A1", "vic-1", "first"),
-            (MD5[1], "", "", "", "B2", "vic-2", '"with'," comma\""),
+            (MD5[1], "", "", "", "B2", "vic-2", '"with', ' comma"'),
         ]
     )
 
 
 def _vics_hash_set(version: str) -> dict[str, object]:
-    context = {"odata.metadata": "http://example.invalid/1.3/$metadata#Media"} if version == "1" else {
-        "@odata.context": "http://example.invalid/2.0/$metadata#Media"
-    }
+    context = (
+        {"odata.metadata": "http://example.invalid/1.3/$metadata#Media"}
+        if version == "1"
+        else {"@odata.context": "http://example.invalid/2.0/$metadata#Media"}
+    )
     return {
         **context,
         "value": [
@@ -163,7 +166,12 @@ def test_vics_hash_sets_of_both_versions(engine: Engine, tmp_path: Path, version
 def test_vics_case_export_and_us_profile(engine: Engine, tmp_path: Path) -> None:
     case = {
         "@odata.context": "http://example.invalid/2.0/$metadata#Cases",
-        "value": [{"CaseNumber": "2026-001", "Media": [{"MediaID": "m1", "Category": 2, "SHA1": SHA1[1], "MediaFiles": [{"FileName": "a.jpg"}]}]}],
+        "value": [
+            {
+                "CaseNumber": "2026-001",
+                "Media": [{"MediaID": "m1", "Category": 2, "SHA1": SHA1[1], "MediaFiles": [{"FileName": "a.jpg"}]}],
+            }
+        ],
     }
     path = _write(tmp_path, "case.json", json.dumps(case))
     result = import_bank_file(engine, "us", path, create={"scheme": "us-vics"})
@@ -177,7 +185,8 @@ def test_an_export_reimported_gives_the_same_bank(engine: Engine, tmp_path: Path
         source = _write(tmp_path, "s.txt", f"md5 {MD5[0]} A\nsha1 {SHA1[0]}\npdq {PDQ[1]} C\n")
     else:
         source = _write(
-            tmp_path, "s.csv",
+            tmp_path,
+            "s.csv",
             f"md5,sha1,pdq,category,id,note\n{MD5[0]},{SHA1[0]},{PDQ[0]} {PDQ[1]},A,10,a note\n{MD5[1]},,,,,\n,,{PDQ[1]},C,x-3,\n",
         )
     import_bank_file(engine, "original", source, create={"scheme": "uk"})

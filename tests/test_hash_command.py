@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import skimage.data
+from conftest import run_cli
 from PIL import Image
+from test_media import _bomb_png
 
 from childsafe.media import FoundFile, MediaLimits
 from childsafe.signals import hash_file, hash_found_file
-
-from conftest import run_cli
-from test_media import _bomb_png
 
 HASH_FIELDS = ["path", "size", "media_type", "mime", "md5", "sha1", "sha256", "pdq", "pdq_quality", "error"]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,10 +16,10 @@ from childsafe.index import DigestIndex, Matcher, PdqIndex, index_root
 from childsafe.signals import hash_file
 from childsafe.store import open_database
 
-from conftest import run_cli
 
-
-def _brute(hashes: np.ndarray, ids: np.ndarray, alive: np.ndarray, query: np.ndarray, radius: int) -> set[tuple[int, int]]:
+def _brute(
+    hashes: np.ndarray, ids: np.ndarray, alive: np.ndarray, query: np.ndarray, radius: int
+) -> set[tuple[int, int]]:
     xor = (hashes ^ query).view(np.uint8)
     distances = np.unpackbits(xor, axis=1).sum(axis=1)
     return {(int(i), int(d)) for i, d, a in zip(ids, distances, alive, strict=True) if a and d <= radius}
@@ -39,9 +40,12 @@ def _flip(rng: np.random.Generator, words: np.ndarray, bits: int) -> np.ndarray:
     adds=st.integers(0, 40),
     removes=st.integers(0, 40),
 )
-def test_pdq_index_returns_exactly_what_brute_force_returns(seed: int, size: int, radius: int, adds: int, removes: int) -> None:
+def test_pdq_index_returns_exactly_what_brute_force_returns(
+    seed: int, size: int, radius: int, adds: int, removes: int
+) -> None:
     rng = np.random.default_rng(seed)
     centres = rng.integers(0, 2**64, size=(4, 4), dtype=np.uint64)
+
     # Bank hashes clustered near a few centres, so every distance 0-63 occurs.
     def near() -> np.ndarray:
         return _flip(rng, centres[rng.integers(0, 4)], int(rng.integers(0, 80)))
@@ -105,11 +109,18 @@ def test_changes_are_visible_to_the_next_query_in_another_matcher(engine, tmp_pa
     create_bank(engine, "police", scheme="uk")
     second = Matcher(engine, root)  # another process would do the same
     second.sync()
-    (entry_id,) = add_entries(engine, "police", [NewEntry([("pdq", original.pdq or ""), ("md5", original.md5 or "")], "B", "vic-9")])
+    (entry_id,) = add_entries(
+        engine, "police", [NewEntry([("pdq", original.pdq or ""), ("md5", original.md5 or "")], "B", "vic-9")]
+    )
     for matcher in (first, second):
         matcher.sync()
         (md5_match,) = matcher.lookup([("md5", original.md5 or "")])[0]
-        assert (md5_match.bank, md5_match.entry_id, md5_match.category, md5_match.source_id) == ("police", str(entry_id), "B", "vic-9")
+        assert (md5_match.bank, md5_match.entry_id, md5_match.category, md5_match.source_id) == (
+            "police",
+            str(entry_id),
+            "B",
+            "vic-9",
+        )
     remove_entry(engine, "police", entry_id)
     first.sync()
     assert first.lookup([("md5", original.md5 or ""), ("pdq", original.pdq or "")]) == [[], []]
@@ -164,7 +175,9 @@ DIHEDRAL = {
 def test_match_command_finds_every_turned_copy_and_says_how(reference_dir: Path, cli_env: dict[str, str]) -> None:
     folder = reference_dir / "dih"
     assert run_cli(["bank", "create", "police", "--scheme", "uk"], cli_env).returncode == 0
-    added = run_cli(["bank", "add", "police", str(folder / "bridge-1-original.jpg"), "--category", "A", "--json"], cli_env)
+    added = run_cli(
+        ["bank", "add", "police", str(folder / "bridge-1-original.jpg"), "--category", "A", "--json"], cli_env
+    )
     assert json.loads(added.stdout) == {"bank": "police", "added": 1, "rejected": 0}
     result = run_cli(["match", str(folder), "--json"], cli_env)
     assert result.returncode == 0, result.stderr
@@ -181,7 +194,9 @@ def test_match_command_finds_every_turned_copy_and_says_how(reference_dir: Path,
 
 def test_lookup_reads_stdin_in_order_and_rejects_bad_queries(reference_dir: Path, cli_env: dict[str, str]) -> None:
     original = hash_file(reference_dir / "dih" / "bridge-1-original.jpg")
-    run_cli(["bank", "add", "police", str(reference_dir / "dih" / "bridge-1-original.jpg")], cli_env)  # no such bank yet
+    run_cli(
+        ["bank", "add", "police", str(reference_dir / "dih" / "bridge-1-original.jpg")], cli_env
+    )  # no such bank yet
     run_cli(["bank", "create", "police"], cli_env)
     run_cli(["bank", "add", "police", str(reference_dir / "dih" / "bridge-1-original.jpg")], cli_env)
     queries = [f"md5:{'0' * 32}", f"sha1:{original.sha1}", f"pdq:{original.pdq}", f"MD5:{(original.md5 or '').upper()}"]

@@ -88,8 +88,18 @@ def test_every_pillow_mode_converts_and_hashes_close_to_the_original(coffee: Ima
 
 # Every mode a file format can store as it is (PA and HSV exist only in memory).
 STORED_MODES = [
-    ("1", "TIFF"), ("L", "TIFF"), ("LA", "PNG"), ("P", "PNG"), ("RGB", "TIFF"), ("RGBA", "PNG"),
-    ("CMYK", "TIFF"), ("YCbCr", "JPEG"), ("I", "TIFF"), ("I;16", "PNG"), ("F", "TIFF"), ("LAB", "TIFF"),
+    ("1", "TIFF"),
+    ("L", "TIFF"),
+    ("LA", "PNG"),
+    ("P", "PNG"),
+    ("RGB", "TIFF"),
+    ("RGBA", "PNG"),
+    ("CMYK", "TIFF"),
+    ("YCbCr", "JPEG"),
+    ("I", "TIFF"),
+    ("I;16", "PNG"),
+    ("F", "TIFF"),
+    ("LAB", "TIFF"),
 ]
 
 
@@ -116,6 +126,7 @@ def test_png_is_reduced_after_decoding(coffee: Image.Image) -> None:
 
 def _bomb_png(width: int, height: int) -> bytes:
     """A valid 1-bit PNG of width x height zeros: tiny on disk, huge decoded."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 

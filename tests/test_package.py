@@ -9,20 +9,21 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_cli
 
 import childsafe
 import childsafe.signals
 from childsafe.errors import UsageError
-from childsafe.store import head_revision
 from childsafe.signals import SignalType, get_signal, parse_signal_value, register, signal_names
-
-from conftest import REPO, run_cli
+from childsafe.store import head_revision
 
 
 def test_public_api_is_exactly_what_all_names() -> None:
     for name in childsafe.__all__:
         assert hasattr(childsafe, name), name
-    public = {n for n in vars(childsafe) if not n.startswith("_") and not isinstance(getattr(childsafe, n), type(childsafe))}
+    public = {
+        n for n in vars(childsafe) if not n.startswith("_") and not isinstance(getattr(childsafe, n), type(childsafe))
+    }
     assert public <= set(childsafe.__all__) | {"annotations", "version", "PackageNotFoundError"}
 
 
@@ -73,8 +74,10 @@ def test_every_command_and_setting_is_documented() -> None:
     docs = (REPO / "docs" / "cli.md").read_text()
     for command in _cli_commands():
         assert f"childsafe {command}" in docs, f"`childsafe {command}` is not in docs/cli.md"
-    for setting in re.findall(r"CHILDSAFE_[A-Z_]+", (REPO / "childsafe" / "config.py").read_text()
-                              + (REPO / "childsafe" / "media" / "limits.py").read_text()):
+    for setting in re.findall(
+        r"CHILDSAFE_[A-Z_]+",
+        (REPO / "childsafe" / "config.py").read_text() + (REPO / "childsafe" / "media" / "limits.py").read_text(),
+    ):
         assert setting in docs, f"{setting} is not in docs/cli.md"
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from childsafe.signals import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, hash_file, pdq_dihedral_hashes, pdq_distance
 from childsafe.media import MediaLimits, decode_small_rgb
+from childsafe.signals import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, hash_file, pdq_dihedral_hashes, pdq_distance
 
 
 def _expected(reference_dir: Path) -> list[tuple[str, str]]:

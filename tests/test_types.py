@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 
@@ -14,6 +13,9 @@ from conftest import REPO
 def test_mypy_strict_passes() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", "/tmp/childsafe-mypy-cache"],
-        cwd=REPO, capture_output=True, text=True, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -23,7 +23,14 @@ from childsafe.banks.schemes import check_category, check_scheme
 from childsafe.errors import UsageError
 from childsafe.media import MediaLimits
 from childsafe.signals import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, hash_file
-from childsafe.store.models import Bank, BankChange, BankEntry, BankImport, EntrySignal, utc_now
+from childsafe.store.models import (
+    Bank,
+    BankChange,
+    BankEntry,
+    BankImport,
+    EntrySignal,
+    utc_now,
+)
 
 __all__ = [
     "BankInfo",
@@ -127,9 +134,7 @@ def get_bank(connection: Connection, name: str) -> Bank:
     return Bank(**bank._mapping)
 
 
-def create_in(
-    connection: Connection, name: str, scheme: str, kind: str, pdq_threshold: int | None
-) -> Bank:
+def create_in(connection: Connection, name: str, scheme: str, kind: str, pdq_threshold: int | None) -> Bank:
     """Create a bank inside an open transaction (used by import too)."""
     _check_name(name)
     check_scheme(scheme)
@@ -242,7 +247,10 @@ def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> list[
             ).inserted_primary_key[0]  # type: ignore[index]
             connection.execute(
                 insert(EntrySignal),
-                [{"entry_id": entry_id, "signal": s, "value": v, "bank_id": bank.id} for s, v in sorted(set(entry.signals))],
+                [
+                    {"entry_id": entry_id, "signal": s, "value": v, "bank_id": bank.id}
+                    for s, v in sorted(set(entry.signals))
+                ],
             )
             ids.append(entry_id)
             added.append(entry_id)

@@ -10,19 +10,24 @@ signals (``entry_key``), so importing the same file again adds nothing.
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from childsafe.banks.catalogue import create_in, entry_key, get_bank, log_change
-from childsafe.banks.formats import ImportOptions, ParsedEntry, detect_format, get_format
+from childsafe.banks.formats import (
+    ImportOptions,
+    ParsedEntry,
+    detect_format,
+    get_format,
+)
 from childsafe.errors import InputFormatError, UsageError
+from childsafe.media.streams import DigestingReader
 from childsafe.store.models import Bank, BankImport, utc_now
 
 __all__ = ["ImportResult", "import_bank_file", "BULK_CHANGE_LIMIT"]
@@ -44,66 +49,13 @@ class ImportResult:
     rejected: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bank": self.bank, "added": self.added, "updated": self.updated, "removed": self.removed, "rejected": self.rejected}
-
-
-class _DigestingReader:
-    """A read-only stream wrapper that computes the file's SHA-256 as it is read
-    (the provenance record), so the file is read only once."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.sha256 = hashlib.sha256()
-        self._hashed_to = 0
-
-    def read(self, size: int = -1) -> bytes:
-        position = self._raw.tell()
-        data = self._raw.read(size)
-        # Only bytes past what was already digested count (formats may seek back).
-        if position + len(data) > self._hashed_to:
-            self.sha256.update(data[max(0, self._hashed_to - position) :])
-            self._hashed_to = position + len(data)
-        return data
-
-    def read1(self, size: int = -1) -> bytes:
-        return self.read(size)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
-
-    @property
-    def closed(self) -> bool:
-        return self._raw.closed
-
-    def close(self) -> None:
-        pass  # the caller closes the file
-
-    def flush(self) -> None:
-        pass
-
-    def finish(self) -> str:
-        """Digest the rest of the file (if parsing stopped early) and return the hex SHA-256."""
-        self._raw.seek(self._hashed_to)
-        while self.read(1 << 20):
-            pass
-        return self.sha256.hexdigest()
+        return {
+            "bank": self.bank,
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "rejected": self.rejected,
+        }
 
 
 def _stage(connection: Connection, entries: Iterator[ParsedEntry], names: dict[str, str]) -> int:
@@ -150,7 +102,9 @@ def _create_staging(connection: Connection) -> dict[str, str]:
         )
     )
     connection.execute(
-        text(f"CREATE TEMPORARY TABLE {names['signals']} (entry_key VARCHAR(40), signal VARCHAR(20), value VARCHAR(64)){on_commit}")
+        text(
+            f"CREATE TEMPORARY TABLE {names['signals']} (entry_key VARCHAR(40), signal VARCHAR(20), value VARCHAR(64)){on_commit}"
+        )
     )
     return names
 
@@ -181,7 +135,9 @@ def _check_duplicates(connection: Connection, names: dict[str, str], where: str)
         )
 
 
-def _merge(connection: Connection, bank: Bank, names: dict[str, str], import_id: int, replace: bool) -> tuple[int, int, int]:
+def _merge(
+    connection: Connection, bank: Bank, names: dict[str, str], import_id: int, replace: bool
+) -> tuple[int, int, int]:
     """Merge the staged entries into the bank; returns (added, updated, removed)."""
     params = {"bank": bank.id, "import": import_id, "now": utc_now()}
     stage, stage_signals = names["entries"], names["signals"]
@@ -211,7 +167,9 @@ def _merge(connection: Connection, bank: Bank, names: dict[str, str], import_id:
                 f"SELECT id FROM bank_entries e WHERE e.bank_id = :bank"
                 f" AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.entry_key = e.entry_key)"
             )
-            connection.execute(text(f"DELETE FROM entry_signals WHERE bank_id = :bank AND entry_id IN ({doomed})"), params)
+            connection.execute(
+                text(f"DELETE FROM entry_signals WHERE bank_id = :bank AND entry_id IN ({doomed})"), params
+            )
             connection.execute(text(f"DELETE FROM bank_entries WHERE id IN ({doomed})"), params)
     added = connection.execute(
         text(
@@ -238,7 +196,10 @@ def _merge(connection: Connection, bank: Bank, names: dict[str, str], import_id:
             log_change(connection, bank.id, "remove", removed_ids)
         if added:
             new_ids = list(
-                connection.scalars(text("SELECT id FROM bank_entries WHERE bank_id = :bank AND import_id = :import ORDER BY id"), params)
+                connection.scalars(
+                    text("SELECT id FROM bank_entries WHERE bank_id = :bank AND import_id = :import ORDER BY id"),
+                    params,
+                )
             )
             log_change(connection, bank.id, "add", new_ids)
     return added, updated, len(removed_ids)
@@ -273,7 +234,13 @@ def import_bank_file(
         existing = connection.execute(select(Bank.id).where(Bank.name == bank_name)).first()
         if existing is None:
             settings = create or {}
-            bank = create_in(connection, bank_name, settings.get("scheme", "none"), settings.get("kind", "match"), settings.get("pdq_threshold"))
+            bank = create_in(
+                connection,
+                bank_name,
+                settings.get("scheme", "none"),
+                settings.get("kind", "match"),
+                settings.get("pdq_threshold"),
+            )
         else:
             bank = get_bank(connection, bank_name)
         bank_format = detect_format(raw.read(4096)) if file_format == "auto" else get_format(file_format)
@@ -284,11 +251,19 @@ def import_bank_file(
             category=category,
             vics_profile=vics_profile or ("uk" if bank.scheme == "uk" else "us"),
         )
-        reader = _DigestingReader(raw)
+        reader = DigestingReader(raw)
         import_id = connection.execute(
             insert(BankImport).values(
-                bank_id=bank.id, file_name=display, file_sha256="", format=bank_format.name,
-                importer=importer or getpass.getuser(), at=utc_now(), added=0, updated=0, removed=0, rejected=0,
+                bank_id=bank.id,
+                file_name=display,
+                file_sha256="",
+                format=bank_format.name,
+                importer=importer or getpass.getuser(),
+                at=utc_now(),
+                added=0,
+                updated=0,
+                removed=0,
+                rejected=0,
             )
         ).inserted_primary_key[0]  # type: ignore[index]
         names = _create_staging(connection)
@@ -302,8 +277,10 @@ def import_bank_file(
         finally:
             _drop_staging(connection, names)
         connection.execute(
-            update(BankImport).where(BankImport.id == import_id).values(
-                file_sha256=reader.finish(), added=added, updated=updated, removed=removed, rejected=rejected
+            update(BankImport)
+            .where(BankImport.id == import_id)
+            .values(
+                file_sha256=reader.finish()["sha256"], added=added, updated=updated, removed=removed, rejected=rejected
             )
         )
     return ImportResult(bank_name, added, updated, removed, rejected)

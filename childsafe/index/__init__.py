@@ -6,4 +6,14 @@ from childsafe.index.digest_index import DigestIndex
 from childsafe.index.matcher import Match, Matcher, index_root
 from childsafe.index.pdq_index import PdqHit, PdqIndex, hex_to_words, words_to_hex
 
-__all__ = ["BankIndex", "DigestIndex", "Match", "Matcher", "PdqHit", "PdqIndex", "hex_to_words", "index_root", "words_to_hex"]
+__all__ = [
+    "BankIndex",
+    "DigestIndex",
+    "Match",
+    "Matcher",
+    "PdqHit",
+    "PdqIndex",
+    "hex_to_words",
+    "index_root",
+    "words_to_hex",
+]

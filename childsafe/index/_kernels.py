@@ -144,8 +144,16 @@ def search_many(
     total = 0
     for q in range(queries.shape[0]):
         found = search_one(
-            queries[q], radius, hashes, alive, order, offsets, masks, masks_upto,
-            out_positions[total:], out_distances[total:],
+            queries[q],
+            radius,
+            hashes,
+            alive,
+            order,
+            offsets,
+            masks,
+            masks_upto,
+            out_positions[total:],
+            out_distances[total:],
         )
         if found < 0:
             return -1

@@ -127,7 +127,13 @@ class BankIndex:
         self.pdq.save(partial)
         for name, digest in self.digests.items():
             digest.save(partial, name)
-        meta = {"bank_id": self.bank_id, "name": self.name, "created_at": self.created_at, "seq": self.seq, "sizes": self.size()}
+        meta = {
+            "bank_id": self.bank_id,
+            "name": self.name,
+            "created_at": self.created_at,
+            "seq": self.seq,
+            "sizes": self.size(),
+        }
         (partial / "meta.json").write_text(json.dumps(meta))
         try:
             os.rename(partial, final)

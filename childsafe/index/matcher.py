@@ -185,14 +185,26 @@ class Matcher:
         for hit in hits:
             key = (hit.bank.bank_id, hit.entry_id, hit.signal, hit.value)
             current = best.get(key)
-            if current is None or (hit.distance, hit.transform != "none") < (current.distance, current.transform != "none"):
+            if current is None or (hit.distance, hit.transform != "none") < (
+                current.distance,
+                current.transform != "none",
+            ):
                 best[key] = hit
         details = self._entry_details({hit.entry_id for hit in best.values()})
         matches = []
         for hit in best.values():
             category, source_id = details.get(hit.entry_id, (None, None))
             matches.append(
-                Match(hit.bank.name, str(hit.entry_id), source_id, hit.signal, hit.value, hit.distance, category, hit.transform)
+                Match(
+                    hit.bank.name,
+                    str(hit.entry_id),
+                    source_id,
+                    hit.signal,
+                    hit.value,
+                    hit.distance,
+                    category,
+                    hit.transform,
+                )
             )
         matches.sort(key=lambda m: (m.distance, m.bank, int(m.entry_id), m.signal))
         return matches
@@ -203,7 +215,9 @@ class Matcher:
         with self.engine.connect() as connection:
             for start in range(0, len(ids), 500):
                 rows = connection.execute(
-                    select(BankEntry.id, BankEntry.category, BankEntry.source_id).where(BankEntry.id.in_(ids[start : start + 500]))
+                    select(BankEntry.id, BankEntry.category, BankEntry.source_id).where(
+                        BankEntry.id.in_(ids[start : start + 500])
+                    )
                 )
                 details.update({row.id: (row.category, row.source_id) for row in rows})
         return details

@@ -129,8 +129,17 @@ class PdqIndex:
             positions = np.empty(capacity, np.int64)
             distances = np.empty(capacity, np.int64)
             found = kernels.search_many(
-                queries, radius, self.hashes, self.alive, self.order, self.offsets,
-                _MASKS, _MASKS_UPTO, rows, positions, distances,
+                queries,
+                radius,
+                self.hashes,
+                self.alive,
+                self.order,
+                self.offsets,
+                _MASKS,
+                _MASKS_UPTO,
+                rows,
+                positions,
+                distances,
             )
             if found >= 0:
                 break
@@ -153,8 +162,16 @@ class PdqIndex:
             positions = np.empty(capacity, np.int64)
             distances = np.empty(capacity, np.int64)
             found = kernels.search_one(
-                query, radius, self.hashes, self.alive, self.order, self.offsets,
-                _MASKS, _MASKS_UPTO, positions, distances,
+                query,
+                radius,
+                self.hashes,
+                self.alive,
+                self.order,
+                self.offsets,
+                _MASKS,
+                _MASKS_UPTO,
+                positions,
+                distances,
             )
             if found >= 0:
                 return positions[:found], distances[:found], self.hashes, self.ids
@@ -182,8 +199,13 @@ class PdqIndex:
     def load(cls, folder: Path) -> PdqIndex:
         """Open an index written by ``save``; the arrays are memory-mapped, so
         loading takes milliseconds whatever the size."""
-        arrays = {name: np.load(folder / f"pdq_{name}.npy", mmap_mode="r") for name in ("hashes", "ids", "order", "offsets")}
+        arrays = {
+            name: np.load(folder / f"pdq_{name}.npy", mmap_mode="r") for name in ("hashes", "ids", "order", "offsets")
+        }
         return cls(
-            hashes=arrays["hashes"], ids=arrays["ids"], alive=np.ones(len(arrays["ids"]), np.bool_),
-            order=arrays["order"], offsets=arrays["offsets"],
+            hashes=arrays["hashes"],
+            ids=arrays["ids"],
+            alive=np.ones(len(arrays["ids"]), np.bool_),
+            order=arrays["order"],
+            offsets=arrays["offsets"],
         )

@@ -124,8 +124,7 @@ def _open(data: bytes, mime: str, limits: MediaLimits) -> Image.Image:
         raise DecodeError("image has no pixels")
     if width * height > limits.max_pixels:
         raise MediaLimitError(
-            f"image is {width}x{height} pixels, over the {limits.max_pixels:,}-pixel limit"
-            " (decompression bomb?)"
+            f"image is {width}x{height} pixels, over the {limits.max_pixels:,}-pixel limit (decompression bomb?)"
         )
     return image
 

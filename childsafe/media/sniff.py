@@ -29,9 +29,7 @@ class SniffedType:
 
 #: File-name endings that claim to be an image; a file so named whose bytes
 #: are not an image is worth an analyst's attention, and is reported.
-IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .tif .tiff .webp .heic .heif .avif".split()
-)
+IMAGE_EXTENSIONS = frozenset(".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .tif .tiff .webp .heic .heif .avif".split())
 
 
 def name_claims_image(name: str) -> bool:

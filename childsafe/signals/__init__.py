@@ -4,6 +4,7 @@ Importing this package registers every signal type (the modules register
 themselves on their last line); add a new type by adding its module here.
 """
 
+# ruff: noqa: I001  (import order is registration order, which matters)
 # Registration order is the order signals appear in listings: digests, then PDQ.
 from childsafe.signals import md5  # noqa: F401, I001  (importing registers it)
 from childsafe.signals import sha1  # noqa: F401

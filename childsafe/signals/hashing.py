@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from childsafe.errors import MediaError
 from childsafe.media.decode import decode_small_rgb
@@ -53,7 +53,7 @@ def _digest_names() -> list[str]:
     return [name for name in signal_names() if get_signal(name).kind == "digest"]
 
 
-def _read_digesting(stream: BinaryIO, keep_limit: int) -> tuple[int, dict[str, str], bytes, bytes | None]:
+def _read_digesting(stream: IO[bytes], keep_limit: int) -> tuple[int, dict[str, str], bytes, bytes | None]:
     """Read ``stream`` once: every digest, the first bytes, and the whole
     content when it is an image no larger than ``keep_limit`` (else ``None``).
     Memory stays constant for anything not kept."""
@@ -76,9 +76,7 @@ def _read_digesting(stream: BinaryIO, keep_limit: int) -> tuple[int, dict[str, s
     return size, digests, head, (b"".join(kept) if keep else None)
 
 
-def hash_stream(
-    stream: BinaryIO, path: str, limits: MediaLimits, *, dihedral: bool = False
-) -> FileHashes:
+def hash_stream(stream: IO[bytes], path: str, limits: MediaLimits, *, dihedral: bool = False) -> FileHashes:
     """Hash content read from ``stream`` (a file, or later an archive member).
 
     ``path`` is only the name to report. Problems with the content become the
@@ -106,7 +104,9 @@ def hash_stream(
             result.error = f"named like an image but the content is {sniffed.mime}"
         return result
     if data is None:
-        result.error = f"image of {size:,} bytes is over the {limits.max_decode_bytes:,}-byte decode limit; digests only"
+        result.error = (
+            f"image of {size:,} bytes is over the {limits.max_decode_bytes:,}-byte decode limit; digests only"
+        )
         return result
     try:
         image = decode_small_rgb(data, sniffed.mime, limits)
@@ -134,9 +134,7 @@ def hash_found_file(found: FoundFile, limits: MediaLimits, dihedral: bool = Fals
     return hash_file(found.path, limits, dihedral=dihedral)
 
 
-def hash_file(
-    path: str | os.PathLike[str], limits: MediaLimits | None = None, *, dihedral: bool = False
-) -> FileHashes:
+def hash_file(path: str | os.PathLike[str], limits: MediaLimits | None = None, *, dihedral: bool = False) -> FileHashes:
     """Hash the file at ``path``, opened read-only. Never raises for a bad file:
     the problem is in the result's ``error``."""
     limits = limits or MediaLimits()
@@ -154,9 +152,7 @@ def hash_paths(
     paths: Iterable[str], limits: MediaLimits, workers: int = 1, *, dihedral: bool = False
 ) -> Iterator[FileHashes]:
     """Hash every file under ``paths``, in walk order, using ``workers`` processes."""
-    return ordered_map(
-        _hash_found_task, ((found, limits, dihedral) for found in walk_paths(paths)), workers
-    )
+    return ordered_map(_hash_found_task, ((found, limits, dihedral) for found in walk_paths(paths)), workers)
 
 
 def _hash_found_task(args: tuple[FoundFile, MediaLimits, bool]) -> FileHashes:

@@ -73,8 +73,7 @@ def pdq_dihedral_hashes(image: Image.Image) -> dict[str, PdqHash]:
     """
     vectors, quality = pdqhash.compute_dihedral(_rgb_array(image))
     return {
-        name: PdqHash(_bits_to_hex(bits), int(quality))
-        for name, bits in zip(DIHEDRAL_TRANSFORMS, vectors, strict=True)
+        name: PdqHash(_bits_to_hex(bits), int(quality)) for name, bits in zip(DIHEDRAL_TRANSFORMS, vectors, strict=True)
     }
 
 

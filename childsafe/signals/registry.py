@@ -40,9 +40,7 @@ class SignalType:
         """``value`` checked and normalised to lowercase hex; ``UsageError`` if bad."""
         normal = value.strip().lower()
         if len(normal) != self.hex_length or not _HEX.fullmatch(normal):
-            raise UsageError(
-                f"{self.name} value must be {self.hex_length} hexadecimal characters, got {value!r:.80}"
-            )
+            raise UsageError(f"{self.name} value must be {self.hex_length} hexadecimal characters, got {value!r:.80}")
         return normal
 
 

@@ -24,7 +24,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-
 from childsafe.errors import StorageError, UsageError
 from childsafe.store.models import AuditEvent
 
@@ -148,9 +147,7 @@ def open_database(url: str, *, migrate: bool = True) -> Engine:
         if engine is not None:
             engine.dispose()
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise StorageError(
-            f"cannot open database {parsed.render_as_string(hide_password=True)}: {reason}"
-        ) from exc
+        raise StorageError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {reason}") from exc
     return engine
 
 

@@ -5,6 +5,7 @@ package imports them all. ``--format auto`` asks each, in registration order,
 whether a file looks like its format; text comes last as the fallback.
 """
 
+# ruff: noqa: I001  (import order is registration order, which matters)
 from __future__ import annotations
 
 from childsafe.banks.formats.base import BankFormat, ExportEntry, ImportOptions, ParsedEntry

@@ -115,7 +115,6 @@ MAX_LINE = 20_000
 def text_lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
     """``(line number, line without newline)`` of a UTF-8 stream, with a
     bound on line length; ``InputFormatError`` for binary or over-long lines."""
-    import io
 
     from childsafe.errors import InputFormatError
 

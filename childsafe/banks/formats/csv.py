@@ -65,11 +65,7 @@ class CsvFormat:
             if len(row) != len(header):
                 raise InputFormatError(f"{where}: {len(row)} fields, the header has {len(header)}")
             cells = dict(zip(header, row, strict=True))
-            found = [
-                checked_signal(name, value, where)
-                for name in signals
-                for value in cells[name].split()
-            ]
+            found = [checked_signal(name, value, where) for name in signals for value in cells[name].split()]
             if not found:
                 raise InputFormatError(f"{where}: no hash in this row")
             category = cells.get("category", "").strip() or options.category

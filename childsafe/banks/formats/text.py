@@ -43,7 +43,9 @@ class TextFormat:
         signal = options.signal or _BARE_SIGNALS.get(len(value))
         if signal is None:
             if len(value) == 64 and set(value) <= _HEX:
-                raise InputFormatError(f"{where}: a bare 64-hex hash may be sha256 or pdq; give --signal sha256 or --signal pdq")
+                raise InputFormatError(
+                    f"{where}: a bare 64-hex hash may be sha256 or pdq; give --signal sha256 or --signal pdq"
+                )
             raise InputFormatError(f"{where}: not a hash: {value!r:.70}")
         return checked_signal(signal, value, where)
 

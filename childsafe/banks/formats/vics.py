@@ -23,7 +23,13 @@ from typing import Any, BinaryIO, TextIO
 
 import ijson
 
-from childsafe.banks.formats.base import ExportEntry, ImportOptions, ParsedEntry, checked_category, checked_signal
+from childsafe.banks.formats.base import (
+    ExportEntry,
+    ImportOptions,
+    ParsedEntry,
+    checked_category,
+    checked_signal,
+)
 from childsafe.banks.formats.registry import register
 from childsafe.banks.schemes import category_from_vics, category_to_vics
 from childsafe.errors import InputFormatError, UsageError
@@ -47,8 +53,8 @@ def _shape(stream: BinaryIO) -> str:
         elif prefix == "value" and event == "end_array":
             return "hash-set"  # an empty list
     if not saw_value:
-        raise InputFormatError("not a VICS file: it has no top-level \"value\" list")
-    raise InputFormatError("not a VICS file: \"value\" is not a list of records")
+        raise InputFormatError('not a VICS file: it has no top-level "value" list')
+    raise InputFormatError('not a VICS file: "value" is not a list of records')
 
 
 def _text(value: Any) -> str | None:

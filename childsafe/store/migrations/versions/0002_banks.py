@@ -50,18 +50,14 @@ def upgrade() -> None:
         sa.Column("source_id", sa.String(200), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column(
-            "import_id", sa.Integer(), sa.ForeignKey("bank_imports.id", ondelete="SET NULL"), nullable=True
-        ),
+        sa.Column("import_id", sa.Integer(), sa.ForeignKey("bank_imports.id", ondelete="SET NULL"), nullable=True),
         sa.UniqueConstraint("bank_id", "entry_key", name="uq_bank_entries_key"),
     )
     op.create_index("ix_bank_entries_bank_id", "bank_entries", ["bank_id"])
     op.create_table(
         "entry_signals",
         sa.Column("bank_id", sa.Integer(), sa.ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column(
-            "entry_id", sa.Integer(), sa.ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("entry_id", sa.Integer(), sa.ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("signal", sa.String(20), primary_key=True),
         sa.Column("value", sa.String(64), primary_key=True),
         sqlite_with_rowid=False,

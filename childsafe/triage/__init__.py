@@ -1,0 +1,12 @@
+"""Triage of seized media: evidence sources and containers, reading without
+extracting, resumable parallel scans, and the case reports."""
+
+from childsafe.triage.scan import (
+    ScanProgress,
+    ScanRequest,
+    ScanResult,
+    bank_snapshot,
+    scan_evidence,
+)
+
+__all__ = ["ScanProgress", "ScanRequest", "ScanResult", "bank_snapshot", "scan_evidence"]

@@ -1,0 +1,112 @@
+"""A finished scan as the report writers see it: settings, banks, summary,
+and the items (streamed from the scan state, sorted by path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from childsafe.banks.schemes import severity_rank
+from childsafe.triage.state import ScanState, StoredItem
+
+__all__ = ["CaseReport", "item_category", "summarise", "UNCATEGORISED"]
+
+UNCATEGORISED = "uncategorised"
+
+
+def item_category(matches: list[dict[str, Any]], schemes: dict[str, str]) -> str | None:
+    """The most severe category among an item's matches (each judged in its
+    bank's scheme); ``uncategorised`` when it matched but no match has a label."""
+    if not matches:
+        return None
+    labelled = [m for m in matches if m["category"] is not None]
+    if not labelled:
+        return UNCATEGORISED
+    worst = min(labelled, key=lambda m: (severity_rank(schemes.get(m["bank"], "none"), m["category"]), m["bank"]))
+    return str(worst["category"])
+
+
+def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> dict[str, Any]:
+    """The SPEC ``summary`` of a case, in one pass over its items."""
+    files = images = videos = errors = matched_files = unmatched_images = 0
+    matched_sha1: set[str] = set()
+    by_category: dict[str, dict[str, Any]] = {}
+    for item in items:
+        hashes = item.hashes
+        files += 1
+        images += hashes.media_type == "image"
+        videos += hashes.media_type == "video"
+        errors += hashes.error is not None
+        if item.matches:
+            matched_files += 1
+            key = hashes.sha1 or hashes.path
+            matched_sha1.add(key)
+            label = item_category(item.matches, schemes) or UNCATEGORISED
+            bucket = by_category.setdefault(label, {"files": 0, "unique": set()})
+            bucket["files"] += 1
+            bucket["unique"].add(key)
+        elif hashes.media_type == "image":
+            unmatched_images += 1
+    ordered = sorted(by_category, key=lambda label: (label == UNCATEGORISED, _label_rank(label, schemes), label))
+    return {
+        "files": files,
+        "images": images,
+        "videos": videos,
+        "errors": errors,
+        "matched_files": matched_files,
+        "matched_unique": len(matched_sha1),
+        "unmatched_images": unmatched_images,
+        "by_category": {
+            label: {"files": by_category[label]["files"], "unique": len(by_category[label]["unique"])}
+            for label in ordered
+        },
+    }
+
+
+def _label_rank(label: str, schemes: dict[str, str]) -> int:
+    return min((severity_rank(scheme, label) for scheme in set(schemes.values())), default=0)
+
+
+@dataclass
+class CaseReport:
+    """Everything the writers need. ``items`` and ``duplicates`` stream from
+    the scan state, so a case of a million items is never all in memory."""
+
+    state: ScanState
+    case_id: str
+    tool: dict[str, str]
+    started_at: str
+    finished_at: str
+    evidence: str
+    command: list[str]
+    banks: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def schemes(self) -> dict[str, str]:
+        return {bank["name"]: bank["scheme"] for bank in self.banks}
+
+    def items(self) -> Iterator[StoredItem]:
+        return self.state.items()
+
+    def item_dict(self, item: StoredItem) -> dict[str, Any]:
+        """The SPEC item object."""
+        hashes = item.hashes
+        return {
+            "path": hashes.path,
+            "size": hashes.size,
+            "media_type": hashes.media_type,
+            "mime": hashes.mime,
+            "md5": hashes.md5,
+            "sha1": hashes.sha1,
+            "sha256": hashes.sha256,
+            "pdq": hashes.pdq,
+            "pdq_quality": hashes.pdq_quality,
+            "matches": item.matches,
+            "category": item_category(item.matches, self.schemes),
+            "error": hashes.error,
+        }
+
+    def duplicates(self) -> Iterator[tuple[str, list[str]]]:
+        return self.state.duplicate_groups()

@@ -1,0 +1,70 @@
+"""``case.vics.json``: a VICS 2.0 case export of the matched media, each with
+every place a copy was found (MediaFiles), for Griffeye-style tools."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from childsafe.banks.schemes import category_to_vics
+from childsafe.triage.case import CaseReport
+from childsafe.triage.reports.registry import register
+
+__all__ = ["VICS_CASE"]
+
+_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/CUSTOM/$metadata#Cases"
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class VicsCase:
+    filename: str = "case.vics.json"
+
+    def write(self, case: CaseReport, out: TextIO) -> None:
+        media: dict[str, dict[str, Any]] = {}  # by sha1; only matched items, so bounded by the matches
+        for item in case.items():
+            if not item.matches:
+                continue
+            hashes = item.hashes
+            key = hashes.sha1 or hashes.path
+            record = media.get(key)
+            if record is None:
+                category = case.item_dict(item)["category"]
+                scheme = next((case.schemes[m["bank"]] for m in item.matches if m["category"] == category), "none")
+                record = {
+                    "MediaID": len(media) + 1,
+                    "Category": category_to_vics(scheme, category) if category != "uncategorised" else 0,
+                    "MD5": hashes.md5,
+                    "SHA1": hashes.sha1,
+                    "MediaSize": hashes.size,
+                    "AlternativeHashes": [{"HashName": "PDQ", "HashValue": hashes.pdq}] if hashes.pdq else [],
+                    "Comments": "matched "
+                    + ", ".join(sorted({f"{m['bank']} entry {m['entry_id']}" for m in item.matches})),
+                    "MediaFiles": [],
+                }
+                media[key] = record
+            folder, _, name = hashes.path.rpartition("/")
+            record["MediaFiles"].append(
+                {"FileName": name, "FilePath": folder, "FileSize": hashes.size, "Modified": _iso(item.modified)}
+            )
+        document = {
+            "@odata.context": _CONTEXT,
+            "value": [
+                {
+                    "CaseNumber": case.case_id,
+                    "SourceApplicationName": case.tool["name"],
+                    "SourceApplicationVersion": case.tool["version"],
+                    "Media": list(media.values()),
+                }
+            ],
+        }
+        json.dump(document, out, ensure_ascii=False, indent=1)
+        out.write("\n")
+
+
+VICS_CASE = register(VicsCase())

@@ -1,0 +1,285 @@
+"""Triage of seized media: ``scan_evidence`` walks the evidence, hashes and
+matches every item (archive members included) in worker processes, saves
+progress so a killed scan can resume, and writes the case reports.
+
+Outputs are complete or absent: each is written to a temporary file and
+renamed into place, ``manifest.json`` (the SHA-256 of every other output)
+last, and the scan state is removed only then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from childsafe import __version__
+from childsafe.banks.catalogue import iter_bank_entries, read_banks
+from childsafe.config import Settings
+from childsafe.errors import UsageError
+from childsafe.index import Match, Matcher, index_root
+from childsafe.media.limits import MediaLimits
+from childsafe.parallel import ordered_map
+from childsafe.signals import FileHashes
+from childsafe.store import open_database, record_audit
+from childsafe.triage.case import CaseReport, summarise
+from childsafe.triage.reading import read_task, recorded_item
+from childsafe.triage.reports import writers
+from childsafe.triage.sources import Recorded, Task, source_for
+from childsafe.triage.state import STATE_FOLDER, ScanState
+
+__all__ = ["ScanRequest", "ScanProgress", "ScanResult", "scan_evidence", "bank_snapshot"]
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What the investigator asked for."""
+
+    evidence: Path
+    case_id: str
+    out: Path
+    workers: int = 1
+    resume: bool = False
+    command: tuple[str, ...] = ()
+
+
+@dataclass
+class ScanProgress:
+    """Running totals, for a progress display."""
+
+    files: int = 0
+    bytes: int = 0
+    matches: int = 0
+    bytes_total: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class ScanResult:
+    """Where the reports are, and the case summary."""
+
+    out: Path
+    summary: dict[str, Any]
+    outputs: dict[str, str]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def bank_snapshot(engine: Engine) -> list[dict[str, Any]]:
+    """Every bank with a digest of its content (signals and categories of every
+    entry), so a report says exactly which lists it was matched against."""
+    snapshot = []
+    with engine.connect() as connection:
+        for bank in read_banks(connection):
+            digest = hashlib.sha256()
+            entries = 0
+            for entry in iter_bank_entries(connection, bank.id):
+                entries += 1
+                signals = ",".join(f"{s}:{v}" for s, v in entry.signals)
+                digest.update(f"{signals}|{entry.category or ''}\n".encode())
+            snapshot.append(
+                {
+                    "name": bank.name,
+                    "scheme": bank.scheme,
+                    "kind": bank.kind,
+                    "entries": entries,
+                    "digest": digest.hexdigest(),
+                }
+            )
+    return sorted(snapshot, key=lambda b: b["name"])
+
+
+# -- work done in each worker process ---------------------------------------
+# A process pool runs _scan_task in other processes; each keeps its database
+# connection, index and state file open between tasks in this one variable,
+# set by _start_worker (the pool's initializer). It is never used elsewhere.
+
+
+@dataclass
+class _Worker:
+    matcher: Matcher
+    state: ScanState
+    limits: MediaLimits
+
+
+_worker: _Worker | None = None
+
+
+def _start_worker(settings: Settings, out: Path) -> None:
+    global _worker
+    engine = open_database(settings.database_url)
+    matcher = Matcher(engine, index_root(settings.home, settings.database_url))
+    matcher.sync()
+    _worker = _Worker(matcher, ScanState(out), settings.limits)
+
+
+def _scan_task(task: Task) -> tuple[int, int, int]:
+    """Read, hash and match one piece of evidence; save it with all its items.
+    Returns (items, bytes of the evidence file, matched items)."""
+    assert _worker is not None, "worker not started"
+    items = []
+    matched = 0
+    for scanned in read_task(task, _worker.limits):
+        matches = _worker.matcher.match_hashes(scanned.hashes)
+        matched += bool(matches)
+        items.append((scanned.hashes, scanned.modified, matches))
+    _worker.state.save_task(task.label, items)
+    return len(items), task.size, matched
+
+
+# -- the scan ----------------------------------------------------------------
+
+
+def _prepare(request: ScanRequest, state_exists: bool) -> None:
+    if not request.case_id.strip():
+        raise UsageError("--case must not be empty")
+    if request.resume and not state_exists:
+        raise UsageError(f"no interrupted scan to resume in {request.out}; run without --resume to start one")
+    if not request.resume and request.out.exists() and any(request.out.iterdir()):
+        raise UsageError(
+            f"{request.out} is not empty: choose a new --out folder (or --resume an interrupted scan there)"
+        )
+    evidence = request.evidence.resolve()
+    out = request.out.resolve()
+    if out == evidence or evidence in out.parents:
+        raise UsageError("--out must be outside the evidence: evidence is never written to")
+
+
+def scan_evidence(
+    request: ScanRequest, settings: Settings, on_progress: Callable[[ScanProgress], None] | None = None
+) -> ScanResult:
+    """Scan ``request.evidence`` and write the case reports to ``request.out``."""
+    source = source_for(request.evidence)
+    engine = open_database(settings.database_url)
+    try:
+        _prepare(request, (request.out / STATE_FOLDER / "state.sqlite").exists())
+        request.out.mkdir(parents=True, exist_ok=True)
+        banks = bank_snapshot(engine)
+        state = ScanState(request.out)
+        evidence = str(request.evidence.resolve())
+        if request.resume:
+            meta = state.meta()
+            if (meta.get("case_id"), meta.get("evidence_resolved")) != (request.case_id, evidence):
+                raise UsageError(
+                    f"the scan in {request.out} is of case {meta.get('case_id')!r}, evidence {meta.get('evidence')!r}:"
+                    " resume it with the same --case and EVIDENCE"
+                )
+            if meta.get("banks") != banks:
+                raise UsageError(
+                    "the banks changed since this scan started; start it again (new --out) without --resume"
+                )
+        else:
+            state.set_meta(
+                {
+                    "case_id": request.case_id,
+                    "evidence": str(request.evidence),
+                    "evidence_resolved": evidence,
+                    "banks": banks,
+                    "started_at": _now(),
+                    "command": list(request.command),
+                }
+            )
+        # Build or refresh the saved index once, so workers only load it.
+        Matcher(engine, index_root(settings.home, settings.database_url)).sync()
+        progress = ScanProgress(bytes_total=_total_bytes(source.walk(request.evidence)))
+        done = state.done_tasks()
+        recorded: list[tuple[FileHashes, float | None, list[Match]]] = [
+            (recorded_item(r).hashes, r.modified, []) for r in _recorded(source.walk(request.evidence))
+        ]
+        state.save_task("(recorded)", recorded)
+        tasks = (t for t in _tasks(source.walk(request.evidence)) if t.label not in done)
+        for items, size, matched in ordered_map(
+            _scan_task, tasks, request.workers, _start_worker, (settings, request.out)
+        ):
+            progress.files += items
+            progress.bytes += size
+            progress.matches += matched
+            if on_progress:
+                on_progress(progress)
+        result = _finish(request, state, banks, engine)
+        state.close()
+        shutil.rmtree(request.out / STATE_FOLDER)
+        return result
+    finally:
+        engine.dispose()
+
+
+def _tasks(walk: Iterator[Task | Recorded]) -> Iterator[Task]:
+    return (item for item in walk if isinstance(item, Task))
+
+
+def _recorded(walk: Iterator[Task | Recorded]) -> Iterator[Recorded]:
+    return (item for item in walk if isinstance(item, Recorded))
+
+
+def _total_bytes(walk: Iterator[Task | Recorded]) -> int:
+    return sum(item.size for item in walk if isinstance(item, Task))
+
+
+def _write_output(folder: Path, name: str, write: Callable[[Any], None]) -> str:
+    """Write one output through a temporary file renamed into place; returns its SHA-256."""
+    temporary = folder / f".{name}.partial"
+    with open(temporary, "w", encoding="utf-8", newline="") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+    os.replace(temporary, folder / name)
+    return digest
+
+
+def _finish(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]], engine: Engine) -> ScanResult:
+    meta = state.meta()
+    case = CaseReport(
+        state=state,
+        case_id=request.case_id,
+        tool={"name": "childsafe", "version": __version__},
+        started_at=meta["started_at"],
+        finished_at=_now(),
+        evidence=meta["evidence"],
+        command=list(meta.get("command", request.command)),
+        banks=banks,
+    )
+    case.summary = summarise(state.items(), case.schemes)
+    outputs = {
+        writer.filename: _write_output(request.out, writer.filename, partial(writer.write, case))
+        for writer in writers()
+    }
+    manifest = {
+        "tool": case.tool,
+        "case_id": case.case_id,
+        "evidence": case.evidence,
+        "command": case.command,
+        "started_at": case.started_at,
+        "finished_at": case.finished_at,
+        "banks": banks,
+        "files": outputs,
+    }
+    outputs[MANIFEST] = _write_output(request.out, MANIFEST, lambda h: json.dump(manifest, h, indent=1))
+    record_audit(
+        engine,
+        "scan",
+        {
+            "case_id": case.case_id,
+            "evidence": case.evidence,
+            "out": str(request.out.resolve()),
+            "banks": [{"name": b["name"], "digest": b["digest"]} for b in banks],
+            "manifest_sha256": outputs[MANIFEST],
+            "summary": {k: v for k, v in case.summary.items() if k != "by_category"},
+        },
+    )
+    return ScanResult(request.out, case.summary, outputs)
