@@ -34,6 +34,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: where it is and its schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
+audit_app = typer.Typer(help="The audit log: who did what, chained so tampering shows.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(audit_app, name="audit")
 bank_app = typer.Typer(
     help="Hash lists (banks): create, import, list, show, export, delete.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -480,6 +482,41 @@ def scan_command(
     for label, counts in summary["by_category"].items():
         print(f"  category {label}: {counts['files']} files, {counts['unique']} unique")
     print(f"Reports in {result.out}: " + ", ".join(result.outputs))
+
+
+@audit_app.command("verify")
+def audit_verify_command(json_output: JsonOption = False) -> None:
+    """Check the audit log's hash chain; exit 1 if an event was changed, added or removed."""
+    from childsafe.store import verify_audit_chain
+
+    with _errors_to_exit_codes():
+        report = verify_audit_chain(_open_engine(Settings.from_env()))
+    if json_output:
+        _print_json(report.to_dict())
+    elif report.intact:
+        print(f"audit log intact: {report.events} events, each chained to the one before")
+    else:
+        print(f"audit log BROKEN at event {report.first_broken}: {report.reason}")
+    if not report.intact:
+        raise typer.Exit(1)
+
+
+@audit_app.command("list")
+def audit_list_command(
+    action: Annotated[str | None, typer.Option("--action", help="Only events of this action (e.g. scan).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List audit events, oldest first (JSON Lines with --json)."""
+    from childsafe.store import audit_events
+
+    with _errors_to_exit_codes():
+        events = audit_events(_open_engine(Settings.from_env()), action)
+    for event in events:
+        record = {"id": event.id, "at": event.at.isoformat(), "actor": event.actor, "action": event.action, "detail": event.detail}
+        if json_output:
+            _print_json(record)
+        else:
+            print(f"{record['id']}\t{record['at']}\t{event.actor}\t{event.action}\t{json.dumps(event.detail)[:200]}")
 
 
 @app.command("version")

@@ -91,3 +91,43 @@ def test_bad_database_urls_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(StorageError):
         open_database(f"sqlite:///{tmp_path / 'file' / 'x.db'}")
+
+
+def test_audit_chain_detects_changed_and_deleted_events(database_url: str) -> None:
+    from childsafe.store import verify_audit_chain
+
+    engine = open_database(database_url)
+    for number in range(5):
+        record_audit(engine, "scan", {"case": f"C{number}", "evidence": "/mnt/x"}, actor="analyst")
+    report = verify_audit_chain(engine)
+    assert (report.events, report.intact) == (5, True)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE audit_events SET actor = 'someone else' WHERE id = 3"))
+    changed = verify_audit_chain(engine)
+    assert (changed.intact, changed.first_broken) == (False, 3)
+    assert "changed" in str(changed.reason)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE audit_events SET actor = 'analyst' WHERE id = 3"))
+        connection.execute(sa.text("DELETE FROM audit_events WHERE id = 2"))
+    deleted = verify_audit_chain(engine)
+    assert (deleted.intact, deleted.first_broken) == (False, 3)
+    assert "deleted or inserted" in str(deleted.reason)
+
+
+def _append_in_child(url: str) -> None:
+    engine = _open_database(url)
+    for number in range(10):
+        record_audit(engine, "test", {"n": number})
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_concurrent_appends_keep_one_chain(database_url: str) -> None:
+    from childsafe.store import verify_audit_chain
+
+    open_database(database_url)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        pool.map(_append_in_child, [database_url] * 3)
+    report = verify_audit_chain(open_database(database_url))
+    assert (report.events, report.intact) == (30, True)

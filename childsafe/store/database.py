@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import getpass
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,15 +18,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from childsafe.errors import StorageError, UsageError
-from childsafe.store.models import AuditEvent
 
-__all__ = ["open_database", "schema_revision", "head_revision", "record_audit", "audit_events"]
+__all__ = ["open_database", "schema_revision", "head_revision"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = zlib.crc32(b"childsafe-migrations")
@@ -75,7 +72,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # Writers that read before they write (the audit chain) ask for IMMEDIATE:
+    # the write lock is taken at once, so two of them cannot interleave.
+    immediate = connection.get_execution_options().get("sqlite_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 @contextlib.contextmanager
@@ -149,18 +149,3 @@ def open_database(url: str, *, migrate: bool = True) -> Engine:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise StorageError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {reason}") from exc
     return engine
-
-
-def record_audit(engine: Engine, action: str, detail: dict[str, Any], actor: str | None = None) -> None:
-    """Append one audit event (``actor`` defaults to the operating-system user)."""
-    with Session(engine) as session, session.begin():
-        session.add(AuditEvent(actor=actor or getpass.getuser(), action=action, detail=detail))
-
-
-def audit_events(engine: Engine, action: str | None = None) -> list[AuditEvent]:
-    """Audit events, oldest first, optionally only those of one action."""
-    query = select(AuditEvent).order_by(AuditEvent.id)
-    if action is not None:
-        query = query.where(AuditEvent.action == action)
-    with Session(engine) as session:
-        return list(session.scalars(query))

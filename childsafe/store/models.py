@@ -60,6 +60,10 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The previous event's ``entry_hash`` and this one's: a chain, so that a
+    #: changed or deleted event is detected (``childsafe audit verify``).
+    prev_hash: Mapped[str] = mapped_column(String(64), server_default="")
+    entry_hash: Mapped[str] = mapped_column(String(64), server_default="")
 
 
 class Bank(Base):
