@@ -34,7 +34,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: where it is and its schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
-audit_app = typer.Typer(help="The audit log: who did what, chained so tampering shows.", no_args_is_help=True, rich_markup_mode=None)
+audit_app = typer.Typer(
+    help="The audit log: who did what, chained so tampering shows.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(audit_app, name="audit")
 bank_app = typer.Typer(
     help="Hash lists (banks): create, import, list, show, export, delete.", no_args_is_help=True, rich_markup_mode=None
@@ -126,22 +128,27 @@ def hash_command(
 def demo_command(
     json_output: JsonOption = False,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for the generated samples (default: CHILDSAFE_HOME/demo).")
+        Path | None, typer.Option("--out", help="Folder for the demo case (default: CHILDSAFE_HOME/demo; replaced).")
     ] = None,
 ) -> None:
-    """Generate benign sample images and hash them: a tour on embedded defaults."""
+    """Build a small benign case and a demo bank, scan it, and say where the report is."""
     from childsafe.demo import run_demo
 
     settings = Settings.from_env()
     with _errors_to_exit_codes():
-        summary = run_demo(settings, out)
+        result = run_demo(settings, out)
     if json_output:
-        _print_json(summary.to_dict())
-        return
-    for item in summary.items:
-        print(_format_hash_line(item.to_dict()))
-        _print_matches(summary.matches.get(item.path, []))
-    _stderr.print(summary.describe(), highlight=False, soft_wrap=True)
+        _print_json(
+            {
+                "folder": str(result.folder),
+                "database": result.database,
+                "out": str(result.scan.out),
+                "summary": result.scan.summary,
+                "outputs": result.scan.outputs,
+            }
+        )
+    else:
+        print(result.describe())
 
 
 @db_app.command("upgrade")
@@ -468,7 +475,15 @@ def scan_command(
 
         result = scan_evidence(request, settings, show)
     if json_output:
-        _print_json({"out": str(result.out), "summary": result.summary, "outputs": result.outputs})
+        _print_json(
+            {
+                "out": str(result.out),
+                "summary": result.summary,
+                "outputs": result.outputs,
+                "read_now": result.read_now,
+                "done_before": result.done_before,
+            }
+        )
         return
     summary = result.summary
     print(
@@ -512,7 +527,13 @@ def audit_list_command(
     with _errors_to_exit_codes():
         events = audit_events(_open_engine(Settings.from_env()), action)
     for event in events:
-        record = {"id": event.id, "at": event.at.isoformat(), "actor": event.actor, "action": event.action, "detail": event.detail}
+        record = {
+            "id": event.id,
+            "at": event.at.isoformat(),
+            "actor": event.actor,
+            "action": event.action,
+            "detail": event.detail,
+        }
         if json_output:
             _print_json(record)
         else:

@@ -81,24 +81,25 @@ def test_every_command_and_setting_is_documented() -> None:
         assert setting in docs, f"{setting} is not in docs/cli.md"
 
 
-def test_demo_runs_on_embedded_defaults(cli_env: dict[str, str], tmp_path: Path) -> None:
-    result = run_cli(["demo", "--json"], cli_env)
+def test_demo_scans_a_benign_case_on_embedded_defaults(cli_env: dict[str, str]) -> None:
+    result = run_cli(["demo", "--json"], cli_env, timeout=300)
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["database"].startswith("sqlite:///")
-    items = {Path(i["path"]).name: i for i in summary["items"]}
-    assert items["garden-renamed.jpg"]["mime"] == "image/png"
-    assert items["truncated.jpg"]["error"]
-    assert items["orchard.heic"]["pdq_quality"] >= 50
-    assert items["river.avif"]["pdq"]
-    assert sum(1 for i in summary["items"] if i["media_type"] == "image" and not i["error"]) == 11
-    assert summary["bank"] == "demo-known"
-    assert [(m["signal"], m["source_id"]) for m in items["beach-small.jpg"]["matches"]] == [("pdq", "beach.jpg")]
-    assert [m["transform"] for m in items["beach-mirrored.jpg"]["matches"]] == ["flipy"]  # left-right mirror
-    assert {m["signal"] for m in items["garden-renamed.jpg"]["matches"]} == {"md5", "sha1", "sha256", "pdq"}
-    assert items["harbour.webp"]["matches"] == []
-    again = run_cli(["demo", "--json"], cli_env)  # runs again from scratch
-    assert again.returncode == 0 and json.loads(again.stdout)["items"] == summary["items"]
+    demo = json.loads(result.stdout)
+    assert demo["database"].startswith("sqlite:///")
+    assert demo["summary"]["matched_files"] == 5
+    assert demo["summary"]["by_category"] == {
+        "A": {"files": 2, "unique": 2},
+        "B": {"files": 2, "unique": 2},
+        "C": {"files": 1, "unique": 1},
+    }
+    report = json.loads((Path(demo["out"]) / "report.json").read_text())
+    items = {item["path"]: item for item in report["items"]}
+    assert items["downloads/budget.xlsx"]["category"] == "A"  # an edited copy with a misleading name
+    assert {m["transform"] for m in items["downloads/mirror.png"]["matches"]} == {"flipy"}
+    assert items["backup/phone-2025.tar.gz!/photos.zip!/holiday/day1.jpg"]["category"] == "B"
+    assert items["downloads/broken.jpg"]["error"]
+    human = run_cli(["demo"], cli_env, timeout=300)  # runs again from scratch
+    assert human.returncode == 0 and "report.html" in human.stdout
     version = run_cli(["version", "--json"], cli_env)
     assert json.loads(version.stdout) == {"name": "childsafe", "version": childsafe.__version__}
     upgraded = run_cli(["db", "upgrade", "--json"], cli_env)

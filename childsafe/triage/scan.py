@@ -73,6 +73,10 @@ class ScanResult:
     out: Path
     summary: dict[str, Any]
     outputs: dict[str, str]
+    #: Pieces of evidence (files on disk) read by this run, and those a
+    #: resumed run found already done.
+    read_now: int = 0
+    done_before: int = 0
 
 
 def _now() -> str:
@@ -202,15 +206,18 @@ def scan_evidence(
         ]
         state.save_task("(recorded)", recorded)
         tasks = (t for t in _tasks(source.walk(request.evidence)) if t.label not in done)
+        read_now = 0
         for items, size, matched in ordered_map(
             _scan_task, tasks, request.workers, _start_worker, (settings, request.out)
         ):
             progress.files += items
             progress.bytes += size
             progress.matches += matched
+            read_now += 1
             if on_progress:
                 on_progress(progress)
         result = _finish(request, state, banks, engine)
+        result.read_now, result.done_before = read_now, len(done - {"(recorded)"})
         state.close()
         shutil.rmtree(request.out / STATE_FOLDER)
         return result
