@@ -32,8 +32,9 @@ def _flip(rng: np.random.Generator, words: np.ndarray, bits: int) -> np.ndarray:
     return flipped
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
+    layout=st.sampled_from(["small", "large"]),
     seed=st.integers(0, 2**32 - 1),
     size=st.integers(1, 300),
     radius=st.integers(0, 63),
@@ -41,7 +42,7 @@ def _flip(rng: np.random.Generator, words: np.ndarray, bits: int) -> np.ndarray:
     removes=st.integers(0, 40),
 )
 def test_pdq_index_returns_exactly_what_brute_force_returns(
-    seed: int, size: int, radius: int, adds: int, removes: int
+    layout: str, seed: int, size: int, radius: int, adds: int, removes: int
 ) -> None:
     rng = np.random.default_rng(seed)
     centres = rng.integers(0, 2**64, size=(4, 4), dtype=np.uint64)
@@ -52,7 +53,7 @@ def test_pdq_index_returns_exactly_what_brute_force_returns(
 
     hashes = np.array([near() for _ in range(size)], dtype=np.uint64)
     ids = np.arange(size, dtype=np.int64) // 2  # entries with two hashes each
-    index = PdqIndex.build(hashes, ids)
+    index = PdqIndex.build(hashes, ids, layout)
     extra = np.array([near() for _ in range(adds)], dtype=np.uint64).reshape(-1, 4)
     extra_ids = np.arange(10_000, 10_000 + adds, dtype=np.int64)
     index.add(extra, extra_ids)

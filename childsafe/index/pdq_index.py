@@ -9,6 +9,7 @@ visible to the next query without a rebuild.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,24 @@ from childsafe.index import _kernels as kernels
 
 __all__ = ["PdqIndex", "PdqHit", "hex_to_words", "words_to_hex"]
 
-_MASKS, _MASKS_UPTO = kernels.chunk_masks()
+#: Indexes of up to this many hashes carry fingerprints (see _kernels.py):
+#: 256 bytes a hash more, for searches several times faster. Larger ones use
+#: longer chunks instead, which keeps 10 million hashes near 1 GB.
+FINGERPRINT_LIMIT = 2_000_000
+
+_ARRAYS = ("hashes", "ids", "starts", "bits", "order", "offsets", "bases", "fingerprints")
+
+
+def _layout(size: int, layout: str) -> tuple[list[int], bool]:
+    """Chunk lengths for an index of ``size`` hashes, and whether it has fingerprints.
+
+    ``small``: 16 chunks of 16 bits (buckets of size/65,536 hashes), fingerprinted.
+    ``large``: 12 chunks of 21-22 bits, so that buckets stay small without them.
+    ``auto``: small up to ``FINGERPRINT_LIMIT`` hashes, large beyond.
+    """
+    if layout == "small" or (layout == "auto" and size <= FINGERPRINT_LIMIT):
+        return [16] * 16, True
+    return [22] * 4 + [21] * 8, False
 
 
 def hex_to_words(values: list[str]) -> np.ndarray:
@@ -43,16 +61,36 @@ class PdqHit:
     distance: int
 
 
-def _build_chunks(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = hashes.shape[0]
-    order = np.empty((kernels.CHUNKS, n), np.int32)
-    offsets = np.zeros((kernels.CHUNKS, (1 << 16) + 1), np.int64)
-    for c in range(kernels.CHUNKS):
-        shift = np.uint64(48 - 16 * (c % 4))
-        values = ((hashes[:, c // 4] >> shift) & np.uint64(0xFFFF)).astype(np.uint16)
-        order[c] = np.argsort(values, kind="stable")  # a radix sort for uint16
-        np.cumsum(np.bincount(values, minlength=1 << 16), out=offsets[c, 1:])
-    return order, offsets
+def _multi_index(hashes: np.ndarray, layout: str = "auto") -> dict[str, np.ndarray]:
+    """The chunk tables (and fingerprints) of ``hashes``."""
+    lengths, fingerprinted = _layout(len(hashes), layout)
+    bits = np.array(lengths, np.int64)
+    starts = np.concatenate([[0], np.cumsum(bits)[:-1]]).astype(np.int64)
+    bases = np.concatenate([[0], np.cumsum((1 << bits) + 1)[:-1]]).astype(np.int64)
+    order = np.empty((len(bits), len(hashes)), np.int32)
+    offsets = np.zeros(int(((1 << bits) + 1).sum()), np.int32)
+    fingerprints = np.empty((len(bits), len(hashes) if fingerprinted else 0, 2), np.uint64)
+    for c, (start, length, base) in enumerate(zip(starts.tolist(), lengths, bases.tolist(), strict=True)):
+        values = kernels.chunk_values(hashes, start, length)
+        run_ends = offsets[base + 1 : base + 1 + (1 << length)]
+        np.cumsum(np.bincount(values, minlength=1 << length), out=run_ends)
+        kernels.counting_sort(values, offsets[base : base + (1 << length)], order[c])
+        if fingerprinted:
+            first, second = kernels.fingerprint_words(start)
+            fingerprints[c, :, 0] = hashes[order[c], first]
+            fingerprints[c, :, 1] = hashes[order[c], second]
+    return {
+        "starts": starts,
+        "bits": bits,
+        "order": order,
+        "offsets": offsets,
+        "bases": bases,
+        "fingerprints": fingerprints,
+    }
+
+
+def _empty_tables() -> dict[str, np.ndarray]:
+    return _multi_index(np.empty((0, 4), np.uint64))
 
 
 @dataclass
@@ -62,19 +100,19 @@ class PdqIndex:
     hashes: np.ndarray = field(default_factory=lambda: np.empty((0, 4), np.uint64))
     ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     alive: np.ndarray = field(default_factory=lambda: np.empty(0, np.bool_))
-    order: np.ndarray = field(default_factory=lambda: np.empty((kernels.CHUNKS, 0), np.int32))
-    offsets: np.ndarray = field(default_factory=lambda: np.zeros((kernels.CHUNKS, (1 << 16) + 1), np.int64))
+    tables: dict[str, np.ndarray] = field(default_factory=_empty_tables)
     extra_hashes: np.ndarray = field(default_factory=lambda: np.empty((0, 4), np.uint64))
     extra_ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     extra_alive: np.ndarray = field(default_factory=lambda: np.empty(0, np.bool_))
+    _arrays: tuple[np.ndarray, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def build(cls, hashes: np.ndarray, ids: np.ndarray) -> PdqIndex:
-        """An index of ``hashes`` ((n, 4) uint64) belonging to entries ``ids``."""
+    def build(cls, hashes: np.ndarray, ids: np.ndarray, layout: str = "auto") -> PdqIndex:
+        """An index of ``hashes`` ((n, 4) uint64) belonging to entries ``ids``
+        (``layout``: see ``_layout``; tests choose one, everything else ``auto``)."""
         hashes = np.ascontiguousarray(hashes, dtype=np.uint64).reshape(-1, 4)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        order, offsets = _build_chunks(hashes)
-        return cls(hashes, ids, np.ones(len(ids), np.bool_), order, offsets)
+        return cls(hashes, ids, np.ones(len(ids), np.bool_), _multi_index(hashes, layout))
 
     def __len__(self) -> int:
         return int(self.alive.sum() + self.extra_alive.sum())
@@ -109,13 +147,13 @@ class PdqIndex:
     def search(self, query: np.ndarray, radius: int) -> list[PdqHit]:
         """Every live hash within ``radius`` (0-63) of ``query`` (4 uint64 words)."""
         query = np.ascontiguousarray(query, dtype=np.uint64)
-        hits: list[PdqHit] = []
-        for positions, distances, hashes, ids in (
-            self._search_main(query, radius),
-            self._search_extra(query, radius),
-        ):
-            for position, distance in zip(positions.tolist(), distances.tolist(), strict=True):
-                hits.append(PdqHit(int(ids[position]), words_to_hex(hashes[position]), distance))
+        (positions, distances) = self._grow(lambda *out: kernels.search(query, radius, *self._kernel_arrays(), *out), 2)
+        hits = [
+            PdqHit(int(self.ids[p]), words_to_hex(self.hashes[p]), d)
+            for p, d in zip(positions.tolist(), distances.tolist(), strict=True)
+        ]
+        if len(self.extra_ids):
+            hits += self._search_extra(query, radius)
         return hits
 
     def search_many(self, queries: np.ndarray, radius: int) -> list[list[PdqHit]]:
@@ -123,89 +161,63 @@ class PdqIndex:
         loop: the batch path, without Python work per query."""
         queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
         results: list[list[PdqHit]] = [[] for _ in range(len(queries))]
-        capacity = max(1024, 4 * len(queries))
-        while True:
-            rows = np.empty(capacity, np.int64)
-            positions = np.empty(capacity, np.int64)
-            distances = np.empty(capacity, np.int64)
-            found = kernels.search_many(
-                queries,
-                radius,
-                self.hashes,
-                self.alive,
-                self.order,
-                self.offsets,
-                _MASKS,
-                _MASKS_UPTO,
-                rows,
-                positions,
-                distances,
-            )
-            if found >= 0:
-                break
-            capacity *= 8
-        hex_values = self.hashes[positions[:found]].astype(">u8").tobytes().hex()
+        rows, positions, distances = self._grow(
+            lambda *out: kernels.search_many(queries, radius, *self._kernel_arrays(), *out), 3, 4 * len(queries)
+        )
+        hex_values = self.hashes[positions].astype(">u8").tobytes().hex()
         for k, (row, position, distance) in enumerate(
-            zip(rows[:found].tolist(), positions[:found].tolist(), distances[:found].tolist(), strict=True)
+            zip(rows.tolist(), positions.tolist(), distances.tolist(), strict=True)
         ):
             results[row].append(PdqHit(int(self.ids[position]), hex_values[64 * k : 64 * k + 64], distance))
         if len(self.extra_ids):
             for row in range(len(queries)):
-                extra_positions, extra_distances, hashes, ids = self._search_extra(queries[row], radius)
-                for position, distance in zip(extra_positions.tolist(), extra_distances.tolist(), strict=True):
-                    results[row].append(PdqHit(int(ids[position]), words_to_hex(hashes[position]), distance))
+                results[row] += self._search_extra(queries[row], radius)
         return results
 
-    def _search_main(self, query: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        capacity = 64
+    def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        # Built once per state of the index: this is on every query's path.
+        if self._arrays is not None and self._arrays[1] is self.alive:
+            return self._arrays
+        tables = self.tables
+        masks, upto = kernels.masks_within(int(tables["bits"].max()), 63 // len(tables["bits"]))
+        self._arrays = (
+            self.hashes, self.alive, tables["starts"], tables["bits"], tables["order"], tables["offsets"],
+            tables["bases"], tables["fingerprints"], masks, upto,
+        )  # fmt: skip
+        return self._arrays
+
+    @staticmethod
+    def _grow(run: Callable[..., int], outputs: int, capacity: int = 64) -> list[np.ndarray]:
+        """Call a kernel with ``outputs`` int64 output arrays, larger until they suffice."""
+        capacity = max(capacity, 64)
         while True:
-            positions = np.empty(capacity, np.int64)
-            distances = np.empty(capacity, np.int64)
-            found = kernels.search_one(
-                query,
-                radius,
-                self.hashes,
-                self.alive,
-                self.order,
-                self.offsets,
-                _MASKS,
-                _MASKS_UPTO,
-                positions,
-                distances,
-            )
+            out = [np.empty(capacity, np.int64) for _ in range(outputs)]
+            found = run(*out)
             if found >= 0:
-                return positions[:found], distances[:found], self.hashes, self.ids
+                return [array[:found] for array in out]
             capacity *= 8
 
-    def _search_extra(self, query: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        capacity = 64
-        while True:
-            positions = np.empty(capacity, np.int64)
-            distances = np.empty(capacity, np.int64)
-            found = kernels.scan_brute(query, radius, self.extra_hashes, self.extra_alive, positions, distances)
-            if found >= 0:
-                return positions[:found], distances[:found], self.extra_hashes, self.extra_ids
-            capacity *= 8
+    def _search_extra(self, query: np.ndarray, radius: int) -> list[PdqHit]:
+        hashes, alive = self.extra_hashes, self.extra_alive
+        positions, distances = self._grow(lambda *out: kernels.scan_brute(query, radius, hashes, alive, *out), 2)
+        return [
+            PdqHit(int(self.extra_ids[p]), words_to_hex(hashes[p]), d)
+            for p, d in zip(positions.tolist(), distances.tolist(), strict=True)
+        ]
 
     def save(self, folder: Path) -> None:
         """Write the index (compacted) to ``folder`` as .npy files."""
         if len(self.extra_ids) or not self.alive.all():
             self.compact()
         folder.mkdir(parents=True, exist_ok=True)
-        for name in ("hashes", "ids", "order", "offsets"):
-            np.save(folder / f"pdq_{name}.npy", getattr(self, name))
+        arrays = {"hashes": self.hashes, "ids": self.ids, **self.tables}
+        for name in _ARRAYS:
+            np.save(folder / f"pdq_{name}.npy", arrays[name])
 
     @classmethod
     def load(cls, folder: Path) -> PdqIndex:
         """Open an index written by ``save``; the arrays are memory-mapped, so
         loading takes milliseconds whatever the size."""
-        arrays = {
-            name: np.load(folder / f"pdq_{name}.npy", mmap_mode="r") for name in ("hashes", "ids", "order", "offsets")
-        }
-        return cls(
-            hashes=arrays["hashes"],
-            ids=arrays["ids"],
-            alive=np.ones(len(arrays["ids"]), np.bool_),
-            order=arrays["order"],
-            offsets=arrays["offsets"],
-        )
+        arrays = {name: np.load(folder / f"pdq_{name}.npy", mmap_mode="r") for name in _ARRAYS}
+        hashes, ids = arrays.pop("hashes"), arrays.pop("ids")
+        return cls(hashes=hashes, ids=ids, alive=np.ones(len(ids), np.bool_), tables=arrays)
