@@ -46,6 +46,10 @@ app.add_typer(bank_app, name="bank")
 _stderr = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+PathsArgument = Annotated[list[str], typer.Argument(help="Files or folders (walked recursively).")]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Processes to work with (default: the number of cores).")
+]
 T = TypeVar("T")
 
 
@@ -104,11 +108,9 @@ def _format_hash_line(item: dict[str, Any]) -> str:
 
 @app.command("hash")
 def hash_command(
-    paths: Annotated[list[str], typer.Argument(help="Files or folders (walked recursively).")],
+    paths: PathsArgument,
     json_output: JsonOption = False,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Processes to hash with (default: the number of cores).")
-    ] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Hash files: md5, sha1, sha256 and PDQ, one line (JSON Lines with --json) a file."""
     from childsafe.signals import hash_paths
@@ -414,11 +416,9 @@ def lookup_command(
 
 @app.command("match")
 def match_command(
-    paths: Annotated[list[str], typer.Argument(help="Files or folders (walked recursively).")],
+    paths: PathsArgument,
     json_output: JsonOption = False,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Processes to hash with (default: the number of cores).")
-    ] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Hash files and match each against every bank (trying all 8 rotations and flips)."""
     from childsafe.signals import hash_paths
@@ -441,9 +441,7 @@ def scan_command(
     evidence: Annotated[Path, typer.Argument(help="A folder, an archive or a single file; never modified.")],
     case: Annotated[str, typer.Option("--case", help="The case id, written into every report.")],
     out: Annotated[Path, typer.Option("--out", help="A new folder for the reports.")],
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Processes to scan with (default: the number of cores).")
-    ] = None,
+    workers: WorkersOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted scan in --out.")] = False,
     json_output: JsonOption = False,
 ) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from childsafe.errors import UsageError
+from childsafe.registry import Registry
 
 __all__ = ["SignalType", "register", "get_signal", "signal_names", "parse_signal_value"]
 
@@ -44,29 +45,22 @@ class SignalType:
         return normal
 
 
-_REGISTRY: dict[str, SignalType] = {}
+_SIGNALS: Registry[SignalType] = Registry("signal", lambda signal_type: signal_type.name)
 
 
 def register(signal_type: SignalType) -> SignalType:
     """Add a signal type; a second one with the same name is a programming error."""
-    if signal_type.name in _REGISTRY:
-        raise ValueError(f"signal type {signal_type.name!r} is already registered")
-    _REGISTRY[signal_type.name] = signal_type
-    return signal_type
+    return _SIGNALS.register(signal_type)
 
 
 def get_signal(name: str) -> SignalType:
     """The signal type called ``name``; ``UsageError`` naming the known ones otherwise."""
-    try:
-        return _REGISTRY[name.lower()]
-    except KeyError:
-        known = ", ".join(_REGISTRY)
-        raise UsageError(f"unknown signal {name!r}; known signals: {known}") from None
+    return _SIGNALS.get(name.lower())
 
 
 def signal_names() -> list[str]:
     """Names of all registered signal types, in registration order."""
-    return list(_REGISTRY)
+    return _SIGNALS.names()
 
 
 def parse_signal_value(text: str) -> tuple[str, str]:

@@ -4,31 +4,26 @@ from __future__ import annotations
 
 from childsafe.banks.formats.base import BankFormat
 from childsafe.errors import UsageError
+from childsafe.registry import Registry
 
 __all__ = ["register", "get_format", "format_names", "detect_format"]
 
-_FORMATS: dict[str, BankFormat] = {}
+_FORMATS: Registry[BankFormat] = Registry("format", lambda bank_format: bank_format.name)
 
 
 def register(bank_format: BankFormat) -> BankFormat:
     """Add a format; a second one with the same name is a programming error."""
-    if bank_format.name in _FORMATS:
-        raise ValueError(f"bank format {bank_format.name!r} is already registered")
-    _FORMATS[bank_format.name] = bank_format
-    return bank_format
+    return _FORMATS.register(bank_format)
 
 
 def get_format(name: str) -> BankFormat:
     """The format called ``name``; ``UsageError`` naming the known ones otherwise."""
-    try:
-        return _FORMATS[name]
-    except KeyError:
-        raise UsageError(f"unknown format {name!r}; use one of: auto, {', '.join(_FORMATS)}") from None
+    return _FORMATS.get(name)
 
 
 def format_names() -> list[str]:
     """Names of the registered formats."""
-    return list(_FORMATS)
+    return _FORMATS.names()
 
 
 def detect_format(head: bytes) -> BankFormat:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, TextIO
 
+from childsafe.registry import Registry
 from childsafe.triage.case import CaseReport
 
 __all__ = ["ReportWriter", "register", "writers"]
@@ -18,17 +19,14 @@ class ReportWriter(Protocol):
     def write(self, case: CaseReport, out: TextIO) -> None: ...
 
 
-_WRITERS: dict[str, ReportWriter] = {}
+_WRITERS: Registry[ReportWriter] = Registry("report writer", lambda writer: writer.filename)
 
 
 def register(writer: ReportWriter) -> ReportWriter:
     """Add a writer; two writing the same file name is a programming error."""
-    if writer.filename in _WRITERS:
-        raise ValueError(f"a report writer for {writer.filename!r} is already registered")
-    _WRITERS[writer.filename] = writer
-    return writer
+    return _WRITERS.register(writer)
 
 
 def writers() -> list[ReportWriter]:
     """Every registered writer, in registration order."""
-    return list(_WRITERS.values())
+    return _WRITERS.values()

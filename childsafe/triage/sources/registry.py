@@ -5,28 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from childsafe.errors import UsageError
+from childsafe.registry import Registry
 from childsafe.triage.sources.base import Container, EvidenceSource
 
 __all__ = ["register_source", "register_container", "source_for", "container_for", "source_names", "container_names"]
 
-_SOURCES: dict[str, EvidenceSource] = {}
-_CONTAINERS: dict[str, Container] = {}
+_SOURCES: Registry[EvidenceSource] = Registry("evidence source", lambda source: source.name)
+_CONTAINERS: Registry[Container] = Registry("container", lambda container: container.name)
 
 
 def register_source(source: EvidenceSource) -> EvidenceSource:
     """Add an evidence source; sources are asked in registration order."""
-    if source.name in _SOURCES:
-        raise ValueError(f"evidence source {source.name!r} is already registered")
-    _SOURCES[source.name] = source
-    return source
+    return _SOURCES.register(source)
 
 
 def register_container(container: Container) -> Container:
     """Add a container format."""
-    if container.name in _CONTAINERS:
-        raise ValueError(f"container {container.name!r} is already registered")
-    _CONTAINERS[container.name] = container
-    return container
+    return _CONTAINERS.register(container)
 
 
 def source_for(path: Path) -> EvidenceSource:
@@ -48,8 +43,8 @@ def container_for(mime: str, head: bytes) -> Container | None:
 
 
 def source_names() -> list[str]:
-    return list(_SOURCES)
+    return _SOURCES.names()
 
 
 def container_names() -> list[str]:
-    return list(_CONTAINERS)
+    return _CONTAINERS.names()
