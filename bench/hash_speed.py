@@ -39,11 +39,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
-import platform
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -51,20 +48,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
+from _common import (
+    BENCH_DIR,
+    REPO_ROOT,
+    ensure_baseline_venv,
+    machine_info,
+    package_versions,
+    print_table,
+    reproduce_command,
+    run_measuring_peak_rss,
+    setup_error,
+)
 from PIL import Image, ImageDraw, ImageFilter, features
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
+SCRIPT = "hash_speed.py"  # names this script in setup errors
 # Bump the version in this name whenever generate_photo() changes, so that
 # stale cached images are not reused.
 CACHE_DIR = BENCH_DIR / ".cache" / "hash_speed-v1"
-BASELINE_VENV = BENCH_DIR / ".venv-baseline"
-BASELINE_REQUIREMENTS = BENCH_DIR / "requirements-baseline.txt"
 BASELINE_WORKER = BENCH_DIR / "_baseline_worker.py"
 
 TARGET_SPEEDUP = 12.0  # baseline CPU time / childsafe CPU time must reach this
@@ -141,10 +145,9 @@ class Comparison:
         return sorted({t.error for t in self.childsafe if t.error})
 
 
-def setup_error(message: str) -> NoReturn:
-    """Stop with exit status 2: something other than a measurement went wrong."""
-    print(f"hash_speed.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+def say(message: str) -> None:
+    """Print a progress line, indented under the current step."""
+    print(f"  {message}", flush=True)
 
 
 def mean_or_none(values: list[float]) -> float | None:
@@ -273,7 +276,7 @@ def ensure_photos(count: int) -> list[Path]:
         seed = SEED_12MP + i
         path = CACHE_DIR / "jpeg-12mp" / f"photo-{seed}.jpg"
         if not path.exists():
-            print(f"  generating {path.relative_to(REPO_ROOT)}", flush=True)
+            say(f"generating {path.relative_to(REPO_ROOT)}")
         paths.append(ensure_photo(path, seed, PHOTO_12MP))
     return paths
 
@@ -290,7 +293,7 @@ def ensure_format_copies(jpegs: list[Path], fmt: str) -> list[Path]:
     for jpeg in jpegs:
         path = CACHE_DIR / f"as-{suffix[1:]}" / (jpeg.stem + suffix)
         if not path.exists():
-            print(f"  generating {path.relative_to(REPO_ROOT)}", flush=True)
+            say(f"generating {path.relative_to(REPO_ROOT)}")
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             with Image.open(jpeg) as img:
@@ -314,34 +317,6 @@ def link_set(paths: list[Path], name: str) -> Path:
 # The baseline (own venv, own process)
 
 
-def ensure_baseline_venv() -> Path:
-    """Create bench/.venv-baseline and install the baseline into it if needed.
-
-    A stamp file records the sha256 of requirements-baseline.txt, so editing
-    that file triggers a reinstall. Returns the venv's python.
-    """
-    python = BASELINE_VENV / "bin" / "python"
-    stamp = BASELINE_VENV / "requirements.sha256"
-    wanted = hashlib.sha256(BASELINE_REQUIREMENTS.read_bytes()).hexdigest()
-    if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
-        return python
-    if not python.exists():
-        print(f"  creating {BASELINE_VENV.relative_to(REPO_ROOT)}", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(BASELINE_VENV)], check=True)
-    print(f"  pip install -r {BASELINE_REQUIREMENTS.relative_to(REPO_ROOT)}", flush=True)
-    pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "-r", str(BASELINE_REQUIREMENTS)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if pip.returncode != 0:
-        sys.stderr.write(pip.stdout + pip.stderr)
-        setup_error(f"installing the baseline failed (exit {pip.returncode})")
-    stamp.write_text(wanted + "\n")
-    return python
-
-
 def run_baseline(python: Path, files: list[Path], warmup: Path | None) -> tuple[list[FileTiming], dict[str, str]]:
     """Hash `files` with the baseline worker; return timings and its versions."""
     command = [str(python), str(BASELINE_WORKER)]
@@ -351,7 +326,7 @@ def run_baseline(python: Path, files: list[Path], warmup: Path | None) -> tuple[
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
-        setup_error(f"the baseline worker failed (exit {done.returncode})")
+        setup_error(SCRIPT, f"the baseline worker failed (exit {done.returncode})")
     report = json.loads(done.stdout)
     timings = [
         FileTiming(
@@ -377,8 +352,9 @@ def load_hash_file() -> Callable[[str], Any]:
         from childsafe.signals import hash_file
     except ImportError as exc:
         setup_error(
+            SCRIPT,
             f"cannot import childsafe.signals.hash_file ({exc}); run this script with the "
-            "project's venv, e.g. .venv/bin/python bench/hash_speed.py"
+            "project's venv, e.g. .venv/bin/python bench/hash_speed.py",
         )
     return hash_file
 
@@ -439,7 +415,7 @@ def childsafe_cli() -> Path:
         return candidate
     found = shutil.which("childsafe")
     if found is None:
-        setup_error("the childsafe command is not installed in this venv")
+        setup_error(SCRIPT, "the childsafe command is not installed in this venv")
     return Path(found)
 
 
@@ -490,38 +466,21 @@ def cli_throughput(photos: list[Path], workers: int, repeats: int) -> dict[str, 
     }
 
 
-# Runs the measured command and prints "<exit code> <max RSS of its children in KiB>".
-_RSS_LAUNCHER = (
-    "import resource, subprocess, sys\n"
-    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-    "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-)
-
-
 def peak_rss_kib(command: list[str]) -> tuple[int, int]:
     """Run a command as a fresh process; return (exit code, its max RSS in KiB).
 
-    A small launcher process starts the command and reads
-    getrusage(RUSAGE_CHILDREN). Measuring straight from this (large) process
-    would be wrong: on Linux a child's max RSS starts at the RSS of the
-    process that spawned it, and this one holds generated images.
-    The working directory is the cache folder, so childsafe is imported
-    from the installed package, not from the current directory.
+    Measured by a launcher (see run_measuring_peak_rss), since this process
+    holds generated images. The working directory is the cache folder, so
+    childsafe is imported from the installed package, not from the current
+    directory.
     """
-    done = subprocess.run(
-        [sys.executable, "-c", _RSS_LAUNCHER, *command],
-        capture_output=True,
-        text=True,
-        cwd=CACHE_DIR,
-        check=False,
-    )
-    if done.returncode != 0:
+    done, launched = run_measuring_peak_rss(command, cwd=CACHE_DIR)
+    if launched is None:
         sys.stderr.write(done.stderr)
-        setup_error("measuring peak memory failed")
-    exit_code, max_rss_kib = done.stdout.split()
-    if int(exit_code) != 0:
+        setup_error(SCRIPT, "measuring peak memory failed")
+    if launched["exit"] != 0:
         sys.stderr.write(done.stderr[-2000:])
-    return int(exit_code), int(max_rss_kib)  # Linux reports ru_maxrss in KiB
+    return launched["exit"], launched["children_maxrss_kib"]
 
 
 def peak_memory(python: Path, photo: Path) -> dict[str, Any]:
@@ -549,58 +508,16 @@ def peak_memory(python: Path, photo: Path) -> dict[str, Any]:
 # Reporting
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU count and model, OS, Python and current load, for the record."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average_1m": os.getloadavg()[0],
-    }
-
-
 def project_versions() -> dict[str, str]:
     """Versions on childsafe's side that affect its speed."""
-    found = {}
-    for name in ("childsafe", "pillow", "pillow-heif", "numpy", "pdqhash"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
+    found = package_versions(("childsafe", "pillow", "pillow-heif", "numpy", "pdqhash"))
     found["libjpeg-turbo"] = str(features.version("libjpeg_turbo"))
     return found
-
-
-def reproduce_command(argv: list[str]) -> str:
-    """The shell command that reruns this benchmark as it was run."""
-    python = Path(sys.executable)
-    try:
-        shown = str(python.relative_to(REPO_ROOT))
-    except ValueError:
-        shown = str(python)
-    script = Path(__file__).resolve().relative_to(REPO_ROOT)
-    return f"cd {shlex.quote(str(REPO_ROOT))} && {shlex.join([shown, str(script), *argv])}"
 
 
 def fmt(value: float | None, spec: str = ".1f", missing: str = "n/a") -> str:
     """Format a number, or show `missing` for None."""
     return missing if value is None else format(value, spec)
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    """Print a plain left-aligned text table."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for line in [headers, ["-" * w for w in widths], *rows]:
-        print("  " + "  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
 def mean_size_mb(paths: list[Path]) -> float:
@@ -659,13 +576,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run every measurement, print the report, optionally write JSON."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    command = reproduce_command(argv)
+    command = reproduce_command(__file__, argv)
     started = datetime.datetime.now(datetime.UTC)
 
-    machine = machine_info()  # before any work of ours, so the load average is other programs'
+    # Before any work of ours, so the load average is other programs'.
+    machine = {**machine_info(), "load_average_1m": os.getloadavg()[0]}
     print("setup", flush=True)
     hash_file = load_hash_file()
-    python = ensure_baseline_venv()
+    python = ensure_baseline_venv(SCRIPT, say)
     photos = ensure_photos(args.count)
     big = ensure_photo(CACHE_DIR / "jpeg-24mp" / f"photo-{SEED_24MP}.jpg", SEED_24MP, PHOTO_24MP)
     subset = photos[: args.format_count]

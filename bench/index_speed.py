@@ -54,14 +54,11 @@ import argparse
 import cProfile
 import datetime
 import functools
-import hashlib
 import io
 import json
 import os
-import platform
 import pstats
 import selectors
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -69,18 +66,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
+from _common import (
+    BENCH_DIR,
+    ensure_baseline_venv,
+    machine_info,
+    package_versions,
+    print_table,
+    reproduce_command,
+    run_measuring_peak_rss,
+    setup_error,
+)
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
+SCRIPT = "index_speed"  # names this script in setup errors
 # Bump the version in this name whenever the generated data changes.
 CACHE_DIR = BENCH_DIR / ".cache" / "index_speed-v1"
-BASELINE_VENV = BENCH_DIR / ".venv-baseline"
-BASELINE_REQUIREMENTS = BENCH_DIR / "requirements-baseline.txt"
 BASELINE_WORKER = BENCH_DIR / "_index_baseline_worker.py"
 
 THRESHOLD = 31  # PDQ match threshold: distance <= 31 is a match
@@ -105,11 +108,6 @@ TARGET_LOAD_SECONDS = {"10m": 10.0}
 TARGET_IMPORT_RATE = 50_000.0  # entries/s
 IMPORT_LINES = 1_000_000
 LOAD_WORKER_QUERIES = 1_000
-
-
-def setup_error(message: str) -> NoReturn:
-    sys.stderr.write(f"index_speed: {message}\n")
-    sys.exit(2)
 
 
 def log(message: str) -> None:
@@ -243,7 +241,7 @@ def check_brute_force(bank: np.ndarray, words: np.ndarray, queries: np.ndarray) 
         by_bits = np.unpackbits(rows ^ q, axis=1).sum(axis=1)
         by_count = np.bitwise_count(words[:50_000] ^ to_words(q[None])[0]).sum(axis=1)
         if not np.array_equal(by_bits, by_count):
-            setup_error("brute force self-check failed: bitwise_count disagrees with unpackbits")
+            setup_error(SCRIPT, "brute force self-check failed: bitwise_count disagrees with unpackbits")
 
 
 def compare(found: list[set[tuple[int, int]]], expected: list[set[tuple[int, int]]]) -> dict[str, int]:
@@ -282,31 +280,6 @@ def per_distance(
 # The baseline processes
 
 
-def ensure_baseline_venv() -> Path:
-    """Create bench/.venv-baseline and install the baseline into it if needed
-    (the same venv and stamp file as bench/hash_speed.py). Returns its python."""
-    python = BASELINE_VENV / "bin" / "python"
-    stamp = BASELINE_VENV / "requirements.sha256"
-    wanted = hashlib.sha256(BASELINE_REQUIREMENTS.read_bytes()).hexdigest()
-    if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
-        return python
-    if not python.exists():
-        log(f"creating {BASELINE_VENV.relative_to(REPO_ROOT)}")
-        subprocess.run([sys.executable, "-m", "venv", str(BASELINE_VENV)], check=True)
-    log(f"pip install -r {BASELINE_REQUIREMENTS.relative_to(REPO_ROOT)}")
-    pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "-r", str(BASELINE_REQUIREMENTS)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if pip.returncode != 0:
-        sys.stderr.write(pip.stdout + pip.stderr)
-        setup_error(f"installing the baseline failed (exit {pip.returncode})")
-    stamp.write_text(wanted + "\n")
-    return python
-
-
 class Baseline:
     """One baseline index in its own process (see _index_baseline_worker.py)."""
 
@@ -331,7 +304,7 @@ class Baseline:
             return None
         line = self.process.stdout.readline()
         if not line:
-            setup_error(f"the {self.kind} baseline worker exited (code {self.process.wait()})")
+            setup_error(SCRIPT, f"the {self.kind} baseline worker exited (code {self.process.wait()})")
         return json.loads(line)
 
     def ask(self, **command: Any) -> dict[str, Any]:
@@ -357,33 +330,20 @@ class Baseline:
 # --------------------------------------------------------------------------
 # Fresh-process measurements (peak memory, load from disk)
 
-_RSS_LAUNCHER = """
-import json, resource, subprocess, sys
-done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)
-print(json.dumps({"exit": done.returncode, "stdout": done.stdout,
-                  "children_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
-"""
-
 
 def fresh_process(args: list[str]) -> dict[str, Any]:
-    """Run this script's worker mode in a fresh process started by a small
-    launcher, which reports the worker's ru_maxrss (RUSAGE_CHILDREN); started
-    straight from this large process, the worker's ru_maxrss would begin at
-    this process's size. The worker also reports its own VmHWM."""
-    done = subprocess.run(
-        [sys.executable, "-c", _RSS_LAUNCHER, sys.executable, str(Path(__file__).resolve()), "--worker", *args],
-        capture_output=True,
-        text=True,
-        cwd=CACHE_DIR,
-        check=False,
+    """Run this script's worker mode in a fresh process, with its peak memory
+    measured by a launcher (see run_measuring_peak_rss). The worker also
+    reports its own VmHWM."""
+    done, launched = run_measuring_peak_rss(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", *args], cwd=CACHE_DIR
     )
-    if done.returncode != 0:
+    if launched is None:
         sys.stderr.write(done.stderr)
-        setup_error(f"fresh process {args[0]} failed to start")
-    launched = json.loads(done.stdout.strip().splitlines()[-1])
+        setup_error(SCRIPT, f"fresh process {args[0]} failed to start")
     if launched["exit"] != 0:
         sys.stderr.write(done.stderr[-3000:])
-        setup_error(f"worker {args[0]} failed (exit {launched['exit']})")
+        setup_error(SCRIPT, f"worker {args[0]} failed (exit {launched['exit']})")
     result = json.loads(launched["stdout"].strip().splitlines()[-1])
     result["peak_rss_mib"] = launched["children_maxrss_kib"] / 1024
     return result
@@ -799,58 +759,6 @@ def run_import() -> dict[str, Any]:
 # Reporting
 
 
-def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "memory": memory,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average": list(os.getloadavg()),
-    }
-
-
-def project_versions() -> dict[str, str]:
-    found = {}
-    for name in ("childsafe", "numpy", "numba", "sqlalchemy"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
-def reproduce_command(argv: list[str]) -> str:
-    python = Path(sys.executable)
-    try:
-        shown = str(python.relative_to(REPO_ROOT))
-    except ValueError:
-        shown = str(python)
-    script = Path(__file__).resolve().relative_to(REPO_ROOT)
-    return f"cd {shlex.quote(str(REPO_ROOT))} && {shlex.join([shown, str(script), *argv])}"
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for line in [headers, ["-" * w for w in widths], *rows]:
-        print("  " + "  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-
-
 def verdict(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
 
@@ -1208,21 +1116,22 @@ def main(argv: list[str] | None = None) -> int:
         import childsafe.index.pdq_index  # noqa: F401, PLC0415
     except ImportError as exc:
         setup_error(
-            f"cannot import childsafe ({exc}); run with the project's venv: .venv/bin/python bench/index_speed.py"
+            SCRIPT,
+            f"cannot import childsafe ({exc}); run with the project's venv: .venv/bin/python bench/index_speed.py",
         )
     if not hasattr(np, "bitwise_count"):
-        setup_error("numpy >= 2.0 is needed (np.bitwise_count)")
+        setup_error(SCRIPT, "numpy >= 2.0 is needed (np.bitwise_count)")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_info(),
+        "machine": {**machine_info(memory=True), "load_average": list(os.getloadavg())},
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
-        "versions": {"childsafe_side": project_versions()},
-        "command": reproduce_command(argv),
+        "versions": {"childsafe_side": package_versions(("childsafe", "numpy", "numba", "sqlalchemy"))},
+        "command": reproduce_command(__file__, argv),
         "sizes": {},
     }
     print(f"Reproduce: {report['command']}", flush=True)
-    python = ensure_baseline_venv()
+    python = ensure_baseline_venv(SCRIPT, log)
     if not args.no_import:
         report["import"] = run_import()
     for size in ["1m", "10m"] if args.size == "all" else [args.size]:

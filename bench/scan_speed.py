@@ -37,10 +37,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from _common import BENCH_DIR
 from PIL import Image
 
-BENCH = Path(__file__).resolve().parent
-CACHE = BENCH / ".cache" / "scan_speed-v1"
+CACHE = BENCH_DIR / ".cache" / "scan_speed-v1"
 CHILDSAFE = Path(sys.executable).parent / "childsafe"
 
 

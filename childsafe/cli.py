@@ -38,6 +38,8 @@ audit_app = typer.Typer(
     help="The audit log: who did what, chained so tampering shows.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(audit_app, name="audit")
+apikey_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(apikey_app, name="apikey")
 bank_app = typer.Typer(
     help="Hash lists (banks): create, import, list, show, export, delete.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -536,6 +538,72 @@ def audit_list_command(
             _print_json(record)
         else:
             print(f"{record['id']}\t{record['at']}\t{event.actor}\t{event.action}\t{json.dumps(event.detail)[:200]}")
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the HTTP API (matching, banks) with uvicorn."""
+    import logging
+
+    import uvicorn
+
+    from childsafe.store import open_database
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with _errors_to_exit_codes():
+        open_database(Settings.from_env().database_url).dispose()  # migrate once, before the workers start
+    uvicorn.run(
+        "childsafe.service.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_level="warning", access_log=False,
+    )  # fmt: skip
+
+
+@apikey_app.command("create")
+def apikey_create_command(
+    name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
+    role: Annotated[str, typer.Option("--role", help="admin, curator, matcher or deter.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Make an API key; it is printed once and stored only as a hash."""
+    from childsafe.service.keys import create_api_key
+
+    with _errors_to_exit_codes():
+        key = create_api_key(_open_engine(Settings.from_env()), name, role)
+    if json_output:
+        _print_json({"name": name, "role": role, "key": key})
+    else:
+        print(key)
+        _stderr.print(f"API key {name!r} ({role}). It is shown only now: store it safely.", highlight=False)
+
+
+@apikey_app.command("list")
+def apikey_list_command(json_output: JsonOption = False) -> None:
+    """List API keys (names and roles; never the keys)."""
+    from childsafe.service.keys import list_api_keys
+
+    with _errors_to_exit_codes():
+        keys = [k.to_dict() for k in list_api_keys(_open_engine(Settings.from_env()))]
+    if json_output:
+        _print_json(keys)
+    for key in [] if json_output else keys:
+        print(f"{key['name']}\t{key['role']}\t{key['created_at']}\t{'revoked' if key['revoked'] else 'active'}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke_command(name: Annotated[str, typer.Argument()], json_output: JsonOption = False) -> None:
+    """Revoke an API key: it stops working at once."""
+    from childsafe.service.keys import revoke_api_key
+
+    with _errors_to_exit_codes():
+        revoke_api_key(_open_engine(Settings.from_env()), name)
+    if json_output:
+        _print_json({"name": name, "revoked": True})
+    else:
+        print(f"revoked {name}")
 
 
 @app.command("version")

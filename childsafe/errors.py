@@ -2,6 +2,8 @@
 
     ChildsafeError                 base of everything below
     ├── UsageError                 bad arguments or settings (CLI exit code 2)
+    │   ├── NotFoundError          no such bank, entry or key (HTTP 404)
+    │   └── ConflictError          it exists already (HTTP 409)
     ├── InputFormatError           an input file that cannot be parsed (exit 2)
     ├── StorageError               the database cannot be opened or migrated (exit 1)
     └── MediaError                 one item could not be read or decoded; reported
@@ -20,6 +22,8 @@ from __future__ import annotations
 __all__ = [
     "ChildsafeError",
     "UsageError",
+    "NotFoundError",
+    "ConflictError",
     "InputFormatError",
     "StorageError",
     "MediaError",
@@ -35,6 +39,14 @@ class ChildsafeError(Exception):
 
 class UsageError(ChildsafeError):
     """Bad arguments or settings; the message says what to do instead."""
+
+
+class NotFoundError(UsageError):
+    """The named thing does not exist."""
+
+
+class ConflictError(UsageError):
+    """The thing to create exists already."""
 
 
 class InputFormatError(ChildsafeError):

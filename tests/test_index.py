@@ -112,7 +112,7 @@ def test_changes_are_visible_to_the_next_query_in_another_matcher(engine, tmp_pa
     second.sync()
     (entry_id,) = add_entries(
         engine, "police", [NewEntry([("pdq", original.pdq or ""), ("md5", original.md5 or "")], "B", "vic-9")]
-    )
+    ).ids
     for matcher in (first, second):
         matcher.sync()
         (md5_match,) = matcher.lookup([("md5", original.md5 or "")])[0]

@@ -3,6 +3,7 @@
 
 from childsafe.banks.catalogue import (
     BANK_KINDS,
+    AddedEntries,
     AddFilesResult,
     BankInfo,
     NewEntry,
@@ -16,12 +17,13 @@ from childsafe.banks.catalogue import (
     remove_entry,
 )
 from childsafe.banks.exporting import export_bank
-from childsafe.banks.importing import ImportResult, import_bank_file
+from childsafe.banks.importing import ImportResult, import_bank_file, import_bank_stream
 from childsafe.banks.schemes import SCHEMES, VICS_PROFILES, most_severe, severity_rank
 
 __all__ = [
     "BANK_KINDS",
     "AddFilesResult",
+    "AddedEntries",
     "SCHEMES",
     "VICS_PROFILES",
     "BankInfo",
@@ -35,6 +37,7 @@ __all__ = [
     "entry_key",
     "export_bank",
     "import_bank_file",
+    "import_bank_stream",
     "list_banks",
     "most_severe",
     "remove_entry",

@@ -20,9 +20,9 @@ from sqlalchemy.exc import IntegrityError
 
 from childsafe.banks.formats.base import ExportEntry
 from childsafe.banks.schemes import check_category, check_scheme
-from childsafe.errors import UsageError
+from childsafe.errors import ConflictError, NotFoundError, UsageError
 from childsafe.media import MediaLimits
-from childsafe.signals import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, hash_file
+from childsafe.signals import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, get_signal, hash_file
 from childsafe.store.models import (
     Bank,
     BankChange,
@@ -44,6 +44,7 @@ __all__ = [
     "list_banks",
     "delete_bank",
     "add_entries",
+    "AddedEntries",
     "add_files_to_bank",
     "AddFilesResult",
     "remove_entry",
@@ -130,7 +131,7 @@ def get_bank(connection: Connection, name: str) -> Bank:
     """The bank row called ``name``; ``UsageError`` if there is none."""
     bank = connection.execute(select(Bank).where(Bank.name == name)).first()
     if bank is None:
-        raise UsageError(f"no bank called {name!r}; `childsafe bank list` shows the banks")
+        raise NotFoundError(f"no bank called {name!r}; `childsafe bank list` shows the banks")
     return Bank(**bank._mapping)
 
 
@@ -149,7 +150,7 @@ def create_in(connection: Connection, name: str, scheme: str, kind: str, pdq_thr
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
     except IntegrityError:
-        raise UsageError(f"a bank called {name!r} already exists") from None
+        raise ConflictError(f"a bank called {name!r} already exists") from None
     log_change(connection, bank_id, "create")
     return get_bank(connection, name)
 
@@ -214,11 +215,20 @@ def delete_bank(engine: Engine, name: str) -> None:
         log_change(connection, bank.id, "drop")
 
 
-def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> list[int]:
-    """Add entries one by one (API and ``bank add``); returns their ids in order.
+@dataclass
+class AddedEntries:
+    """The id of each entry given (in order), and how many were new."""
 
-    An entry whose signals are already in the bank is not added twice: its
-    existing id is returned.
+    ids: list[int]
+    added: int
+
+
+def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> AddedEntries:
+    """Add entries one by one (API and ``bank add``), all or none.
+
+    Values are checked and normalised; an entry whose signals are already in
+    the bank is not added twice: its existing id is returned and it does not
+    count as added.
     """
     with engine.begin() as connection:
         bank = get_bank(connection, name)
@@ -227,8 +237,9 @@ def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> list[
         for entry in entries:
             if not entry.signals:
                 raise UsageError("an entry needs at least one signal")
+            signals = sorted({(get_signal(s).name, get_signal(s).parse(v)) for s, v in entry.signals})
             category = check_category(bank.scheme, entry.category)
-            key = entry_key(entry.signals)
+            key = entry_key(signals)
             existing = connection.scalar(
                 select(BankEntry.id).where(BankEntry.bank_id == bank.id, BankEntry.entry_key == key)
             )
@@ -247,16 +258,13 @@ def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> list[
             ).inserted_primary_key[0]  # type: ignore[index]
             connection.execute(
                 insert(EntrySignal),
-                [
-                    {"entry_id": entry_id, "signal": s, "value": v, "bank_id": bank.id}
-                    for s, v in sorted(set(entry.signals))
-                ],
+                [{"entry_id": entry_id, "signal": s, "value": v, "bank_id": bank.id} for s, v in signals],
             )
             ids.append(entry_id)
             added.append(entry_id)
         if added:
             log_change(connection, bank.id, "add", added)
-        return ids
+        return AddedEntries(ids, len(added))
 
 
 def remove_entry(engine: Engine, name: str, entry_id: int) -> None:
@@ -267,7 +275,7 @@ def remove_entry(engine: Engine, name: str, entry_id: int) -> None:
             delete(BankEntry).where(BankEntry.bank_id == bank.id, BankEntry.id == entry_id)
         ).rowcount
         if not removed:
-            raise UsageError(f"bank {name!r} has no entry {entry_id}")
+            raise NotFoundError(f"bank {name!r} has no entry {entry_id}")
         connection.execute(delete(EntrySignal).where(EntrySignal.bank_id == bank.id, EntrySignal.entry_id == entry_id))
         log_change(connection, bank.id, "remove", [entry_id])
 
@@ -334,7 +342,5 @@ def add_files_to_bank(
         if hashes.pdq and (hashes.pdq_quality or 0) >= PDQ_MIN_QUALITY:
             signals.append(("pdq", hashes.pdq))
         entries.append(NewEntry([(s, v) for s, v in signals if v], category, source_id or Path(path).name))
-    before = bank_info(engine, name).entries
-    add_entries(engine, name, entries)
-    added = bank_info(engine, name).entries - before
+    added = add_entries(engine, name, entries).added
     return AddFilesResult(name, added, len(problems), problems)

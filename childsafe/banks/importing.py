@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
@@ -30,7 +30,7 @@ from childsafe.errors import InputFormatError, UsageError
 from childsafe.media.streams import DigestingReader
 from childsafe.store.models import Bank, BankImport, utc_now
 
-__all__ = ["ImportResult", "import_bank_file", "BULK_CHANGE_LIMIT"]
+__all__ = ["ImportResult", "import_bank_file", "import_bank_stream", "BULK_CHANGE_LIMIT"]
 
 _BATCH = 20_000
 #: Up to this many added or removed entries are logged one by one (indexes
@@ -209,6 +209,23 @@ def import_bank_file(
     engine: Engine,
     bank_name: str,
     path: str | os.PathLike[str],
+    **options: Any,
+) -> ImportResult:
+    """Import the file at ``path`` into ``bank_name``; see ``import_bank_stream``."""
+    file_path = Path(path)
+    try:
+        raw = open(file_path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise UsageError(f"cannot read {file_path}: {exc.strerror}") from exc
+    with raw:
+        return import_bank_stream(engine, bank_name, raw, file_path.name, **options)
+
+
+def import_bank_stream(
+    engine: Engine,
+    bank_name: str,
+    raw: IO[bytes],
+    display: str,
     *,
     file_format: str = "auto",
     signal: str | None = None,
@@ -218,19 +235,14 @@ def import_bank_file(
     create: dict[str, Any] | None = None,
     importer: str | None = None,
 ) -> ImportResult:
-    """Import the file at ``path`` into ``bank_name`` (created if missing, with
-    the settings in ``create``). All of it or nothing: on a bad record
+    """Import a hash list read from ``raw`` (seekable; ``display`` is its
+    name for messages and provenance) into ``bank_name``, created if missing
+    with the settings in ``create``. All of it or nothing: on a bad record
     ``InputFormatError`` names the file, the line or record and the reason,
     and the database is unchanged."""
-    file_path = Path(path)
-    display = file_path.name
     if vics_profile not in (None, "us", "uk"):
         raise UsageError(f"--vics-profile must be us or uk, got {vics_profile!r}")
-    try:
-        raw = open(file_path, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise UsageError(f"cannot read {file_path}: {exc.strerror}") from exc
-    with raw, engine.begin() as connection:
+    with engine.begin() as connection:
         existing = connection.execute(select(Bank.id).where(Bank.name == bank_name)).first()
         if existing is None:
             settings = create or {}

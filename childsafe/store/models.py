@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "AuditEvent", "Bank", "BankEntry", "EntrySignal", "BankImport", "BankChange", "utc_now"]
+__all__ = ["Base", "AuditEvent", "ApiKey", "Bank", "BankEntry", "EntrySignal", "BankImport", "BankChange", "utc_now"]
 
 
 def utc_now() -> datetime:
@@ -154,3 +154,17 @@ class BankChange(Base):
     op: Mapped[str] = mapped_column(String(10))
     entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
+class ApiKey(Base):
+    """A key for the HTTP service. Only a SHA-256 of the key is kept: the key
+    itself is shown once, when it is made."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -1,0 +1,65 @@
+"""What every request handler of one service process shares: settings, the
+database, the match index (kept in step through the change log) and the
+per-key rate limiter. Made once by ``create_app``, held in ``app.state``."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from childsafe.config import Settings
+from childsafe.index import Matcher, index_root
+from childsafe.store import open_database
+
+__all__ = ["ServiceContext", "RateLimiter"]
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per API key, in this process: ``rate`` requests a second
+    on average, bursts up to ``burst``. With several worker processes each
+    has its own buckets (the limit applies per process)."""
+
+    rate: float
+    burst: float
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def retry_after(self, key: str) -> int:
+        """0 if the request may go ahead (and counts it); else seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0
+            self._buckets[key] = (tokens, now)
+            return max(1, math.ceil((1 - tokens) / self.rate))
+
+
+@dataclass
+class ServiceContext:
+    """One service process's shared state."""
+
+    settings: Settings
+    engine: Engine
+    matcher: Matcher
+    limiter: RateLimiter
+    max_upload_bytes: int
+    #: Following the change log and searching are not thread-safe together.
+    index_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings, max_upload_bytes: int, rate: float) -> ServiceContext:
+        engine = open_database(settings.database_url)
+        matcher = Matcher(engine, index_root(settings.home, settings.database_url))
+        matcher.sync()
+        return cls(settings, engine, matcher, RateLimiter(rate, 2 * rate), max_upload_bytes)
+
+    def close(self) -> None:
+        self.engine.dispose()

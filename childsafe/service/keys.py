@@ -1,0 +1,101 @@
+"""API keys and roles.
+
+Roles, and what each may call:
+
+- ``matcher``: hash and match (what a platform's upload path needs);
+- ``curator``: everything a matcher may, and bank curation;
+- ``deter``: the prevention routes;
+- ``admin``: everything.
+
+A key is ``cs_`` and 43 random URL-safe characters (256 bits), shown once;
+the database keeps only its SHA-256 (a slow password hash is not needed for
+a random secret of this length).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from childsafe.errors import ConflictError, NotFoundError, UsageError
+from childsafe.store.models import ApiKey, utc_now
+
+__all__ = ["ROLES", "ApiKeyInfo", "create_api_key", "list_api_keys", "revoke_api_key", "find_api_key", "role_allows"]
+
+ROLES = ("admin", "curator", "matcher", "deter")
+_GRANTS = {
+    "admin": {"match", "curate", "deter"},
+    "curator": {"match", "curate"},
+    "matcher": {"match"},
+    "deter": {"deter"},
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """A key as listed (never the key itself)."""
+
+    name: str
+    role: str
+    created_at: str
+    revoked: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role, "created_at": self.created_at, "revoked": self.revoked}
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def role_allows(role: str, permission: str) -> bool:
+    """Whether ``role`` may do ``permission`` (``match``, ``curate`` or ``deter``)."""
+    return permission in _GRANTS.get(role, set())
+
+
+def create_api_key(engine: Engine, name: str, role: str) -> str:
+    """Make a key called ``name`` with ``role``; returns the key (shown once)."""
+    if role not in ROLES:
+        raise UsageError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if not _NAME.match(name):
+        raise UsageError(f"bad key name {name!r:.60}: use letters, digits, '.', '_', '@' or '-'")
+    key = "cs_" + secrets.token_urlsafe(32)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(ApiKey).values(name=name, role=role, key_hash=_digest(key), created_at=utc_now()))
+    except IntegrityError:
+        raise ConflictError(f"a key called {name!r} already exists; revoke it or choose another name") from None
+    return key
+
+
+def list_api_keys(engine: Engine) -> list[ApiKeyInfo]:
+    """Every key, by name."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(ApiKey).order_by(ApiKey.name)).all()
+    return [ApiKeyInfo(r.name, r.role, r.created_at.isoformat(), r.revoked_at is not None) for r in rows]
+
+
+def revoke_api_key(engine: Engine, name: str) -> None:
+    """Revoke the key called ``name``: it stops working at once."""
+    with engine.begin() as connection:
+        done = connection.execute(
+            update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).values(revoked_at=utc_now())
+        ).rowcount
+    if not done:
+        raise NotFoundError(f"no active key called {name!r}")
+
+
+def find_api_key(engine: Engine, key: str) -> tuple[str, str] | None:
+    """``(name, role)`` of an active key, or ``None``."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(ApiKey.name, ApiKey.role).where(ApiKey.key_hash == _digest(key), ApiKey.revoked_at.is_(None))
+        ).first()
+    return (row.name, row.role) if row else None

@@ -1,0 +1,113 @@
+"""Bank curation (role curator): create, list, show, delete, entries, import.
+A change is matched by the next request in every worker process (the
+change log, see childsafe/index/matcher.py)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from childsafe.banks import (
+    NewEntry,
+    add_entries,
+    bank_info,
+    create_bank,
+    delete_bank,
+    import_bank_stream,
+    list_banks,
+    remove_entry,
+)
+from childsafe.service.app import context_of
+from childsafe.service.auth import require
+from childsafe.service.routes.matching import _UPLOAD_BODY, upload_of
+
+router = APIRouter(prefix="/v1/banks", tags=["banks"], dependencies=[Depends(require("curate"))])
+
+
+class BankCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    scheme: str = "none"
+    kind: str = "match"
+    pdq_threshold: int | None = Field(default=None, ge=0, le=63)
+
+
+class EntryIn(BaseModel):
+    signal: str
+    value: str
+    category: str | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    source_id: str | None = Field(default=None, max_length=200)
+
+
+class EntriesIn(BaseModel):
+    entries: list[EntryIn] = Field(min_length=1, max_length=10_000)
+
+
+@router.get("")
+async def banks_list(request: Request) -> list[dict[str, Any]]:
+    """Every bank (as ``GET /v1/banks/{name}`` shows it)."""
+    banks = await run_in_threadpool(list_banks, context_of(request).engine)
+    return [bank.to_dict() for bank in banks]
+
+
+@router.post("", status_code=201)
+async def banks_create(request: Request, body: BankCreate) -> dict[str, Any]:
+    """Create a bank; 409 if the name is taken."""
+    info = await run_in_threadpool(
+        create_bank, context_of(request).engine, body.name, body.scheme, body.kind, body.pdq_threshold
+    )
+    return info.to_dict()
+
+
+@router.get("/{name}")
+async def banks_show(request: Request, name: str) -> dict[str, Any]:
+    """A bank's settings, counts by signal, and imports."""
+    return (await run_in_threadpool(bank_info, context_of(request).engine, name)).to_dict()
+
+
+@router.delete("/{name}")
+async def banks_delete(request: Request, name: str) -> dict[str, Any]:
+    """Delete a bank and its entries."""
+    await run_in_threadpool(delete_bank, context_of(request).engine, name)
+    return {"bank": name, "deleted": True}
+
+
+@router.post("/{name}/entries")
+async def entries_add(request: Request, name: str, body: EntriesIn) -> dict[str, Any]:
+    """Add entries: ``{"added": int, "ids": [str...]}``, ids in the order given."""
+    entries = [NewEntry([(e.signal, e.value)], e.category, e.source_id, e.note) for e in body.entries]
+    result = await run_in_threadpool(add_entries, context_of(request).engine, name, entries)
+    return {"added": result.added, "ids": [str(i) for i in result.ids]}
+
+
+@router.delete("/{name}/entries/{entry_id}")
+async def entries_delete(request: Request, name: str, entry_id: int) -> dict[str, Any]:
+    """Remove one entry."""
+    await run_in_threadpool(remove_entry, context_of(request).engine, name, entry_id)
+    return {"bank": name, "entry_id": str(entry_id), "deleted": True}
+
+
+@router.post("/{name}/import", openapi_extra=_UPLOAD_BODY)
+async def banks_import(request: Request, name: str) -> dict[str, Any]:
+    """Import a hash list (form fields ``file``, and optionally ``format``,
+    ``signal``, ``category``, ``replace``): all of it or nothing."""
+    upload = await upload_of(request)
+    fields = upload.fields
+    result = await run_in_threadpool(
+        lambda: import_bank_stream(
+            context_of(request).engine,
+            name,
+            io.BytesIO(upload.data),
+            upload.filename,
+            file_format=fields.get("format", "auto"),
+            signal=fields.get("signal") or None,
+            category=fields.get("category") or None,
+            replace=fields.get("replace", "").lower() in ("1", "true", "yes"),
+            importer=f"api:{getattr(request.state, 'key_name', '?')}",
+        )
+    )
+    return result.to_dict()

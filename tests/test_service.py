@@ -1,0 +1,231 @@
+"""The HTTP service, tested against a real uvicorn server on loopback, on
+SQLite and on the real PostgreSQL: every route, the error statuses, and
+freshness across worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import run_cli
+
+ORIGINAL = "dih/bridge-1-original.jpg"
+ROTATED = "dih/bridge-2-rotate-90.jpg"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``childsafe serve`` in its own process, and keys for each role."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
+        self.env = env
+        self.keys = {
+            role: run_cli(["apikey", "create", f"{role}-key", "--role", role], env).stdout.strip()
+            for role in ("admin", "curator", "matcher", "deter")
+        }
+        self.clients: list[httpx.Client] = []
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "childsafe", "serve", "--port", str(self.port), "--workers", str(workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the server did not start")
+
+    def client(self, role: str | None, key: str | None = None) -> httpx.Client:
+        key = key or (self.keys[role] if role else None)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        client = httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        self.clients.append(client)
+        return client
+
+    def stop(self) -> str:
+        for client in self.clients:
+            client.close()
+        self.process.terminate()
+        try:
+            _, stderr = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, stderr = self.process.communicate()
+        return stderr
+
+
+@pytest.fixture
+def service_env(cli_env: dict[str, str], database_url: str) -> dict[str, str]:
+    return {**cli_env, "CHILDSAFE_DATABASE_URL": database_url}
+
+
+@pytest.fixture
+def server(service_env: dict[str, str]) -> Iterator[Server]:
+    running = Server({**service_env, "CHILDSAFE_MAX_UPLOAD_BYTES": "2000000"})
+    yield running
+    running.stop()
+
+
+def _error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"] and list(body["error"]) == ["status", "message"]
+    assert body["error"]["status"] == status
+    return str(body["error"]["message"])
+
+
+@pytest.mark.slow
+def test_every_route_and_its_errors(server: Server, reference_dir: Path) -> None:
+    admin, curator, matcher, deter, anonymous = (
+        server.client(r) for r in ("admin", "curator", "matcher", "deter", None)
+    )
+    original = (reference_dir / ORIGINAL).read_bytes()
+
+    health = anonymous.get("/v1/health").json()
+    assert health["status"] == "ok" and isinstance(health["index"], dict)
+    assert anonymous.get("/openapi.json").json()["info"]["title"] == "childsafe"
+    assert anonymous.get("/docs").status_code == 200
+
+    # Authentication and roles.
+    _error(anonymous.post("/v1/hash", files={"file": ("a.jpg", original)}), 401)
+    bad = server.client(None, key="cs_not-a-key")
+    _error(bad.get("/v1/banks"), 401)
+    _error(matcher.get("/v1/banks"), 403)
+    _error(deter.post("/v1/hash", files={"file": ("a.jpg", original)}), 403)
+
+    # Banks.
+    created = curator.post("/v1/banks", json={"name": "police", "scheme": "uk", "pdq_threshold": 31})
+    assert created.status_code == 201 and created.json()["name"] == "police"
+    _error(curator.post("/v1/banks", json={"name": "police"}), 409)
+    _error(curator.post("/v1/banks", json={"name": "x", "scheme": "eu"}), 422)
+    _error(curator.post("/v1/banks", json={"name": "x", "pdq_threshold": 99}), 422)
+    hashed = matcher.post("/v1/hash", files={"file": ("bridge.jpg", original)}).json()
+    assert hashed["mime"] == "image/jpeg" and hashed["pdq_quality"] == 100
+    added = curator.post(
+        "/v1/banks/police/entries",
+        json={"entries": [{"signal": "pdq", "value": hashed["pdq"], "category": "A", "source_id": "vic-1"},
+                          {"signal": "md5", "value": hashed["md5"].upper(), "category": "A"}]},
+    ).json()  # fmt: skip
+    assert added["added"] == 2 and len(added["ids"]) == 2
+    _error(curator.post("/v1/banks/police/entries", json={"entries": [{"signal": "md5", "value": "xyz"}]}), 422)
+    _error(curator.post("/v1/banks/nobody/entries", json={"entries": [{"signal": "md5", "value": "0" * 32}]}), 404)
+    assert curator.get("/v1/banks/police").json()["entries"] == 2
+    assert [b["name"] for b in curator.get("/v1/banks").json()] == ["police"]
+    _error(curator.get("/v1/banks/nobody"), 404)
+
+    # Matching: at once, by upload (rotated copy), by hash, in a batch.
+    matched = matcher.post("/v1/match", files={"file": ("r.jpg", (reference_dir / ROTATED).read_bytes())}).json()
+    assert [(m["bank"], m["signal"], m["transform"], m["category"]) for m in matched["matches"]] == [
+        ("police", "pdq", "rot270", "A")
+    ]
+    assert matched["hash"]["path"] == "r.jpg"
+    by_hash = matcher.get("/v1/match", params={"signal": "md5", "value": hashed["md5"]}).json()
+    assert by_hash["matches"][0]["entry_id"] == added["ids"][1]
+    _error(matcher.get("/v1/match", params={"signal": "md5", "value": "00"}), 422)
+    _error(matcher.get("/v1/match", params={"signal": "phash", "value": "00"}), 422)
+    _error(matcher.get("/v1/match"), 422)
+    batch = matcher.post(
+        "/v1/match/batch",
+        json={"queries": [{"signal": "md5", "value": "0" * 32}, {"signal": "pdq", "value": hashed["pdq"]}]},
+    ).json()
+    assert [len(r["matches"]) for r in batch["results"]] == [0, 1]
+    _error(matcher.post("/v1/match/batch", json={"queries": [{"signal": "md5"}]}), 422)
+    _error(matcher.post("/v1/match/batch", content=b"{not json", headers={"content-type": "application/json"}), 422)
+
+    # Uploads: limit, shape, content sniffing.
+    _error(matcher.post("/v1/hash", files={"file": ("big.jpg", b"\xff\xd8\xff" + bytes(3_000_000))}), 413)
+    _error(matcher.post("/v1/hash", files={"other": ("a.jpg", original)}), 422)
+    _error(matcher.post("/v1/hash", content=original, headers={"content-type": "image/jpeg"}), 422)
+    text = matcher.post("/v1/hash", files={"file": ("photo.jpg", b"just text")}).json()
+    assert text["media_type"] == "other" and text["error"]
+
+    # Import a file, delete an entry, delete the bank.
+    imported = curator.post(
+        "/v1/banks/police/import",
+        files={"file": ("list.txt", f"sha1 {hashed['sha1']} B\n".encode())},
+        data={"format": "text"},
+    )
+    assert imported.json() == {"bank": "police", "added": 1, "updated": 0, "removed": 0, "rejected": 0}
+    failed = curator.post("/v1/banks/police/import", files={"file": ("bad.txt", b"nonsense\n")})
+    assert "bad.txt: line 1" in _error(failed, 422)
+    assert curator.delete(f"/v1/banks/police/entries/{added['ids'][1]}").json()["deleted"] is True
+    assert matcher.get("/v1/match", params={"signal": "md5", "value": hashed["md5"]}).json()["matches"] == []
+    _error(curator.delete("/v1/banks/police/entries/999999"), 404)
+    assert admin.delete("/v1/banks/police").json() == {"bank": "police", "deleted": True}
+    assert matcher.get("/v1/match", params={"signal": "sha1", "value": hashed["sha1"]}).json()["matches"] == []
+
+    # A revoked key stops working at once.
+    assert run_cli(["apikey", "revoke", "matcher-key"], server.env).returncode == 0
+    _error(matcher.get("/v1/match", params={"signal": "md5", "value": "0" * 32}), 401)
+    log = server.stop()
+    assert "key=curator-key route=POST /v1/banks status=201" in log
+    assert hashed["md5"] not in log and hashed["pdq"] not in log  # no hashes in the request log
+
+
+def test_rate_limit_gives_429_with_retry_after(service_env: dict[str, str]) -> None:
+    server = Server({**service_env, "CHILDSAFE_RATE_PER_SECOND": "2"})
+    try:
+        client = server.client("matcher")
+        statuses = [client.get("/v1/match", params={"signal": "md5", "value": "0" * 32}) for _ in range(8)]
+        limited = [r for r in statuses if r.status_code == 429]
+        assert limited and statuses[0].status_code == 200
+        assert int(limited[0].headers["retry-after"]) >= 1
+        assert "rate limit" in _error(limited[0], 429)
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_changes_are_matched_at_once_by_every_worker(service_env: dict[str, str], tmp_path: Path) -> None:
+    server = Server(service_env, workers=2)
+    try:
+        curator, matcher = server.client("curator"), server.client("matcher")
+        curator.post("/v1/banks", json={"name": "fresh"})
+        for number in range(6):
+            value = f"{number:032x}"
+            curator.post("/v1/banks/fresh/entries", json={"entries": [{"signal": "md5", "value": value}]})
+            # Several requests in a row land on both workers; each must see the entry.
+            for _ in range(6):
+                found = matcher.get("/v1/match", params={"signal": "md5", "value": value}).json()["matches"]
+                assert len(found) == 1
+        listing = tmp_path / "list.txt"
+        listing.write_text("md5 " + "ab" * 16 + "\n")
+        assert run_cli(["bank", "import", "fresh", str(listing)], server.env).returncode == 0  # a change from the CLI
+        for _ in range(6):
+            assert len(matcher.get("/v1/match", params={"signal": "md5", "value": "ab" * 16}).json()["matches"]) == 1
+    finally:
+        server.stop()
+
+
+def test_apikey_commands(cli_env: dict[str, str]) -> None:
+    created = json.loads(run_cli(["apikey", "create", "platform-1", "--role", "matcher", "--json"], cli_env).stdout)
+    assert created["name"] == "platform-1" and created["role"] == "matcher" and created["key"].startswith("cs_")
+    listed = json.loads(run_cli(["apikey", "list", "--json"], cli_env).stdout)
+    assert [(k["name"], k["role"], k["revoked"]) for k in listed] == [("platform-1", "matcher", False)]
+    assert created["key"] not in json.dumps(listed)
+    again = run_cli(["apikey", "create", "platform-1", "--role", "matcher"], cli_env)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    wrong = run_cli(["apikey", "create", "x", "--role", "root"], cli_env)
+    assert wrong.returncode == 2 and "role must be one of" in wrong.stderr
+    assert run_cli(["apikey", "revoke", "platform-1"], cli_env).returncode == 0
+    assert json.loads(run_cli(["apikey", "list", "--json"], cli_env).stdout)[0]["revoked"] is True
+    assert run_cli(["apikey", "revoke", "platform-1"], cli_env).returncode == 2
+    assert os.environ.get("CHILDSAFE_HOME") != cli_env["CHILDSAFE_HOME"]
