@@ -194,13 +194,26 @@ def bank_create_command(
     pdq_threshold: Annotated[
         int | None, typer.Option("--pdq-threshold", help="PDQ match distance for this bank (0-63; default 31).")
     ] = None,
+    action: Annotated[
+        str, typer.Option("--action", help="What a match does in the service: none, webhook, preserve.")
+    ] = "none",
+    webhook_url: Annotated[str | None, typer.Option("--webhook-url", help="Where webhook events are POSTed.")] = None,
+    webhook_secret: Annotated[
+        str | None, typer.Option("--webhook-secret", help="Key that signs webhook events.")
+    ] = None,
+    preserve_days: Annotated[
+        int | None, typer.Option("--preserve-days", help="How long preserved uploads are kept (default 90).")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create an empty bank."""
-    from childsafe.banks import create_bank
+    from childsafe.banks import BankAction, create_bank
 
     with _errors_to_exit_codes():
-        info = create_bank(_open_engine(Settings.from_env()), name, scheme, kind, pdq_threshold)
+        info = create_bank(
+            _open_engine(Settings.from_env()), name, scheme, kind, pdq_threshold,
+            BankAction(action, webhook_url, webhook_secret, preserve_days),
+        )  # fmt: skip
     _print_bank(info.to_dict(), json_output)
 
 
@@ -604,6 +617,47 @@ def apikey_revoke_command(name: Annotated[str, typer.Argument()], json_output: J
         _print_json({"name": name, "revoked": True})
     else:
         print(f"revoked {name}")
+
+
+@app.command("webhooks")
+def webhooks_command(
+    dead: Annotated[bool, typer.Option("--dead", help="Only events that could not be delivered.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """List the webhook outbox: each event, its attempts and whether it was delivered."""
+    from sqlalchemy import select
+
+    from childsafe.store.models import WebhookEvent
+
+    with _errors_to_exit_codes():
+        engine = _open_engine(Settings.from_env())
+        query = select(WebhookEvent).order_by(WebhookEvent.id)
+        if dead:
+            query = query.where(WebhookEvent.dead_at.is_not(None))
+        with engine.connect() as connection:
+            events = connection.execute(query).all()
+    for event in events:
+        state = "delivered" if event.delivered_at else ("dead" if event.dead_at else "pending")
+        record = {"id": event.id, "bank": event.bank, "url": event.url, "state": state, "attempts": event.attempts,
+                  "created_at": event.created_at.isoformat(), "last_error": event.last_error}  # fmt: skip
+        if json_output:
+            _print_json(record)
+        else:
+            print(f"{event.id}\t{event.bank}\t{state}\t{event.attempts} attempts\t{event.last_error or ''}")
+
+
+@app.command("purge-preserved")
+def purge_preserved_command(json_output: JsonOption = False) -> None:
+    """Delete preserved uploads whose retention period has passed (each one audited)."""
+    from childsafe.service.actions import purge_expired
+
+    settings = Settings.from_env()
+    with _errors_to_exit_codes():
+        purged = purge_expired(_open_engine(settings), settings.home)
+    if json_output:
+        _print_json({"purged": purged})
+    else:
+        print(f"purged {purged} preserved upload(s) past their retention")
 
 
 @app.command("version")

@@ -251,7 +251,7 @@ def test_bank_commands_end_to_end(tmp_path: Path, cli_env: dict[str, str]) -> No
     imported = run_cli(["bank", "import", "police", str(path), "--scheme", "uk", "--json"], cli_env)
     assert json.loads(imported.stdout) == {"bank": "police", "added": 5, "updated": 0, "removed": 0, "rejected": 0}
     shown = json.loads(run_cli(["bank", "show", "police", "--json"], cli_env).stdout)
-    assert list(shown) == ["name", "scheme", "kind", "pdq_threshold", "entries", "signals", "imports"]
+    assert list(shown) == ["name", "scheme", "kind", "pdq_threshold", "entries", "signals", "imports", "action"]
     assert (shown["entries"], shown["scheme"], shown["kind"]) == (5, "uk", "match")
     listed = json.loads(run_cli(["bank", "list", "--json"], cli_env).stdout)
     assert [b["name"] for b in listed] == ["police"]

@@ -39,9 +39,13 @@ class Server:
         self.clients: list[httpx.Client] = []
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The request log goes to a file: a pipe nobody reads would fill and stall the server.
+        self.log_path = Path(env["CHILDSAFE_HOME"]) / f"serve-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "childsafe", "serve", "--port", str(self.port), "--workers", str(workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -65,11 +69,12 @@ class Server:
             client.close()
         self.process.terminate()
         try:
-            _, stderr = self.process.communicate(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, stderr = self.process.communicate()
-        return stderr
+            self.process.wait()
+        self.log_file.close()
+        return self.log_path.read_text()
 
 
 @pytest.fixture
@@ -229,3 +234,145 @@ def test_apikey_commands(cli_env: dict[str, str]) -> None:
     assert json.loads(run_cli(["apikey", "list", "--json"], cli_env).stdout)[0]["revoked"] is True
     assert run_cli(["apikey", "revoke", "platform-1"], cli_env).returncode == 2
     assert os.environ.get("CHILDSAFE_HOME") != cli_env["CHILDSAFE_HOME"]
+
+
+class _Receiver:
+    """A webhook receiver on loopback that can be started late (down, then up)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.port = _free_port()
+        self.events: list[tuple[dict[str, str], bytes]] = []
+        received = self.events
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+                body = self.rfile.read(int(self.headers["content-length"]))
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server_class = http.server.ThreadingHTTPServer
+        self._handler = Handler
+        self._threading = threading
+        self.server: http.server.ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        self.server = self._server_class(("127.0.0.1", self.port), self._handler)
+        self._threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.mark.slow
+def test_webhook_events_survive_a_receiver_that_is_down(service_env: dict[str, str], reference_dir: Path) -> None:
+    import hashlib
+    import hmac
+
+    receiver = _Receiver()
+    server = Server(
+        {**service_env, "CHILDSAFE_WEBHOOK_POLL_SECONDS": "0.2", "CHILDSAFE_WEBHOOK_BACKOFF_SECONDS": "0.2"}
+    )
+    try:
+        curator = server.client("curator")
+        url = f"http://127.0.0.1:{receiver.port}/hook"
+        made = curator.post(
+            "/v1/banks", json={"name": "hotline", "action": "webhook", "webhook_url": url, "webhook_secret": "s3cret"}
+        )
+        assert made.status_code == 201 and made.json()["action"] == "webhook" and "s3cret" not in made.text
+        original = (reference_dir / ORIGINAL).read_bytes()
+        pdq = curator.post("/v1/hash", files={"file": ("o.jpg", original)}).json()["pdq"]
+        curator.post("/v1/banks/hotline/entries", json={"entries": [{"signal": "pdq", "value": pdq}]})
+        matched = curator.post(
+            "/v1/match", files={"file": ("upload.jpg", (reference_dir / ROTATED).read_bytes())}
+        ).json()
+        assert len(matched["matches"]) == 1
+        time.sleep(2)  # the receiver is down: deliveries fail and are retried
+        assert receiver.events == []
+        receiver.start()
+        deadline = time.monotonic() + 30
+        while not receiver.events and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert receiver.events, "the event was lost"
+        headers, body = receiver.events[0]
+        assert headers["x-childsafe-signature"] == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        event = json.loads(body)
+        assert event["bank"] == "hotline" and event["type"] == "match" and event["key"] == "curator-key"
+        assert event["matches"][0]["transform"] == "rot270" and event["content"]["sha256"] == matched["hash"]["sha256"]
+        assert {json.loads(b)["event_id"] for _, b in receiver.events} == {
+            event["event_id"]
+        }  # one event (at least once)
+    finally:
+        server.stop()
+        receiver.stop()
+
+
+def test_preserved_uploads_equal_what_was_sent_and_expire(service_env: dict[str, str], reference_dir: Path) -> None:
+    import hashlib
+    import stat
+
+    import sqlalchemy as sa
+
+    from childsafe.service.actions import preserved_path, purge_expired
+    from childsafe.store import open_database
+
+    server = Server(service_env)
+    try:
+        curator = server.client("curator")
+        assert (
+            curator.post("/v1/banks", json={"name": "keep", "action": "preserve", "preserve_days": 30}).status_code
+            == 201
+        )
+        _error(curator.post("/v1/banks", json={"name": "bad", "action": "webhook"}), 422)
+        upload = (reference_dir / ORIGINAL).read_bytes()
+        sha256 = hashlib.sha256(upload).hexdigest()
+        curator.post("/v1/banks/keep/entries", json={"entries": [{"signal": "sha256", "value": sha256}]})
+        unmatched = (reference_dir / "misc" / "wee.jpg").read_bytes()
+        curator.post("/v1/match", files={"file": ("other.jpg", unmatched)})
+        assert len(curator.post("/v1/match", files={"file": ("upload.jpg", upload)}).json()["matches"]) == 1
+    finally:
+        server.stop()
+    home = Path(service_env["CHILDSAFE_HOME"])
+    kept = preserved_path(home, sha256)
+    assert kept.read_bytes() == upload
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o400
+    assert not preserved_path(home, hashlib.sha256(unmatched).hexdigest()).exists()  # only matches are kept
+    audit = [
+        json.loads(line)
+        for line in run_cli(["audit", "list", "--action", "preserve", "--json"], service_env).stdout.splitlines()
+    ]
+    assert audit[0]["detail"]["sha256"] == sha256 and audit[0]["actor"] == "api:curator-key"
+    engine = open_database(service_env["CHILDSAFE_DATABASE_URL"])
+    try:
+        assert purge_expired(engine, home) == 0 and kept.exists()  # not yet expired
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE preserved_items SET expires_at = '2000-01-01 00:00:00+00:00'"))
+        assert purge_expired(engine, home) == 1 and not kept.exists()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_errors(cli_env: dict[str, str]) -> None:
+    server = Server(cli_env)
+    try:
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "st"), "run", f"{server.url}/openapi.json",
+                "-H", f"Authorization: Bearer {server.keys['admin']}",
+                "--checks", "not_a_server_error", "--max-examples", "25", "--generation-deterministic",
+            ],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "passed" in result.stdout
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ from childsafe.banks.catalogue import (
     BANK_KINDS,
     AddedEntries,
     AddFilesResult,
+    BankAction,
     BankInfo,
     NewEntry,
     add_entries,
@@ -22,6 +23,7 @@ from childsafe.banks.schemes import SCHEMES, VICS_PROFILES, most_severe, severit
 
 __all__ = [
     "BANK_KINDS",
+    "BankAction",
     "AddFilesResult",
     "AddedEntries",
     "SCHEMES",

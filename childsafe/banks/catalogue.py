@@ -36,6 +36,8 @@ __all__ = [
     "BankInfo",
     "NewEntry",
     "BANK_KINDS",
+    "BANK_ACTIONS",
+    "BankAction",
     "entry_key",
     "create_bank",
     "get_bank",
@@ -53,6 +55,9 @@ __all__ = [
 ]
 
 BANK_KINDS = ("match", "suppress")
+#: What a match does in the service (see childsafe/service/actions.py).
+BANK_ACTIONS = ("none", "webhook", "preserve")
+DEFAULT_PRESERVE_DAYS = 90
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -65,6 +70,7 @@ class BankInfo:
     kind: str
     pdq_threshold: int | None
     entries: int = 0
+    action: str = "none"
     signals: dict[str, int] = field(default_factory=dict)
     imports: list[dict[str, Any]] = field(default_factory=list)
 
@@ -78,6 +84,7 @@ class BankInfo:
             "entries": self.entries,
             "signals": self.signals,
             "imports": self.imports,
+            "action": self.action,
         }
 
 
@@ -135,8 +142,40 @@ def get_bank(connection: Connection, name: str) -> Bank:
     return Bank(**bank._mapping)
 
 
-def create_in(connection: Connection, name: str, scheme: str, kind: str, pdq_threshold: int | None) -> Bank:
+@dataclass(frozen=True)
+class BankAction:
+    """What a match in a bank does: ``none``; ``webhook`` (POST a signed event
+    to ``webhook_url``); ``preserve`` (keep the upload for ``preserve_days``)."""
+
+    action: str = "none"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    preserve_days: int | None = None
+
+    def checked(self) -> BankAction:
+        """This action, or ``UsageError`` saying what is missing."""
+        if self.action not in BANK_ACTIONS:
+            raise UsageError(f"action must be one of {', '.join(BANK_ACTIONS)}, got {self.action!r}")
+        if self.action == "webhook" and not (self.webhook_url or "").startswith(("http://", "https://")):
+            raise UsageError("a webhook action needs --webhook-url http(s)://...")
+        if self.action == "preserve":
+            days = self.preserve_days if self.preserve_days is not None else DEFAULT_PRESERVE_DAYS
+            if not 1 <= days <= 3650:
+                raise UsageError("--preserve-days must be between 1 and 3650")
+            return BankAction("preserve", preserve_days=days)
+        return self
+
+
+def create_in(
+    connection: Connection,
+    name: str,
+    scheme: str,
+    kind: str,
+    pdq_threshold: int | None,
+    action: BankAction | None = None,
+) -> Bank:
     """Create a bank inside an open transaction (used by import too)."""
+    action = (action or BankAction()).checked()
     _check_name(name)
     check_scheme(scheme)
     if kind not in BANK_KINDS:
@@ -146,7 +185,15 @@ def create_in(connection: Connection, name: str, scheme: str, kind: str, pdq_thr
         with connection.begin_nested():
             bank_id = connection.execute(
                 insert(Bank).values(
-                    name=name, scheme=scheme, kind=kind, pdq_threshold=pdq_threshold, created_at=utc_now()
+                    name=name,
+                    scheme=scheme,
+                    kind=kind,
+                    pdq_threshold=pdq_threshold,
+                    created_at=utc_now(),
+                    action=action.action,
+                    webhook_url=action.webhook_url,
+                    webhook_secret=action.webhook_secret,
+                    preserve_days=action.preserve_days,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
     except IntegrityError:
@@ -156,11 +203,16 @@ def create_in(connection: Connection, name: str, scheme: str, kind: str, pdq_thr
 
 
 def create_bank(
-    engine: Engine, name: str, scheme: str = "none", kind: str = "match", pdq_threshold: int | None = None
+    engine: Engine,
+    name: str,
+    scheme: str = "none",
+    kind: str = "match",
+    pdq_threshold: int | None = None,
+    action: BankAction | None = None,
 ) -> BankInfo:
     """Create an empty bank."""
     with engine.begin() as connection:
-        create_in(connection, name, scheme, kind, pdq_threshold)
+        create_in(connection, name, scheme, kind, pdq_threshold, action)
     return bank_info(engine, name)
 
 
@@ -194,7 +246,7 @@ def _info(connection: Connection, bank: Bank) -> BankInfo:
         }
         for row in connection.execute(select(BankImport).where(BankImport.bank_id == bank.id).order_by(BankImport.id))
     ]
-    return BankInfo(bank.name, bank.scheme, bank.kind, bank.pdq_threshold, entries or 0, signals, imports)
+    return BankInfo(bank.name, bank.scheme, bank.kind, bank.pdq_threshold, entries or 0, bank.action, signals, imports)
 
 
 def list_banks(engine: Engine) -> list[BankInfo]:

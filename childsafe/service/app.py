@@ -10,13 +10,16 @@ with image bytes or hashes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -59,10 +62,15 @@ def create_app(
     upload_limit = max_upload_bytes or int(os.environ.get("CHILDSAFE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD))
     rate = rate_per_second or float(os.environ.get("CHILDSAFE_RATE_PER_SECOND", DEFAULT_RATE))
 
+    poll = float(os.environ.get("CHILDSAFE_WEBHOOK_POLL_SECONDS", 2))
+    backoff = float(os.environ.get("CHILDSAFE_WEBHOOK_BACKOFF_SECONDS", 30))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.context = ServiceContext.open(settings, upload_limit, rate)
+        delivery = asyncio.create_task(_deliver_webhooks(app.state.context, poll, backoff))
         yield
+        delivery.cancel()
         app.state.context.close()
 
     app = FastAPI(
@@ -111,6 +119,19 @@ def create_app(
     for module in (health, matching, banks):
         app.include_router(module.router)
     return app
+
+
+async def _deliver_webhooks(context: ServiceContext, poll: float, backoff: float) -> None:
+    """Deliver due webhook events every ``poll`` seconds, for as long as the service runs."""
+    from childsafe.service.actions import deliver_due
+
+    with httpx.Client(timeout=10, follow_redirects=False) as client:
+        while True:
+            try:
+                await run_in_threadpool(deliver_due, context.engine, client, backoff)
+            except Exception:  # keep delivering whatever one round met
+                log.exception("webhook delivery round failed")
+            await asyncio.sleep(poll)
 
 
 def context_of(request: Request) -> ServiceContext:

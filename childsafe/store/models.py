@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -22,7 +23,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "AuditEvent", "ApiKey", "Bank", "BankEntry", "EntrySignal", "BankImport", "BankChange", "utc_now"]
+__all__ = [
+    "Base",
+    "AuditEvent",
+    "ApiKey",
+    "Bank",
+    "BankEntry",
+    "EntrySignal",
+    "BankImport",
+    "BankChange",
+    "WebhookEvent",
+    "PreservedItem",
+    "utc_now",
+]
 
 
 def utc_now() -> datetime:
@@ -77,6 +90,11 @@ class Bank(Base):
     kind: Mapped[str] = mapped_column(String(20))
     pdq_threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    #: What a match in this bank does in the service: none, webhook or preserve.
+    action: Mapped[str] = mapped_column(String(20), server_default="none", default="none")
+    webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    webhook_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    preserve_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class BankEntry(Base):
@@ -168,3 +186,43 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class WebhookEvent(Base):
+    """A match to tell a receiver about: the outbox. Written in the request
+    that found the match, delivered (with retries) by the service; never
+    deleted, so an event that could not be delivered stays, dead-lettered."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_due", "delivered_at", "dead_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bank: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    dead_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class PreservedItem(Base):
+    """An upload kept because it matched a ``preserve`` bank: where the bytes
+    are (by SHA-256 in the evidence store), why, for whom, until when."""
+
+    __tablename__ = "preserved_items"
+    __table_args__ = (Index("ix_preserved_items_sha256", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    bank: Mapped[str] = mapped_column(String(100))
+    entry_id: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(Integer)
+    mime: Mapped[str] = mapped_column(String(100))
+    key_name: Mapped[str] = mapped_column(String(100))
+    preserved_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

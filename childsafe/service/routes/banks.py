@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from childsafe.banks import (
+    BankAction,
     NewEntry,
     add_entries,
     bank_info,
@@ -33,6 +34,10 @@ class BankCreate(BaseModel):
     scheme: str = "none"
     kind: str = "match"
     pdq_threshold: int | None = Field(default=None, ge=0, le=63)
+    action: str = "none"
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_secret: str | None = Field(default=None, max_length=200)
+    preserve_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 class EntryIn(BaseModel):
@@ -57,8 +62,9 @@ async def banks_list(request: Request) -> list[dict[str, Any]]:
 @router.post("", status_code=201)
 async def banks_create(request: Request, body: BankCreate) -> dict[str, Any]:
     """Create a bank; 409 if the name is taken."""
+    action = BankAction(body.action, body.webhook_url, body.webhook_secret, body.preserve_days)
     info = await run_in_threadpool(
-        create_bank, context_of(request).engine, body.name, body.scheme, body.kind, body.pdq_threshold
+        create_bank, context_of(request).engine, body.name, body.scheme, body.kind, body.pdq_threshold, action
     )
     return info.to_dict()
 

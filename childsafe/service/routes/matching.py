@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from childsafe.errors import UsageError
+from childsafe.service.actions import act_on_matches
 from childsafe.service.app import context_of
 from childsafe.service.auth import require
 from childsafe.service.uploads import BadUpload, Upload, UploadTooLarge, read_multipart
@@ -82,6 +83,8 @@ async def match_upload(request: Request) -> dict[str, Any]:
         with context.index_lock:
             context.matcher.sync()
             matches = context.matcher.match_hashes(hashes)
+        if matches:
+            act_on_matches(context.engine, context.settings.home, matches, hashes, upload.data, request.state.key_name)
         return {"hash": hashes.to_dict(), "matches": [m.to_dict() for m in matches]}
 
     return await run_in_threadpool(work)
