@@ -608,7 +608,7 @@ def apikey_list_command(json_output: JsonOption = False) -> None:
 
 @apikey_app.command("revoke")
 def apikey_revoke_command(name: Annotated[str, typer.Argument()], json_output: JsonOption = False) -> None:
-    """Revoke an API key: it stops working at once."""
+    """Revoke an API key: it stops working within a second."""
     from childsafe.service.keys import revoke_api_key
 
     with _errors_to_exit_codes():

@@ -189,6 +189,8 @@ def _merge(
             ),
             params,
         )
+    if updated:
+        log_change(connection, bank.id, "update")  # categories changed: matchers refresh what they cached
     if added + len(removed_ids) > BULK_CHANGE_LIMIT:
         log_change(connection, bank.id, "reload")
     else:

@@ -68,6 +68,7 @@ class Matcher:
         self.root = root
         self.banks: dict[int, BankIndex] = {}
         self.seq = -1
+        self._details: dict[int, tuple[str | None, str | None]] = {}
 
     # -- keeping in step ---------------------------------------------------
 
@@ -109,6 +110,7 @@ class Matcher:
                 bank_index.seq = max(bank_index.seq, changes[-1].seq if changes else self.seq)
             if changes:
                 self.seq = changes[-1].seq
+                self._details.clear()  # categories or source ids may have changed
 
     def _load_all(self, connection: Any) -> None:
         latest = connection.scalar(select(func.max(BankChange.seq))) or 0
@@ -210,8 +212,10 @@ class Matcher:
         return matches
 
     def _entry_details(self, entry_ids: set[int]) -> dict[int, tuple[str | None, str | None]]:
-        details: dict[int, tuple[str | None, str | None]] = {}
-        ids = sorted(entry_ids)
+        # Cached until the next change to any bank: a service answering the
+        # same matches again should not ask the database each time.
+        details = {i: self._details[i] for i in entry_ids if i in self._details}
+        ids = sorted(entry_ids - details.keys())
         with self.engine.connect() as connection:
             for start in range(0, len(ids), 500):
                 rows = connection.execute(
@@ -220,6 +224,9 @@ class Matcher:
                     )
                 )
                 details.update({row.id: (row.category, row.source_id) for row in rows})
+        if len(self._details) > 100_000:
+            self._details.clear()
+        self._details.update(details)
         return details
 
     def lookup(self, queries: Sequence[tuple[str, str]]) -> list[list[Match]]:

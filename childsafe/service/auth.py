@@ -10,7 +10,7 @@ from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from childsafe.service.app import context_of
-from childsafe.service.keys import find_api_key, role_allows
+from childsafe.service.keys import role_allows
 
 __all__ = ["require"]
 
@@ -26,7 +26,7 @@ def require(permission: str) -> Callable[[Request], object]:
                 401, "send an API key: Authorization: Bearer KEY", headers={"WWW-Authenticate": "Bearer"}
             )
         context = context_of(request)
-        found = await run_in_threadpool(find_api_key, context.engine, key.strip())
+        found = await run_in_threadpool(context.find_key, key.strip())
         if found is None:
             raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         name, role = found

@@ -4,6 +4,7 @@ per-key rate limiter. Made once by ``create_app``, held in ``app.state``."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -13,9 +14,12 @@ from sqlalchemy import Engine
 
 from childsafe.config import Settings
 from childsafe.index import Matcher, index_root
+from childsafe.service.keys import find_api_key
 from childsafe.store import open_database
 
-__all__ = ["ServiceContext", "RateLimiter"]
+KEY_CACHE_SECONDS = 1.0
+
+__all__ = ["ServiceContext", "RateLimiter", "KEY_CACHE_SECONDS"]
 
 
 @dataclass
@@ -53,6 +57,25 @@ class ServiceContext:
     max_upload_bytes: int
     #: Following the change log and searching are not thread-safe together.
     index_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Recently checked keys: digest -> (name, role, checked at). A revoked key
+    #: stops working within KEY_CACHE_SECONDS.
+    key_cache: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+
+    def find_key(self, key: str) -> tuple[str, str] | None:
+        """``(name, role)`` of an active key, asking the database at most once a second per key."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        cached = self.key_cache.get(digest)
+        now = time.monotonic()
+        if cached and now - cached[2] < KEY_CACHE_SECONDS:
+            return cached[0], cached[1]
+        found = find_api_key(self.engine, key)
+        if found is None:
+            self.key_cache.pop(digest, None)
+            return None
+        if len(self.key_cache) > 10_000:
+            self.key_cache.clear()
+        self.key_cache[digest] = (found[0], found[1], now)
+        return found
 
     @classmethod
     def open(cls, settings: Settings, max_upload_bytes: int, rate: float) -> ServiceContext:

@@ -161,7 +161,8 @@ class BankChange(Base):
     with the database, without rebuilding: ``seq`` only grows.
 
     ``op`` is ``add`` / ``remove`` (one entry, ``entry_id`` set), ``reload``
-    (many entries changed at once: rebuild this bank) or ``drop`` (bank deleted).
+    (many entries changed at once: rebuild this bank), ``update`` (categories
+    or source ids changed, not hashes), ``create`` or ``drop``.
     ``bank_id`` is not a foreign key: the log outlives a deleted bank.
     """
 
