@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from childsafe.config import Settings
 from childsafe.index import Matcher, index_root
+from childsafe.service.decoding import UploadHasher
 from childsafe.service.keys import find_api_key
 from childsafe.store import open_database
 
@@ -55,6 +56,7 @@ class ServiceContext:
     matcher: Matcher
     limiter: RateLimiter
     max_upload_bytes: int
+    hasher: UploadHasher
     #: Following the change log and searching are not thread-safe together.
     index_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Recently checked keys: digest -> (name, role, checked at). A revoked key
@@ -82,7 +84,8 @@ class ServiceContext:
         engine = open_database(settings.database_url)
         matcher = Matcher(engine, index_root(settings.home, settings.database_url))
         matcher.sync()
-        return cls(settings, engine, matcher, RateLimiter(rate, 2 * rate), max_upload_bytes)
+        return cls(settings, engine, matcher, RateLimiter(rate, 2 * rate), max_upload_bytes, UploadHasher(settings.limits))
 
     def close(self) -> None:
+        self.hasher.close()
         self.engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,7 +13,7 @@ from childsafe.service.actions import act_on_matches
 from childsafe.service.app import context_of
 from childsafe.service.auth import require
 from childsafe.service.uploads import BadUpload, Upload, UploadTooLarge, read_multipart
-from childsafe.signals import FileHashes, hash_stream, parse_signal_value
+from childsafe.signals import FileHashes, parse_signal_value
 
 router = APIRouter(prefix="/v1", tags=["matching"])
 
@@ -61,7 +60,7 @@ async def upload_of(request: Request) -> Upload:
 
 
 def _hash(request: Request, upload: Upload, dihedral: bool) -> FileHashes:
-    return hash_stream(io.BytesIO(upload.data), upload.filename, context_of(request).settings.limits, dihedral=dihedral)
+    return context_of(request).hasher.hash(upload.data, upload.filename, dihedral)
 
 
 @router.post("/hash", openapi_extra=_UPLOAD_BODY, dependencies=[Depends(require("match"))])
