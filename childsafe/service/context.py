@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -84,7 +85,12 @@ class ServiceContext:
         engine = open_database(settings.database_url)
         matcher = Matcher(engine, index_root(settings.home, settings.database_url))
         matcher.sync()
-        return cls(settings, engine, matcher, RateLimiter(rate, 2 * rate), max_upload_bytes, UploadHasher(settings.limits))
+        # One decoding process per service worker by default: run `serve --workers N`
+        # with N the number of cores, and decoding uses them all without queueing
+        # more decodes than there are cores.
+        processes = int(os.environ.get("CHILDSAFE_DECODE_PROCESSES", 1))
+        hasher = UploadHasher(settings.limits, processes)
+        return cls(settings, engine, matcher, RateLimiter(rate, 2 * rate), max_upload_bytes, hasher)
 
     def close(self) -> None:
         self.hasher.close()
