@@ -1,0 +1,105 @@
+"""Term matching through disguises, with placeholder phrases only (the
+project ships and tests no real abuse-related terms)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from childsafe.deter import TermMatcher, normalise_words, one_edit_apart
+
+LISTS = {"test-list": ["purple umbrella", "velvet lantern", "quiet harbour"], "other": ["marble"]}
+
+
+@pytest.fixture(scope="module")
+def matcher() -> TermMatcher:
+    return TermMatcher.build(LISTS)
+
+
+CAUGHT = {
+    "plain, in a sentence": "where can I find a purple umbrella today",
+    "case": "PURPLE Umbrella",
+    "accents": "púrplé ümbréllà",
+    "cyrillic and greek look-alikes": "рurрlе umbrеllα",
+    "full-width forms": "ｐｕｒｐｌｅ ｕｍｂｒｅｌｌａ",
+    "mathematical letters": "𝐩𝐮𝐫𝐩𝐥𝐞 𝓊𝓂𝒷𝓇𝑒𝓁𝓁𝒶",
+    "zero-width characters": "pur\u200bple um\u200dbrella",
+    "control characters": "purp\x07le umbrella",
+    "leetspeak": "v3lv3t l4nt3rn",
+    "symbols": "purp|e umbre||@",
+    "dots between letters": "p.u.r.p.l.e u.m.b.r.e.l.l.a",
+    "spaces between letters": "V E L V E T  L A N T E R N",
+    "words run together": "purpleumbrella",
+    "repeated letters": "purrrrple umbrellllaaa",
+    "a typo: letter dropped": "purple umbrela",
+    "a typo: letters swapped": "purpel umbrella",
+    "a typo: letter changed": "velvet lanturn",
+    "a typo: letter added": "quiet harbouir",
+    "a single word term": "polished marble floors",
+}
+
+NOT_CAUGHT = {
+    "words apart": "a purple hat and an umbrella",
+    "words out of order": "umbrella purple",
+    "one word of two": "purple",
+    "inside an unrelated word": "marblehead",
+    "two typos in one word": "purplish umbrella",
+    "a typo in a short word": "qiet harbour",
+    "a different short word": "quilt harbour",
+}
+
+
+@pytest.mark.parametrize("text", list(CAUGHT.values()), ids=list(CAUGHT))
+def test_each_disguise_is_seen_through(matcher: TermMatcher, text: str) -> None:
+    assert matcher.match(text) is not None, normalise_words(text)
+
+
+@pytest.mark.parametrize("text", list(NOT_CAUGHT.values()), ids=list(NOT_CAUGHT))
+def test_near_misses_are_not_matched(matcher: TermMatcher, text: str) -> None:
+    assert matcher.match(text) is None, normalise_words(text)
+
+
+def test_the_right_list_is_named(matcher: TermMatcher) -> None:
+    assert matcher.match("PURPLE umbrella") == "test-list"
+    assert matcher.match("marble") == "other"
+    assert matcher.terms == 4
+
+
+def test_normalisation_rules_on_their_own() -> None:
+    assert normalise_words("V.E.L.V.E.T lantern") == ["veivet", "iantern"]
+    assert normalise_words("") == []
+    assert normalise_words("  ...  ") == []
+    assert one_edit_apart("harbour", "harbor")
+    assert one_edit_apart("lantern", "lantren")
+    assert not one_edit_apart("lantern", "latnren")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_matching_never_raises(text: str) -> None:
+    TermMatcher.build(LISTS).match(text)
+
+
+_LOOKALIKE = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["purple umbrella", "velvet lantern", "quiet harbour", "marble"]),
+    st.lists(st.sampled_from(["space", "upper", "lookalike", "zero-width"]), min_size=1, max_size=4),
+    st.randoms(use_true_random=False),
+)
+def test_disguising_a_matched_query_keeps_it_matched(term: str, disguises: list[str], rng: object) -> None:
+    matcher = TermMatcher.build(LISTS)
+    text = term
+    for disguise in disguises:
+        if disguise == "space":
+            text = " ".join(text)  # letters spaced out
+        elif disguise == "upper":
+            text = "".join(ch.upper() if rng.random() < 0.5 else ch for ch in text)  # type: ignore[attr-defined]
+        elif disguise == "lookalike":
+            text = "".join(_LOOKALIKE.get(ch, ch) if rng.random() < 0.5 else ch for ch in text)  # type: ignore[attr-defined]
+        else:
+            text = "\u200b".join(text)
+    assert matcher.match(f"look for {text} here") is not None, (text, normalise_words(text))
