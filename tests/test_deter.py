@@ -103,3 +103,31 @@ def test_disguising_a_matched_query_keeps_it_matched(term: str, disguises: list[
         else:
             text = "\u200b".join(text)
     assert matcher.match(f"look for {text} here") is not None, (text, normalise_words(text))
+
+
+def test_url_lists_match_through_trivial_rewrites() -> None:
+    from childsafe.deter.urls import UrlMatcher, normalise_url
+
+    assert normalise_url("HTTP://Example.COM:80/a/%7Euser/b%2fc#frag") == "example.com/a/~user/b%2Fc"
+    assert normalise_url("https://www.example.com.") == "example.com/"
+    assert normalise_url("http://user:pw@EXAMPLE.com:8080/x?q=%41") == "example.com:8080/x?q=A"
+    assert normalise_url("ftp://example.com/a") is None and normalise_url("http://[::1]:99999/") is None
+    matcher = UrlMatcher.build(
+        {"url-list": ["http://example.com/bad/page.html", "example.org/folder/*", "not a url ::"]}
+    )
+    assert matcher.entries == 2
+    for url in (
+        "https://WWW.example.com/bad/page.html#x",
+        "example.com:443/bad/page.html",
+        "http://example.com./bad/%70age.html",
+    ):
+        assert matcher.match(url) == "url-list", url
+    for url in ("http://example.org/folder/a/b?c=d", "http://example.org/folder", "https://example.org/folder/"):
+        assert matcher.match(url) == "url-list", url
+    for url in (
+        "http://example.com/bad/page.htm",
+        "http://example.org/folderx",
+        "http://example.org/other",
+        "http://evil.example.org/folder/a",
+    ):
+        assert matcher.match(url) is None, url
