@@ -131,3 +131,42 @@ def test_url_lists_match_through_trivial_rewrites() -> None:
         "http://evil.example.org/folder/a",
     ):
         assert matcher.match(url) is None, url
+
+
+def test_help_resources_by_region_with_fallbacks_and_overrides(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from childsafe.deter.resources import load_resources, resources_for
+    from childsafe.errors import InputFormatError
+
+    resources = load_resources({})
+    assert all(r.source.startswith("https://") and r.checked for r in resources)
+    (uk,) = resources_for("GB", resources)
+    assert uk.to_dict() == {
+        "id": "stopitnow-uk", "name": "Stop It Now UK and Ireland", "phone": "0808 1000 900",
+        "url": "https://www.stopitnow.org.uk/", "chat_url": "https://www.stopitnow.org.uk/", "hours": None, "confidential": True,
+    }  # fmt: skip
+    assert [r.phone for r in resources_for("gb-sct", resources)] == ["0808 1000 900"]
+    assert [r.phone for r in resources_for("GB-WLS", resources)] == ["0808 1000 900"]
+    assert [r.phone for r in resources_for("IE", resources)] == ["+44 1372 847 161"]
+    assert [r.phone for r in resources_for("US", resources)] == ["1-888-773-8368"]
+    assert [r.phone for r in resources_for("NL", resources)] == ["0800 266 64 36"]
+    assert [r.phone for r in resources_for("AU", resources)] == ["1800 01 1800"]
+    assert {r.id for r in resources_for("DE", resources)} == {"kein-taeter-werden", "troubled-desire"}
+    assert [r.id for r in resources_for("BR", resources)] == ["troubled-desire"]  # no service of its own
+    override = tmp_path / "help.json"
+    override.write_text(
+        json.dumps(
+            {
+                "resources": [
+                    {"id": "stopitnow-nl", "name": "Stop it Now! NL", "regions": ["NL"], "phone": "0800 000 0000"}
+                ]
+            }
+        )
+    )
+    assert [r.phone for r in resources_for("NL", load_resources({"CHILDSAFE_HELP_RESOURCES": str(override)}))] == [
+        "0800 000 0000"
+    ]
+    override.write_text("{}")
+    with pytest.raises(InputFormatError, match="help.json"):
+        load_resources({"CHILDSAFE_HELP_RESOURCES": str(override)})
