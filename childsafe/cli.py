@@ -40,6 +40,18 @@ audit_app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 apikey_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(apikey_app, name="apikey")
+deter_app = typer.Typer(
+    help="Prevention: term and URL lists, checks, counters.", no_args_is_help=True, rich_markup_mode=None
+)
+deter_terms_app = typer.Typer(
+    help="Term lists (licensed; loaded by the operator).", no_args_is_help=True, rich_markup_mode=None
+)
+deter_urls_app = typer.Typer(
+    help="URL lists (licensed; loaded by the operator).", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(deter_app, name="deter")
+deter_app.add_typer(deter_terms_app, name="terms")
+deter_app.add_typer(deter_urls_app, name="urls")
 bank_app = typer.Typer(
     help="Hash lists (banks): create, import, list, show, export, delete.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -658,6 +670,80 @@ def purge_preserved_command(json_output: JsonOption = False) -> None:
         _print_json({"purged": purged})
     else:
         print(f"purged {purged} preserved upload(s) past their retention")
+
+
+def _import_deter_list(kind: str, file: Path, list_name: str, lang: str, json_output: bool) -> None:
+    from childsafe.deter.lists import import_list
+
+    with _errors_to_exit_codes():
+        result = import_list(_open_engine(Settings.from_env()), kind, file, list_name, lang)
+    if json_output:
+        _print_json(result.to_dict())
+    else:
+        print(f"{result.list}: {result.added} {kind}s added, {result.total} in the list")
+
+
+@deter_terms_app.command("import")
+def deter_terms_import_command(
+    file: Annotated[Path, typer.Argument(help="One term a line; # starts a comment.")],
+    list_name: Annotated[str, typer.Option("--list", help="Name of the list.")] = "terms",
+    lang: Annotated[str, typer.Option("--lang", help="Language of the terms.")] = "en",
+    json_output: JsonOption = False,
+) -> None:
+    """Add a file of terms to a term list (entries already there are not added again)."""
+    _import_deter_list("term", file, list_name, lang, json_output)
+
+
+@deter_urls_app.command("import")
+def deter_urls_import_command(
+    file: Annotated[Path, typer.Argument(help="One URL a line; an entry ending in * is a prefix.")],
+    list_name: Annotated[str, typer.Option("--list", help="Name of the list.")] = "urls",
+    json_output: JsonOption = False,
+) -> None:
+    """Add a file of URLs to a URL list."""
+    _import_deter_list("url", file, list_name, "", json_output)
+
+
+@deter_app.command("check")
+def deter_check_command(
+    text: Annotated[str, typer.Argument(help="The search text to check.")],
+    url: Annotated[str | None, typer.Option("--url", help="A URL to check as well.")] = None,
+    region: Annotated[str, typer.Option("--region", help="ISO 3166 region of the person (GB, GB-SCT, US...).")] = "GB",
+    lang: Annotated[str, typer.Option("--lang", help="Language of the warning.")] = "en",
+    json_output: JsonOption = False,
+) -> None:
+    """Check a search (and a URL): whether to intercept, and the warning with help to show."""
+    from childsafe.deter.check import check
+    from childsafe.deter.lists import load_matchers
+    from childsafe.deter.resources import load_resources
+
+    with _errors_to_exit_codes():
+        engine = _open_engine(Settings.from_env())
+        terms, urls = load_matchers(engine)
+        answer = check(engine, terms, urls, load_resources(), text, url, region, lang)
+    if json_output:
+        _print_json(answer)
+    elif not answer["intercept"]:
+        print("no match: nothing to intercept")
+    else:
+        print(f"INTERCEPT ({answer['matched']['kind']} list {answer['matched']['list']})")
+        print(answer["warning"]["title"])
+        for resource in answer["warning"]["resources"]:
+            print(f"  {resource['name']}: {resource['phone'] or ''} {resource['url'] or ''}")
+
+
+@deter_app.command("stats")
+def deter_stats_command(json_output: JsonOption = False) -> None:
+    """Counters of interceptions and help clicks per day, region, list and outcome (counts under 10 shown as <10)."""
+    from childsafe.deter.check import deter_stats
+
+    with _errors_to_exit_codes():
+        stats = deter_stats(_open_engine(Settings.from_env()))
+    if json_output:
+        _print_json(stats)
+        return
+    for row in stats:
+        print(f"{row['day']}\t{row['region']}\t{row['list']}\t{row['outcome']}\t{row['count']}")
 
 
 @app.command("version")

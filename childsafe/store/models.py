@@ -227,3 +227,29 @@ class PreservedItem(Base):
     preserved_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class DeterEntry(Base):
+    """One term or URL of an operator's prevention list (loaded at run time, under licence)."""
+
+    __tablename__ = "deter_entries"
+    __table_args__ = (UniqueConstraint("kind", "list_name", "lang", "value", name="uq_deter_entries"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "term" or "url"
+    list_name: Mapped[str] = mapped_column(String(100))
+    lang: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(2000))
+
+
+class DeterCount(Base):
+    """How often something happened, per day, region, list and outcome: no
+    text, address or identifier is ever stored."""
+
+    __tablename__ = "deter_counts"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    region: Mapped[str] = mapped_column(String(10), primary_key=True)
+    list_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
