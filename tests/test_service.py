@@ -405,3 +405,29 @@ def test_a_decode_past_its_time_costs_only_its_process() -> None:
     finally:
         patient.close()
     assert done.error is None and done.pdq and done.pdq_variants and len(done.pdq_variants) == 8
+
+
+def test_deter_routes(service_env: dict[str, str], tmp_path: Path) -> None:
+    terms = tmp_path / "terms.txt"
+    terms.write_text("purple umbrella\n")
+    assert run_cli(["deter", "terms", "import", str(terms), "--list", "kw"], service_env).returncode == 0
+    server = Server(service_env)
+    try:
+        deter, matcher = server.client("deter"), server.client("matcher")
+        _error(matcher.post("/v1/deter/check", json={"text": "purple umbrella"}), 403)
+        answer = deter.post("/v1/deter/check", json={"text": "pürple umbrela", "region": "NL"}).json()
+        assert answer["intercept"] is True and answer["matched"] == {"kind": "term", "list": "kw"}
+        assert [r["phone"] for r in answer["warning"]["resources"]] == ["0800 266 64 36"]
+        assert deter.post("/v1/deter/check", json={"text": "tulips"}).json()["intercept"] is False
+        terms.write_text("velvet lantern\n")  # a list changed while the service runs
+        assert run_cli(["deter", "terms", "import", str(terms), "--list", "kw"], service_env).returncode == 0
+        assert deter.post("/v1/deter/check", json={"text": "VELVET LANTERN"}).json()["intercept"] is True
+        stats = deter.get("/v1/deter/stats").json()
+        assert stats == [
+            {"day": stats[0]["day"], "region": "GB", "list": "kw", "outcome": "shown", "count": "<10"},
+            {"day": stats[0]["day"], "region": "NL", "list": "kw", "outcome": "shown", "count": "<10"},
+        ]
+        log = server.stop()
+        assert "umbrella" not in log and "lantern" not in log  # no query text in the request log
+    finally:
+        server.stop()

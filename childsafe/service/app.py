@@ -114,9 +114,9 @@ def create_app(
         )
         return response
 
-    from childsafe.service.routes import banks, health, matching
+    from childsafe.service.routes import banks, deter, health, matching
 
-    for module in (health, matching, banks):
+    for module in (health, matching, banks, deter):
         app.include_router(module.router)
     return app
 
