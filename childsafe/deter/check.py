@@ -13,11 +13,11 @@ from importlib.resources import files
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from childsafe.deter.resources import HelpResource, resources_for
 from childsafe.deter.terms import TermMatcher
 from childsafe.deter.urls import UrlMatcher
+from childsafe.store import upsert
 from childsafe.store.models import DeterCount
 
 __all__ = ["check", "count", "deter_stats", "warning_text"]
@@ -38,10 +38,11 @@ def count(engine: Engine, region: str, list_name: str, outcome: str) -> None:
     """Add one to today's counter for (region, list, outcome): nothing else is kept."""
     day = datetime.now(UTC).date().isoformat()
     key = {"day": day, "region": region.upper()[:10], "list_name": list_name[:100], "outcome": outcome}
-    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(DeterCount)
     with engine.begin() as connection:
         connection.execute(
-            insert.values(**key, count=1).on_conflict_do_update(
+            upsert(engine, DeterCount)
+            .values(**key, count=1)
+            .on_conflict_do_update(
                 index_elements=["day", "region", "list_name", "outcome"], set_={"count": DeterCount.count + 1}
             )
         )

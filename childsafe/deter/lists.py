@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from childsafe.deter.terms import TermMatcher
 from childsafe.deter.urls import UrlMatcher, normalise_url
 from childsafe.errors import InputFormatError, UsageError
+from childsafe.store import upsert
 from childsafe.store.models import DeterEntry
 
 __all__ = ["ListImport", "import_list", "load_matchers", "lists_version"]
@@ -53,29 +53,17 @@ def import_list(engine: Engine, kind: str, path: Path, list_name: str, lang: str
         if kind == "url" and normalise_url(value.rstrip("*")) is None:
             raise InputFormatError(f"{path.name}: line {number}: not a web address: {value!r:.80}")
         values.append(value)
-    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(DeterEntry)
+    in_list = (
+        select(func.count()).select_from(DeterEntry).where(DeterEntry.kind == kind, DeterEntry.list_name == list_name)
+    )
     with engine.begin() as connection:
-        before = (
-            connection.scalar(
-                select(func.count())
-                .select_from(DeterEntry)
-                .where(DeterEntry.kind == kind, DeterEntry.list_name == list_name)
-            )
-            or 0
-        )
+        before = connection.scalar(in_list) or 0
         if values:
             connection.execute(
-                insert.on_conflict_do_nothing(),
+                upsert(engine, DeterEntry).on_conflict_do_nothing(),
                 [{"kind": kind, "list_name": list_name, "lang": lang, "value": v} for v in dict.fromkeys(values)],
             )
-        total = (
-            connection.scalar(
-                select(func.count())
-                .select_from(DeterEntry)
-                .where(DeterEntry.kind == kind, DeterEntry.list_name == list_name)
-            )
-            or 0
-        )
+        total = connection.scalar(in_list) or 0
     return ListImport(list_name, kind, total - before, total)
 
 

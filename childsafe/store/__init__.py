@@ -2,7 +2,7 @@
 PostgreSQL for shared deployments), and the hash-chained audit log."""
 
 from childsafe.store.audit import ChainReport, audit_events, record_audit, verify_audit_chain
-from childsafe.store.database import head_revision, open_database, schema_revision
+from childsafe.store.database import head_revision, open_database, schema_revision, upsert
 from childsafe.store.models import AuditEvent, Base
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "open_database",
     "record_audit",
     "schema_revision",
+    "upsert",
     "verify_audit_chain",
 ]

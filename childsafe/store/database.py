@@ -24,7 +24,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from childsafe.errors import StorageError, UsageError
 
-__all__ = ["open_database", "schema_revision", "head_revision"]
+__all__ = ["open_database", "schema_revision", "head_revision", "upsert"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = zlib.crc32(b"childsafe-migrations")
@@ -106,6 +106,14 @@ def _migrate(engine: Engine) -> None:
         if MigrationContext.configure(connection).get_current_revision() != head:
             command.upgrade(_alembic_config(connection), "head")
             connection.commit()
+
+
+def upsert(engine: Engine, table: Any) -> Any:
+    """An INSERT for ``table`` that supports ``on_conflict_do_nothing`` /
+    ``on_conflict_do_update`` on both databases childsafe runs on."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def _make_folder(folder: Path) -> None:
