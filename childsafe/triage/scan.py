@@ -27,10 +27,9 @@ from childsafe import __version__
 from childsafe.banks.catalogue import iter_bank_entries, read_banks
 from childsafe.config import Settings
 from childsafe.errors import UsageError
-from childsafe.index import Match, Matcher, index_root
+from childsafe.index import Matcher, index_root
 from childsafe.media.limits import MediaLimits
 from childsafe.parallel import ordered_map
-from childsafe.signals import FileHashes
 from childsafe.store import open_database, record_audit
 from childsafe.triage.case import CaseReport, summarise
 from childsafe.triage.reading import read_task, recorded_item
@@ -73,8 +72,8 @@ class ScanResult:
     out: Path
     summary: dict[str, Any]
     outputs: dict[str, str]
-    #: Pieces of evidence (files on disk) read by this run, and those a
-    #: resumed run found already done.
+    #: Files on disk read by this run, and the pieces of evidence (files, and
+    #: links or FIFOs recorded unread) a resumed run found already done.
     read_now: int = 0
     done_before: int = 0
 
@@ -201,11 +200,7 @@ def scan_evidence(
         Matcher(engine, index_root(settings.home, settings.database_url)).sync()
         progress = ScanProgress(bytes_total=_total_bytes(source.walk(request.evidence)))
         done = state.done_tasks()
-        recorded: list[tuple[FileHashes, float | None, list[Match]]] = [
-            (recorded_item(r).hashes, r.modified, []) for r in _recorded(source.walk(request.evidence))
-        ]
-        state.save_task("(recorded)", recorded)
-        tasks = (t for t in _tasks(source.walk(request.evidence)) if t.label not in done)
+        tasks = _tasks(source.walk(request.evidence), state, done)
         read_now = 0
         for items, size, matched in ordered_map(
             _scan_task, tasks, request.workers, _start_worker, (settings, request.out)
@@ -217,7 +212,7 @@ def scan_evidence(
             if on_progress:
                 on_progress(progress)
         result = _finish(request, state, banks, engine)
-        result.read_now, result.done_before = read_now, len(done - {"(recorded)"})
+        result.read_now, result.done_before = read_now, len(done)
         state.close()
         shutil.rmtree(request.out / STATE_FOLDER)
         return result
@@ -225,12 +220,16 @@ def scan_evidence(
         engine.dispose()
 
 
-def _tasks(walk: Iterator[Task | Recorded]) -> Iterator[Task]:
-    return (item for item in walk if isinstance(item, Task))
-
-
-def _recorded(walk: Iterator[Task | Recorded]) -> Iterator[Recorded]:
-    return (item for item in walk if isinstance(item, Recorded))
+def _tasks(walk: Iterator[Task | Recorded], state: ScanState, done: set[str]) -> Iterator[Task]:
+    """The pieces of evidence still to read; items recorded without reading
+    (links, FIFOs) are saved on the way, so the evidence is walked once here."""
+    for item in walk:
+        if item.label in done:
+            continue
+        if isinstance(item, Task):
+            yield item
+        else:
+            state.save_task(item.label, [(recorded_item(item).hashes, item.modified, [])])
 
 
 def _total_bytes(walk: Iterator[Task | Recorded]) -> int:
