@@ -713,14 +713,10 @@ def deter_check_command(
     json_output: JsonOption = False,
 ) -> None:
     """Check a search (and a URL): whether to intercept, and the warning with help to show."""
-    from childsafe.deter.check import check
-    from childsafe.deter.lists import load_matchers
-    from childsafe.deter.resources import load_resources
+    from childsafe.deter.prevention import Prevention
 
     with _errors_to_exit_codes():
-        engine = _open_engine(Settings.from_env())
-        terms, urls = load_matchers(engine)
-        answer = check(engine, terms, urls, load_resources(), text, url, region, lang)
+        answer = Prevention(_open_engine(Settings.from_env())).check(text, url, region, lang)
     if json_output:
         _print_json(answer)
     elif not answer["intercept"]:
@@ -735,7 +731,7 @@ def deter_check_command(
 @deter_app.command("stats")
 def deter_stats_command(json_output: JsonOption = False) -> None:
     """Counters of interceptions and help clicks per day, region, list and outcome (counts under 10 shown as <10)."""
-    from childsafe.deter.check import deter_stats
+    from childsafe.deter.counters import deter_stats
 
     with _errors_to_exit_codes():
         stats = deter_stats(_open_engine(Settings.from_env()))

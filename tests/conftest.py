@@ -4,12 +4,15 @@ the public PDQ reference images, and a way to run the real CLI."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -88,3 +91,60 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``childsafe serve`` in its own process, and keys for each role."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
+        self.env = env
+        self.keys = {
+            role: run_cli(["apikey", "create", f"{role}-key", "--role", role], env).stdout.strip()
+            for role in ("admin", "curator", "matcher", "deter")
+        }
+        self.clients: list[httpx.Client] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # The request log goes to a file: a pipe nobody reads would fill and stall the server.
+        self.log_path = Path(env["CHILDSAFE_HOME"]) / f"serve-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "childsafe", "serve", "--port", str(self.port), "--workers", str(workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the server did not start")
+
+    def client(self, role: str | None, key: str | None = None) -> httpx.Client:
+        key = key or (self.keys[role] if role else None)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        client = httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        self.clients.append(client)
+        return client
+
+    def stop(self) -> str:
+        for client in self.clients:
+            client.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log_file.close()
+        return self.log_path.read_text()

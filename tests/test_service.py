@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,66 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run_cli
+from conftest import Server, free_port, run_cli
 
 ORIGINAL = "dih/bridge-1-original.jpg"
 ROTATED = "dih/bridge-2-rotate-90.jpg"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """``childsafe serve`` in its own process, and keys for each role."""
-
-    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
-        self.env = env
-        self.keys = {
-            role: run_cli(["apikey", "create", f"{role}-key", "--role", role], env).stdout.strip()
-            for role in ("admin", "curator", "matcher", "deter")
-        }
-        self.clients: list[httpx.Client] = []
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # The request log goes to a file: a pipe nobody reads would fill and stall the server.
-        self.log_path = Path(env["CHILDSAFE_HOME"]) / f"serve-{self.port}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "childsafe", "serve", "--port", str(self.port), "--workers", str(workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("the server did not start")
-
-    def client(self, role: str | None, key: str | None = None) -> httpx.Client:
-        key = key or (self.keys[role] if role else None)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        client = httpx.Client(base_url=self.url, headers=headers, timeout=60)
-        self.clients.append(client)
-        return client
-
-    def stop(self) -> str:
-        for client in self.clients:
-            client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log_file.close()
-        return self.log_path.read_text()
 
 
 @pytest.fixture
@@ -244,7 +187,7 @@ class _Receiver:
         import http.server
         import threading
 
-        self.port = _free_port()
+        self.port = free_port()
         self.events: list[tuple[dict[str, str], bytes]] = []
         received = self.events
 

@@ -17,15 +17,21 @@ The rules, in order (docs/deterrence.md has examples):
 7. Repeated letters are collapsed ("vellvvet" -> "velvet").
 
 Terms go through the same rules, so a list entry and a disguised query meet
-in the middle. Written by hand (the character tables are data): no regular
-expression is ever built from list entries.
+in the middle. Rules 1-5 are Python's own Unicode functions and one
+``str.translate`` table; 6 and 7 a compiled loop (``_kernels.split_words``).
+No regular expression is ever built from list entries.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-__all__ = ["normalise_words", "canonical_letters"]
+import numpy as np
+
+from childsafe.deter._kernels import split_words
+
+__all__ = ["canonical_letters", "normalise_words", "normalised"]
 
 # Cyrillic and Greek letters that look like Latin ones (after case folding).
 _LOOKALIKES = {
@@ -46,47 +52,68 @@ def _letter(ch: str) -> str:
     return ch if "a" <= ch <= "z" else ""
 
 
-def canonical_letters(text: str) -> list[str]:
-    """Rules 1-5: the text as canonical letters, with " " where a non-letter was."""
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc") or ch in "\t\n\r")
-    text = unicodedata.normalize("NFD", text.casefold())
-    out: list[str] = []
-    for ch in text:
-        if unicodedata.category(ch) == "Mn":
-            continue  # an accent
-        out.append(_letter(ch) or " ")
-    return out
+class _CanonicalTable(dict[int, str | None]):
+    """Rules 2, 4 and 5 and the accent half of rule 3, for ``str.translate``:
+    each character's canonical letter, a space for anything else that is not
+    a letter, nothing for accents, format and control characters. Filled in
+    as characters are first seen, so a look-up is a dict hit in C."""
+
+    def __missing__(self, code: int) -> str | None:
+        ch = chr(code)
+        category = unicodedata.category(ch)
+        if category == "Mn" or (category in ("Cf", "Cc") and ch not in "\t\n\r"):
+            value = None
+        else:
+            value = _letter(ch) or " "
+        if len(self) < 200_000:  # bounded: a flood of distinct characters cannot grow it without end
+            self[code] = value
+        return value
+
+
+_CANONICAL = _CanonicalTable()
+
+
+def _canonical_ascii_table() -> bytes:
+    table = bytearray(b" " * 256)
+    for code in range(128):
+        table[code] = ord(_letter(chr(code).lower()) or " ")
+    return bytes(table)
+
+
+# ASCII text needs none of the Unicode work: one byte table does rules 3-5.
+_ASCII_TABLE = _canonical_ascii_table()
+_ASCII_CONTROLS = bytes(
+    code for code in range(128) if unicodedata.category(chr(code)) == "Cc" and chr(code) not in "\t\n\r"
+)
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]+")  # a fixed pattern, never built from list entries
+
+
+def _canonical_unicode(text: str) -> str:
+    """Rules 1-5 for a run of non-ASCII characters: canonical letters and spaces."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return unicodedata.normalize("NFD", text).translate(_CANONICAL)
+
+
+def canonical_letters(text: str) -> np.ndarray:
+    """Rules 1-5: the text as canonical letters ``a``-``z``, with a space
+    where anything else was (a uint8 array, for the compiled matcher).
+
+    Only the non-ASCII runs go through Python's Unicode functions (a combining
+    accent after an ASCII letter is dropped either way, so the runs can be
+    taken on their own); the rest is one byte-table translation."""
+    if not text.isascii():
+        text = _NOT_ASCII.sub(lambda run: _canonical_unicode(run.group()), text)
+    return np.frombuffer(text.encode("ascii").translate(_ASCII_TABLE, _ASCII_CONTROLS), np.uint8)
+
+
+def normalised(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every rule (1-7): the words' letters, and each word's start and end."""
+    buf, starts, ends = split_words(canonical_letters(text))
+    return buf, starts, ends
 
 
 def normalise_words(text: str) -> list[str]:
     """The words of ``text`` after every rule (1-7), in order."""
-    words: list[str] = []
-    current: list[str] = []
-    for ch in [*canonical_letters(text), " "]:
-        if ch != " ":
-            current.append(ch)
-            continue
-        if current:
-            words.append("".join(current))
-            current = []
-    joined: list[str] = []
-    singles: list[str] = []
-    for word in [*words, ""]:
-        if len(word) == 1:
-            singles.append(word)
-            continue
-        if singles:
-            joined.append("".join(singles))  # v e l v e t -> velvet
-            singles = []
-        if word:
-            joined.append(word)
-    return [_collapse(word) for word in joined]
-
-
-def _collapse(word: str) -> str:
-    out = [word[0]]
-    for ch in word[1:]:
-        if ch != out[-1]:
-            out.append(ch)
-    return "".join(out)
+    buf, starts, ends = normalised(text)
+    raw = buf.tobytes().decode("ascii")
+    return [raw[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]

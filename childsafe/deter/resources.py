@@ -45,6 +45,15 @@ class HelpResource:
         return {key: record[key] for key in _FIELDS}
 
 
+def _web_address(value: Any, where: str) -> str | None:
+    """A help service's page must be a plain web address (a link on the warning page)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.lower().startswith(("https://", "http://")):
+        raise InputFormatError(f"{where}: {value!r:.80} is not a web address (http:// or https://)")
+    return value
+
+
 def _parse(document: Any, where: str) -> list[HelpResource]:
     try:
         return [
@@ -52,8 +61,8 @@ def _parse(document: Any, where: str) -> list[HelpResource]:
                 str(r["id"]),
                 str(r["name"]),
                 r.get("phone"),
-                r.get("url"),
-                r.get("chat_url"),
+                _web_address(r.get("url"), where),
+                _web_address(r.get("chat_url"), where),
                 r.get("hours"),
                 bool(r.get("confidential", True)),
                 tuple(str(x).upper() for x in r["regions"]),

@@ -7,10 +7,13 @@ both are normalised (``normalise.py``), where each word may also:
   swapped) if it has 6 or more letters;
 - be run together with the next ones ("purpleumbrella" for "purple umbrella").
 
-Words are looked up in dictionaries built once from the lists (typos through
-a table of each long word's one-letter deletions, checked by edit distance),
-so a check costs a few dictionary look-ups a word, whatever the list's size,
-and no regular expression is ever built from list entries.
+Words are looked up in a hash table built once from the lists: every list
+word and every one-letter deletion of each long one (``_kernels.py``). So a
+check costs a few look-ups a word, whatever the lists' size, in one compiled
+pass linear in the text; no regular expression is ever built from list
+entries. (Not an Aho-Corasick automaton: one that also held every typo of
+every term would be fifty times the size; the deletion table needs only one
+entry per letter of each long word.)
 """
 
 from __future__ import annotations
@@ -18,94 +21,97 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from childsafe.deter.normalise import normalise_words
+import numpy as np
 
-__all__ = ["TermMatcher", "TYPO_MIN_LETTERS", "one_edit_apart"]
+from childsafe.deter._kernels import _one_edit_apart, build_table, match_terms, variant_hashes
+from childsafe.deter.normalise import normalise_words, normalised
+
+__all__ = ["TermMatcher", "TYPO_MAX_LETTERS", "TYPO_MIN_LETTERS", "one_edit_apart"]
 
 #: Words shorter than this must match exactly (a typo in a short word makes another word).
 TYPO_MIN_LETTERS = 6
 
 
-def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
-
-
 def one_edit_apart(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` differ by at most one insertion, deletion,
-    substitution or swap of neighbours (optimal string alignment distance <= 1)."""
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diffs = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        return (
-            len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
-        )
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    i = 0
-    while i < len(short) and short[i] == long[i]:
-        i += 1
-    return short[i:] == long[i + 1 :]
+    """Whether normalised words ``a`` and ``b`` differ by at most one insertion,
+    deletion, substitution or swap of neighbours (the matcher's typo rule)."""
+    left = np.frombuffer(a.encode("ascii"), np.uint8)
+    right = np.frombuffer(b.encode("ascii"), np.uint8)
+    return bool(_one_edit_apart(left, 0, len(left), right, 0, len(right)))
+
+
+#: Longer words are matched exactly (their deletions would only cost memory).
+TYPO_MAX_LETTERS = 64
 
 
 @dataclass
 class TermMatcher:
-    """Every term of every list, ready for ``match``."""
+    """Every term of every list, ready for ``match``: arrays for the compiled
+    matcher (``_kernels.match_terms`` explains them)."""
 
-    #: first word -> [(list name, the term's words)]
-    _by_first_word: dict[str, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
-    #: the term's words run together -> list names (for "purpleumbrella")
-    _run_together: dict[str, list[str]] = field(default_factory=dict)
-    #: one-letter deletion of a long word (or run-together term) -> those words
-    _typo_index: dict[str, set[str]] = field(default_factory=dict)
+    list_names: list[str] = field(default_factory=list)
     terms: int = 0
+    _vocab: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    _vocab_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _vocab_ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _keys: np.ndarray = field(default_factory=lambda: np.zeros(16, np.uint64))
+    _values: np.ndarray = field(default_factory=lambda: np.full(16, -1, np.int64))
+    _filter_bits: np.ndarray = field(default_factory=lambda: np.zeros(1, np.uint64))
+    _whole_list: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _pair_first: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _pair_second: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _term_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    _term_words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _term_list: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @classmethod
     def build(cls, lists: Mapping[str, Iterable[str]]) -> TermMatcher:
         """A matcher for ``{list name: terms}``."""
-        matcher = cls()
-        for name, terms in lists.items():
+        matcher = cls(list_names=list(lists))
+        vocab: dict[str, int] = {}
+        whole: dict[int, int] = {}  # word id -> list of a term that is that word alone
+        multi: list[tuple[int, int, tuple[int, ...], int]] = []  # (first, second, words, list)
+        for list_index, terms in enumerate(lists.values()):
             for term in terms:
-                words = tuple(normalise_words(term))
+                words = normalise_words(term)
                 if not words:
                     continue
                 matcher.terms += 1
-                matcher._by_first_word.setdefault(words[0], []).append((name, words))
-                matcher._run_together.setdefault("".join(words), []).append(name)
-                for word in (*words, "".join(words)):
-                    if len(word) >= TYPO_MIN_LETTERS:
-                        for variant in {word} | _deletions(word):
-                            matcher._typo_index.setdefault(variant, set()).add(word)
+                ids = tuple(vocab.setdefault(word, len(vocab)) for word in words)
+                whole.setdefault(vocab.setdefault("".join(words), len(vocab)), list_index)
+                if len(ids) > 1:
+                    multi.append((ids[0], ids[1], ids, list_index))
+        if not vocab:
+            return matcher
+        spellings = list(vocab)
+        matcher._vocab = np.frombuffer("".join(spellings).encode("ascii"), np.uint8)
+        lengths = np.array([len(word) for word in spellings], np.int64)
+        matcher._vocab_ends = np.cumsum(lengths)
+        matcher._vocab_starts = matcher._vocab_ends - lengths
+        hashes, owners = variant_hashes(
+            matcher._vocab, matcher._vocab_starts, matcher._vocab_ends, TYPO_MIN_LETTERS, TYPO_MAX_LETTERS + 1
+        )
+        matcher._keys, matcher._values, matcher._filter_bits = build_table(hashes, owners)
+        matcher._whole_list = np.full(len(spellings), -1, np.int64)
+        for word_id, list_index in whole.items():
+            matcher._whole_list[word_id] = list_index
+        multi.sort(key=lambda term: (term[0], term[1]))
+        matcher._pair_first = np.array([term[0] for term in multi], np.int64)
+        matcher._pair_second = np.array([term[1] for term in multi], np.int64)
+        matcher._term_offsets = np.cumsum([0, *(len(term[2]) for term in multi)]).astype(np.int64)
+        matcher._term_words = np.array([word for term in multi for word in term[2]], np.int64)
+        matcher._term_list = np.array([term[3] for term in multi], np.int64)
         return matcher
 
-    def _spellings(self, word: str) -> set[str]:
-        """The list words ``word`` may be: itself, and long list words one typo away."""
-        found = {word}
-        if len(word) >= TYPO_MIN_LETTERS - 1:
-            for variant in {word} | _deletions(word):
-                for candidate in self._typo_index.get(variant, ()):
-                    if one_edit_apart(word, candidate):
-                        found.add(candidate)
-        return found
-
-    def _word_matches(self, query_word: str, term_word: str) -> bool:
-        if query_word == term_word:
-            return True
-        return len(term_word) >= TYPO_MIN_LETTERS and one_edit_apart(query_word, term_word)
-
     def match(self, text: str) -> str | None:
-        """The name of the first list a term of which ``text`` contains, or ``None``."""
-        words = normalise_words(text)
-        for i, word in enumerate(words):
-            for spelling in self._spellings(word):
-                for name in self._run_together.get(spelling, ()):
-                    return name
-                for name, term in self._by_first_word.get(spelling, ()):
-                    if i + len(term) <= len(words) and all(
-                        self._word_matches(words[i + k], term[k]) for k in range(1, len(term))
-                    ):
-                        return name
-        return None
+        """The name of the list of the first term ``text`` contains, or ``None``."""
+        if not self.terms:
+            return None
+        buf, starts, ends = normalised(text)
+        found = match_terms(
+            buf, starts, ends, self._keys, self._values, self._filter_bits,
+            self._vocab, self._vocab_starts, self._vocab_ends, self._whole_list,
+            self._pair_first, self._pair_second, self._term_offsets, self._term_words, self._term_list,
+            TYPO_MIN_LETTERS, TYPO_MAX_LETTERS,
+        )  # fmt: skip
+        return self.list_names[found] if found >= 0 else None

@@ -67,12 +67,14 @@ class UrlMatcher:
     _exact: dict[str, str] = field(default_factory=dict)
     _prefixes: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> {prefix: list}
     entries: int = 0
+    list_names: set[str] = field(default_factory=set)
 
     @classmethod
     def build(cls, lists: Mapping[str, Iterable[str]]) -> UrlMatcher:
         """A matcher for ``{list name: URLs}`` (an entry ending in ``*`` is a prefix)."""
         matcher = cls()
         for name, urls in lists.items():
+            matcher.list_names.add(name)
             for url in urls:
                 prefix = url.strip().endswith("*")
                 canonical = normalise_url(url.strip().rstrip("*")) if url.strip() else None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from childsafe.config import Settings
+from childsafe.deter.prevention import Prevention
 from childsafe.index import Matcher, index_root
 from childsafe.service.decoding import UploadHasher
 from childsafe.service.keys import find_api_key
@@ -58,6 +59,7 @@ class ServiceContext:
     limiter: RateLimiter
     max_upload_bytes: int
     hasher: UploadHasher
+    prevention: Prevention
     #: Following the change log and searching are not thread-safe together.
     index_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Recently checked keys: digest -> (name, role, checked at). A revoked key
@@ -90,7 +92,8 @@ class ServiceContext:
         # more decodes than there are cores.
         processes = int(os.environ.get("CHILDSAFE_DECODE_PROCESSES", 1))
         hasher = UploadHasher(settings.limits, processes)
-        return cls(settings, engine, matcher, RateLimiter(rate, 2 * rate), max_upload_bytes, hasher)
+        limiter = RateLimiter(rate, 2 * rate)
+        return cls(settings, engine, matcher, limiter, max_upload_bytes, hasher, Prevention(engine))
 
     def close(self) -> None:
         self.hasher.close()

@@ -1,22 +1,23 @@
-"""Prevention routes (role deter): check a search or link, and read the counters."""
+"""Prevention routes: check a search or link, report what the person did, and
+read the counters (role deter); the public warning page with its counting
+help links."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from childsafe.deter.check import check, deter_stats
-from childsafe.deter.lists import lists_version, load_matchers
-from childsafe.deter.resources import load_resources
+from childsafe.deter.counters import deter_stats
+from childsafe.deter.prevention import Prevention
 from childsafe.service.app import context_of
 from childsafe.service.auth import require
 
-router = APIRouter(prefix="/v1/deter", tags=["prevention"], dependencies=[Depends(require("deter"))])
-_lock = threading.Lock()
+router = APIRouter(tags=["prevention"])
+api = APIRouter(prefix="/v1/deter", dependencies=[Depends(require("deter"))])
 
 
 class CheckRequest(BaseModel):
@@ -26,30 +27,59 @@ class CheckRequest(BaseModel):
     lang: str = Field(default="en", max_length=10)
 
 
-def _matchers(request: Request) -> Any:
-    """The lists' matchers, rebuilt when a list has changed (checked on each request)."""
-    state = request.app.state
-    engine = context_of(request).engine
-    version = lists_version(engine)
-    with _lock:
-        if getattr(state, "deter_version", None) != version:
-            state.deter_matchers = (*load_matchers(engine), load_resources())
-            state.deter_version = version
-        return state.deter_matchers
+class OutcomeReport(BaseModel):
+    outcome: Literal["abandoned", "help_clicked"]
+    list: str | None = Field(default=None, max_length=100)
+    region: str = Field(default="GB", max_length=10)
 
 
-@router.post("/check")
+def prevention_of(request: Request) -> Prevention:
+    """The service's prevention state (lists as matchers, help resources)."""
+    return context_of(request).prevention
+
+
+@api.post("/check")
 async def deter_check(request: Request, body: CheckRequest) -> dict[str, Any]:
     """``{"intercept", "matched": {"kind", "list"}|null, "warning": {...}|null}``; never echoes the term."""
-
-    def work() -> dict[str, Any]:
-        terms, urls, resources = _matchers(request)
-        return check(context_of(request).engine, terms, urls, resources, body.text, body.url, body.region, body.lang)
-
-    return await run_in_threadpool(work)
+    return await run_in_threadpool(prevention_of(request).check, body.text, body.url, body.region, body.lang)
 
 
-@router.get("/stats")
+@api.post("/outcome", status_code=204)
+async def deter_outcome(request: Request, body: OutcomeReport) -> None:
+    """A host reports what followed a warning it showed (e.g. the person abandoned the search)."""
+    await run_in_threadpool(prevention_of(request).record, body.outcome, body.region, body.list)
+
+
+@api.get("/stats")
 async def deter_stats_route(request: Request) -> list[dict[str, Any]]:
     """The counters (counts below 10 as ``"<10"``)."""
     return await run_in_threadpool(deter_stats, context_of(request).engine)
+
+
+router.include_router(api)
+
+_Region = Query(default="GB", max_length=10, description="ISO 3166 region: GB, GB-WLS, US...")
+_Lang = Query(default="en", max_length=10, description="Language of the page (English where no reviewed text).")
+_List = Query(default=None, alias="list", max_length=100, description="The list that matched, for counting.")
+
+
+@router.get("/warning", response_class=HTMLResponse)
+async def warning_page(
+    request: Request, region: str = _Region, lang: str = _Lang, list_name: str | None = _List
+) -> str:
+    """The warning page with the region's confidential help; its links count a click, then redirect."""
+    prevention = prevention_of(request)
+    return await run_in_threadpool(prevention.warning_page, region, lang, list_name, "/warning", False)
+
+
+@router.get("/warning/help/{resource_id}/{kind}")
+async def follow_help(
+    request: Request, resource_id: str, kind: str, region: str = _Region, list_name: str | None = _List
+) -> RedirectResponse:
+    """Count a help click and send the person on (``tel:`` or the service's site)."""
+    target = await run_in_threadpool(prevention_of(request).follow_help, resource_id, kind, region, list_name)
+    if target is None:
+        raise HTTPException(404, f"no help link {resource_id}/{kind} for region {region}")
+    return RedirectResponse(
+        target, status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )

@@ -1,0 +1,310 @@
+"""The warning page, its counting help links, and the drop-in ASGI and WSGI
+middleware, on real servers on loopback; the page in a real headless
+Chromium (Debian's package) driven by Playwright."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from conftest import Server, free_port
+
+from childsafe.deter.lists import import_list
+from childsafe.deter.middleware import DeterrenceASGIMiddleware, DeterrenceWSGIMiddleware, InterceptRules
+from childsafe.deter.prevention import Prevention
+from childsafe.deter.warning import load_warning_text
+from childsafe.store import open_database
+from childsafe.store.models import DeterCount
+
+CHROMIUM = shutil.which("chromium")
+
+
+class PageOutline(HTMLParser):
+    """What a reader, a screen reader and a keyboard meet on the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lang: str | None = None
+        self.headings: list[str] = []
+        self.links: list[tuple[str, str]] = []
+        self.tags: set[str] = set()
+        self._open: list[str] = []
+        self._href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        if tag == "html":
+            self.lang = dict(attrs).get("lang")
+        if tag in ("h1", "h2", "h3"):
+            self.headings.append(tag)
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+            self.links.append((self._href or "", ""))
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None and data.strip():
+            href, text = self.links[-1]
+            self.links[-1] = (href, (text + " " + data.strip()).strip())
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._href = None
+
+
+def counters(engine: sa.Engine) -> dict[tuple[str, str, str], int]:
+    """Today's counters, read straight from the database (the stats hide counts under 10)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(DeterCount.region, DeterCount.list_name, DeterCount.outcome, DeterCount.count)
+        )
+        return {(region, name, outcome): number for region, name, outcome, number in rows}
+
+
+def redirect_of(base: str, path: str, params: dict[str, str] | None = None) -> tuple[int, str | None]:
+    """Status and Location of a request, not followed (httpx cannot even read a ``tel:`` redirect)."""
+    from http.client import HTTPConnection
+    from urllib.parse import urlencode, urlsplit
+
+    where = urlsplit(base)
+    connection = HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=30)
+    try:
+        connection.request("GET", path + (("&" if "?" in path else "?") + urlencode(params) if params else ""))
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("location")
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def prevention(database_url: str, tmp_path: Path) -> Iterator[Prevention]:
+    engine = open_database(database_url)
+    terms = tmp_path / "terms.txt"
+    terms.write_text("purple umbrella\nvelvet lantern\n")
+    import_list(engine, "term", terms, "kw")
+    yield Prevention(engine, environ={}, reload_seconds=0)
+    engine.dispose()
+
+
+def test_only_reviewed_translations_are_served(tmp_path: Path) -> None:
+    english = load_warning_text("en", {})
+    assert english.lang == "en" and "illegal" in english.body and "harms" in english.body
+    assert load_warning_text("xx", {}).lang == "en"  # no such text: English
+    assert load_warning_text("<script>", {}).lang == "en"
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    fields = {k: f"[{k} in test language]" for k in json.loads(json.dumps(english.__dict__))}
+    (texts / "warning-cy.json").write_text(
+        json.dumps({**fields, "lang": "cy", "reviewed_by": "Test reviewer", "reviewed_on": "2026-11-29"})
+    )
+    (texts / "warning-fr.json").write_text(json.dumps({**fields, "lang": "fr", "reviewed_by": None}))
+    environ = {"CHILDSAFE_WARNING_TEXTS": str(texts)}
+    assert load_warning_text("cy", environ).lang == "cy"
+    assert load_warning_text("cy-GB", environ).lang == "cy"
+    assert load_warning_text("fr", environ).lang == "en"  # not reviewed: not served
+    assert load_warning_text("fr-FR, cy;q=0.8, en;q=0.5", environ).lang == "cy"  # Accept-Language, in order
+
+
+def test_warning_page_is_plain_accessible_html(prevention: Prevention) -> None:
+    page = prevention.warning_page("GB", "en", "kw", "/warning")
+    outline = PageOutline()
+    outline.feed(page)
+    assert outline.lang == "en"
+    assert outline.headings[:2] == ["h1", "h2"] and outline.headings.count("h1") == 1
+    assert {"main", "section", "ul", "li"} <= outline.tags
+    assert not outline.tags & {"script", "img", "iframe", "form", "link"}  # readable without script, nothing outside
+    assert "Call 0808 1000 900" in dict((text, href) for href, text in outline.links)
+    hrefs = [href for href, _ in outline.links]
+    assert "/warning/help/stopitnow-uk/phone?region=GB&list=kw" in hrefs
+    assert all(href.startswith("/warning/") for href in hrefs)  # every help link counts before it leaves
+    us = prevention.warning_page("US", "en", None, "/warning", leave=False)
+    assert "1-888-773-8368" in us and "list=-" in us and "/leave" not in us
+
+
+def test_help_links_count_a_click_with_nothing_else(prevention: Prevention) -> None:
+    assert prevention.follow_help("stopitnow-uk", "phone", "GB", "kw") == "tel:08081000900"
+    assert prevention.follow_help("stopitnow-us", "web", "US", "no-such-list") == "https://www.stopitnow.org/"
+    assert prevention.follow_help("stopitnow-us", "phone", "GB", "kw") is None  # not a GB link
+    assert prevention.follow_help("stopitnow-uk", "fax", "GB", "kw") is None
+    prevention.record("abandoned", "<b>", "kw")
+    assert counters(prevention.engine) == {
+        ("GB", "kw", "help_clicked"): 1,
+        ("US", "-", "help_clicked"): 1,
+        ("ZZ", "kw", "abandoned"): 1,
+    }
+
+
+def _host_search_page(query: str) -> str:
+    return f"results for {query}"
+
+
+async def _asgi_host(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A host application: its search page echoes the query."""
+    from urllib.parse import parse_qs
+
+    query = parse_qs(scope["query_string"].decode()).get("q", [""])[0]
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": _host_search_page(query).encode()})
+
+
+def _wsgi_host(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    from urllib.parse import parse_qs
+
+    query = parse_qs(environ.get("QUERY_STRING", "")).get("q", [""])[0]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [_host_search_page(query).encode()]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _serve_asgi(app: Any) -> tuple[str, Any]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+def _serve_wsgi(app: Any) -> tuple[str, Any]:
+    server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return f"http://127.0.0.1:{server.server_port}", stop
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_middleware_intercepts_the_hosts_searches(prevention: Prevention, kind: str) -> None:
+    rules = InterceptRules(paths=("/search",), text_params=("q",), region_header="CF-IPCountry", leave_url="/home")
+    if kind == "asgi":
+        url, stop = _serve_asgi(DeterrenceASGIMiddleware(_asgi_host, prevention, rules))
+    else:
+        url, stop = _serve_wsgi(DeterrenceWSGIMiddleware(_wsgi_host, prevention, rules))
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get("/search", params={"q": "tulips"}).text == "results for tulips"
+            assert client.get("/other", params={"q": "purple umbrella"}).text == "results for purple umbrella"
+            warned = client.get("/search", params={"q": "P.U.R.P.L.E umbrela"}, headers={"CF-IPCountry": "US"})
+            assert warned.status_code == 200 and warned.headers["content-type"].startswith("text/html")
+            assert "default-src 'none'" in warned.headers["content-security-policy"]
+            assert "results for" not in warned.text and "1-888-773-8368" in warned.text
+            outline = PageOutline()
+            outline.feed(warned.text)
+            phone = next(href for href, text in outline.links if "1-888-773-8368" in text)
+            assert phone == "/_childsafe/help/stopitnow-us/phone?region=US&list=kw"
+            assert redirect_of(url, phone) == (303, "tel:18887738368")
+            leave = next(href for href, _ in outline.links if href.startswith("/_childsafe/leave"))
+            assert redirect_of(url, leave) == (303, "/home")
+            assert client.get("/_childsafe/help/nothing/phone").status_code == 404
+            welsh = client.get("/search", params={"q": "velvet lantern"}, headers={"Accept-Language": "cy"})
+            assert (
+                '<html lang="en">' in welsh.text and "0808 1000 900" in welsh.text
+            )  # no reviewed Welsh yet; GB default
+    finally:
+        stop()
+    assert counters(prevention.engine) == {
+        ("US", "kw", "shown"): 1,
+        ("US", "kw", "help_clicked"): 1,
+        ("US", "kw", "abandoned"): 1,
+        ("GB", "kw", "shown"): 1,
+    }
+
+
+@pytest.fixture
+def warning_server(cli_env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
+    running = Server({**cli_env, "CHILDSAFE_DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}"})
+    yield running
+    running.stop()
+
+
+def test_warning_routes_on_the_service(warning_server: Server) -> None:
+    public = warning_server.client(None)
+    page = public.get("/warning", params={"region": "GB-WLS", "lang": "cy"})
+    assert (
+        page.status_code == 200
+        and "Stop It Now Wales" in page.text
+        and "/warning/help/stopitnow-wales/phone" in page.text
+    )
+    wales = redirect_of(warning_server.url, "/warning/help/stopitnow-wales/phone", {"region": "GB-WLS"})
+    assert wales == (303, "tel:08081000900")
+    assert public.get("/warning/help/stopitnow-wales/phone", params={"region": "US"}).status_code == 404
+    deter = warning_server.client("deter")
+    assert deter.post("/v1/deter/outcome", json={"outcome": "abandoned", "region": "GB"}).status_code == 204
+    assert deter.post("/v1/deter/outcome", json={"outcome": "shown"}).status_code == 422  # shown is counted by check
+    assert public.post("/v1/deter/outcome", json={"outcome": "abandoned"}).status_code == 401
+    stats = deter.get("/v1/deter/stats").json()
+    assert {(s["region"], s["list"], s["outcome"]) for s in stats} == {
+        ("GB-WLS", "-", "help_clicked"),
+        ("GB", "-", "abandoned"),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./run tests installs it as root)")
+def test_warning_page_in_a_real_browser(warning_server: Server, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    engine = open_database(f"sqlite:///{tmp_path / 'service.db'}")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+            page = browser.new_page(viewport={"width": 800, "height": 900})
+            # The help service's own site is outside; the browser gets a stand-in for it.
+            page.route(
+                "https://www.stopitnow.org.uk/**",
+                lambda route: route.fulfill(body="<h1>Stop It Now</h1>", content_type="text/html"),
+            )
+            for region, helpline, tel in (
+                ("US", "1-888-773-8368", "tel:18887738368"),
+                ("GB", "0808 1000 900", "tel:08081000900"),
+            ):
+                page.goto(f"{warning_server.url}/warning?region={region}&lang=en")
+                assert page.locator("html").get_attribute("lang") == "en"
+                assert "illegal" in page.locator("h1").inner_text()
+                call = page.get_by_role("link", name=f"Call {helpline}")
+                assert call.count() == 1
+                href = call.get_attribute("href")
+                assert href is not None
+                answer = page.request.get(f"{warning_server.url}{href}", max_redirects=0)
+                assert answer.status == 303 and answer.headers["location"] == tel
+                page.keyboard.press("Tab")  # keyboard users reach the help first
+                focused = page.evaluate("document.activeElement.getAttribute('href')")
+                assert focused.startswith("/warning/help/")
+                page.screenshot(path=str(tmp_path / f"warning-{region}.png"), full_page=True)
+            before = counters(engine).get(("GB", "-", "help_clicked"), 0)
+            page.get_by_role("link", name="Visit the Stop It Now UK and Ireland website").click()
+            page.wait_for_url("https://www.stopitnow.org.uk/**")
+            assert page.locator("h1").inner_text() == "Stop It Now"
+            assert counters(engine)[("GB", "-", "help_clicked")] == before + 1
+            browser.close()
+    finally:
+        engine.dispose()
+    assert (tmp_path / "warning-GB.png").stat().st_size > 10_000
