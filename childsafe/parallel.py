@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["ordered_map", "default_workers"]
+__all__ = ["ordered_map", "default_workers", "die_with_parent", "spawn_pool"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -26,6 +26,42 @@ def default_workers() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this (worker) process when its parent dies, so that a
+    service or scan killed outright leaves no worker behind. Hand-written
+    (prctl through ctypes): the standard library has no way to ask for it.
+    Elsewhere it does nothing."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _start_worker(initializer: Callable[..., None] | None, *initargs: Any) -> None:
+    die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def spawn_pool(
+    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+) -> ProcessPoolExecutor:
+    """A pool of ``workers`` fresh ("spawn") processes that die with this one.
+    Fresh processes are safe even when the parent runs threads (the progress
+    bar, the service's request threads), at the cost of a second of start-up."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(initializer, *initargs),
+    )
 
 
 def ordered_map(
@@ -43,12 +79,7 @@ def ordered_map(
             initializer(*initargs)
         yield from map(function, items)
         return
-    # "spawn": workers start clean, safe even when the parent runs threads
-    # (the progress bar does), at the cost of a second of start-up.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs
-    ) as pool:
+    with spawn_pool(workers, initializer, initargs) as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(function, item))

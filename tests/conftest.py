@@ -121,14 +121,14 @@ class Server:
             env=env, stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("the server did not start")
+        log = self.stop()
+        raise RuntimeError(f"the server did not start:\n{log[-2000:]}")
 
     def client(self, role: str | None, key: str | None = None) -> httpx.Client:
         key = key or (self.keys[role] if role else None)

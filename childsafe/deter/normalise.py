@@ -17,15 +17,16 @@ The rules, in order (docs/deterrence.md has examples):
 7. Repeated letters are collapsed ("vellvvet" -> "velvet").
 
 Terms go through the same rules, so a list entry and a disguised query meet
-in the middle. Rules 1-5 are Python's own Unicode functions and one
-``str.translate`` table; 6 and 7 a compiled loop (``_kernels.split_words``).
+in the middle. Rules 1-5 are NFKC and one table look-up a character (the
+table made from Python's own Unicode data); 6 and 7 a compiled loop
+(``_kernels.split_words``).
 No regular expression is ever built from list entries.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
+from functools import cache
 
 import numpy as np
 
@@ -52,58 +53,56 @@ def _letter(ch: str) -> str:
     return ch if "a" <= ch <= "z" else ""
 
 
-class _CanonicalTable(dict[int, str | None]):
-    """Rules 2, 4 and 5 and the accent half of rule 3, for ``str.translate``:
-    each character's canonical letter, a space for anything else that is not
-    a letter, nothing for accents, format and control characters. Filled in
-    as characters are first seen, so a look-up is a dict hit in C."""
-
-    def __missing__(self, code: int) -> str | None:
-        ch = chr(code)
-        category = unicodedata.category(ch)
-        if category == "Mn" or (category in ("Cf", "Cc") and ch not in "\t\n\r"):
-            value = None
-        else:
-            value = _letter(ch) or " "
-        if len(self) < 200_000:  # bounded: a flood of distinct characters cannot grow it without end
-            self[code] = value
-        return value
+_DELETE = 0  # in a canonical table: the character is dropped (accents, invisible characters)
+_SPACE = 32
 
 
-_CANONICAL = _CanonicalTable()
-
-
-def _canonical_ascii_table() -> bytes:
-    table = bytearray(b" " * 256)
-    for code in range(128):
-        table[code] = ord(_letter(chr(code).lower()) or " ")
-    return bytes(table)
+def _canonical_char(code: int) -> int:
+    """Rules 2-5 for one character (after NFKC): its canonical letter, a space
+    for anything else that is not a letter, or ``_DELETE`` for accents,
+    format and control characters. A character that folds to several letters
+    (71 Greek forms with a subscript iota, and the like) counts as its first."""
+    ch = chr(code)
+    if 0xD800 <= code <= 0xDFFF:
+        return _SPACE  # a lone surrogate
+    letters = []
+    for part in unicodedata.normalize("NFD", ch.casefold()):
+        category = unicodedata.category(part)
+        if category == "Mn" or (category in ("Cf", "Cc") and part not in "\t\n\r"):
+            continue
+        letters.append(_letter(part) or " ")
+    return ord(letters[0]) if letters else _DELETE
 
 
 # ASCII text needs none of the Unicode work: one byte table does rules 3-5.
-_ASCII_TABLE = _canonical_ascii_table()
-_ASCII_CONTROLS = bytes(
-    code for code in range(128) if unicodedata.category(chr(code)) == "Cc" and chr(code) not in "\t\n\r"
-)
-_NOT_ASCII = re.compile(r"[^\x00-\x7f]+")  # a fixed pattern, never built from list entries
+_ASCII_TABLE = bytes(_canonical_char(code) or _SPACE for code in range(256))
+_ASCII_DELETE = bytes(code for code in range(128) if _canonical_char(code) == _DELETE)
 
 
-def _canonical_unicode(text: str) -> str:
-    """Rules 1-5 for a run of non-ASCII characters: canonical letters and spaces."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return unicodedata.normalize("NFD", text).translate(_CANONICAL)
+@cache
+def _bmp_table() -> np.ndarray:
+    """``_canonical_char`` for the whole Basic Multilingual Plane (64 KB, made
+    on first use in about 0.15 s): a whole text is then one array look-up."""
+    return np.array([_canonical_char(code) for code in range(0x10000)], np.uint8)
 
 
 def canonical_letters(text: str) -> np.ndarray:
     """Rules 1-5: the text as canonical letters ``a``-``z``, with a space
     where anything else was (a uint8 array, for the compiled matcher).
 
-    Only the non-ASCII runs go through Python's Unicode functions (a combining
-    accent after an ASCII letter is dropped either way, so the runs can be
-    taken on their own); the rest is one byte-table translation."""
-    if not text.isascii():
-        text = _NOT_ASCII.sub(lambda run: _canonical_unicode(run.group()), text)
-    return np.frombuffer(text.encode("ascii").translate(_ASCII_TABLE, _ASCII_CONTROLS), np.uint8)
+    ASCII text is one byte-table translation; other text is NFKC, then one
+    table look-up per character (characters beyond the BMP, rare, are looked
+    up once per distinct character)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE), np.uint8)
+    codes = np.frombuffer(unicodedata.normalize("NFKC", text).encode("utf-32-le", "surrogatepass"), np.uint32)
+    letters: np.ndarray = _bmp_table()[np.minimum(codes, 0xFFFF)]
+    beyond = codes > 0xFFFF
+    if beyond.any():
+        distinct, where = np.unique(codes[beyond], return_inverse=True)
+        letters[beyond] = np.array([_canonical_char(int(code)) for code in distinct], np.uint8)[where]
+    kept: np.ndarray = letters[letters != _DELETE]
+    return kept
 
 
 def normalised(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,13 +11,13 @@ gives the upload a one-line ``error``; its digests are still computed here.
 from __future__ import annotations
 
 import io
-import multiprocessing
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
 from childsafe.media import MediaLimits
+from childsafe.parallel import spawn_pool
 from childsafe.signals import FileHashes, hash_stream
 
 __all__ = ["UploadHasher"]
@@ -38,7 +38,7 @@ class UploadHasher:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        return spawn_pool(self.processes)
 
     def hash(self, data: bytes, name: str, dihedral: bool) -> FileHashes:
         """The ``hash`` object of ``data``; never raises for bad content."""
@@ -66,5 +66,12 @@ class UploadHasher:
         broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        """Stop the decoding processes (killed if they have not ended within 2 s)."""
         with self._lock:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            pool = self._pool
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(timeout=2)
+            if process.is_alive():
+                process.kill()
