@@ -253,3 +253,16 @@ class DeterCount(Base):
     list_name: Mapped[str] = mapped_column(String(100), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(20), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class CaseEvent(Base):
+    """One event in a case's life (referral, opened, warrant, charged,
+    closed): the figures a force publishes are counted from these. A case is
+    named by the force's own reference; nothing about the person is kept."""
+
+    __tablename__ = "case_events"
+
+    case_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True, index=True)  # ISO date
+    event: Mapped[str] = mapped_column(String(20), primary_key=True)
+    area: Mapped[str] = mapped_column(String(100), primary_key=True)
