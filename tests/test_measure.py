@@ -245,3 +245,32 @@ def test_reports_render_as_html_and_pdf(tmp_path: Path, cli_env: dict[str, str])
         subprocess.run(["pdftoppm", "-png", "-r", "50", str(folder / "report.pdf"), str(folder / "page")], check=True)
         page = folder / "page-1.png"
         assert page.stat().st_size > 10_000  # a page with a chart on it, kept with the test's output to look at
+
+
+def test_a_warning_campaign_evaluated_from_childsafes_own_counters(cli_env: dict[str, str]) -> None:
+    from childsafe.config import Settings
+    from childsafe.store import open_database
+    from childsafe.store.models import DeterCount
+
+    engine = open_database(Settings.from_env(cli_env).database_url)
+    rng = np.random.default_rng(2)
+    first = date(2026, 1, 5)  # a Monday
+    rows = []
+    for day_number in range(16 * 7):
+        day = first + timedelta(days=day_number)
+        rate = 6 if day_number < 8 * 7 else 11  # help clicks a day, before and after 2 March
+        for region in ("GB", "NL"):
+            rows.append({"day": day.isoformat(), "region": region, "list_name": "kw", "outcome": "help_clicked",
+                         "count": int(rng.poisson(rate if region == "GB" else 6))})  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(DeterCount.__table__.insert(), rows)
+    engine.dispose()
+    done = run_cli(["evaluate", "series", "--counters", "help_clicked", "--region", "GB", "--control", "NL",
+                    "--start", "2026-03-02", "--json"], cli_env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["periods_before"] == 8 and answer["periods_after"] == 8
+    low, high = answer["level_change"]["ci95"]
+    assert low < 11 / 6 < high and low > 1
+    missing = run_cli(["evaluate", "series", "--counters", "abandoned", "--start", "2026-03-02"], cli_env)
+    assert missing.returncode == 2 and "no 'abandoned' counts" in missing.stderr
