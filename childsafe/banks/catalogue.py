@@ -29,6 +29,7 @@ from childsafe.store.models import (
     BankEntry,
     BankImport,
     EntrySignal,
+    EntryVariant,
     utc_now,
 )
 
@@ -96,6 +97,8 @@ class NewEntry:
     category: str | None = None
     source_id: str | None = None
     note: str | None = None
+    #: Bank-side variants (name, PDQ hex): matched, never exported, not part of the entry's identity.
+    variants: list[tuple[str, str]] = field(default_factory=list)
 
 
 def entry_key(signals: Iterable[tuple[str, str]]) -> str:
@@ -261,6 +264,7 @@ def delete_bank(engine: Engine, name: str) -> None:
     with engine.begin() as connection:
         bank = get_bank(connection, name)
         connection.execute(delete(EntrySignal).where(EntrySignal.bank_id == bank.id))
+        connection.execute(delete(EntryVariant).where(EntryVariant.bank_id == bank.id))
         connection.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id))
         connection.execute(delete(BankImport).where(BankImport.bank_id == bank.id))
         connection.execute(delete(Bank).where(Bank.id == bank.id))
@@ -312,6 +316,17 @@ def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> Added
                 insert(EntrySignal),
                 [{"entry_id": entry_id, "signal": s, "value": v, "bank_id": bank.id} for s, v in signals],
             )
+            own = {v for s, v in signals if s == "pdq"}
+            variants = {get_signal("pdq").parse(v): n for n, v in entry.variants if v not in own}
+            if variants:
+                connection.execute(
+                    insert(EntrySignal),
+                    [{"entry_id": entry_id, "signal": "pdq", "value": v, "bank_id": bank.id} for v in variants],
+                )
+                connection.execute(
+                    insert(EntryVariant),
+                    [{"entry_id": entry_id, "value": v, "variant": n, "bank_id": bank.id} for v, n in variants.items()],
+                )
             ids.append(entry_id)
             added.append(entry_id)
         if added:
@@ -329,6 +344,9 @@ def remove_entry(engine: Engine, name: str, entry_id: int) -> None:
         if not removed:
             raise NotFoundError(f"bank {name!r} has no entry {entry_id}")
         connection.execute(delete(EntrySignal).where(EntrySignal.bank_id == bank.id, EntrySignal.entry_id == entry_id))
+        connection.execute(
+            delete(EntryVariant).where(EntryVariant.bank_id == bank.id, EntryVariant.entry_id == entry_id)
+        )
         log_change(connection, bank.id, "remove", [entry_id])
 
 
@@ -352,6 +370,16 @@ def iter_bank_entries(connection: Connection, bank_id: int, batch: int = 10_000)
             .order_by(EntrySignal.bank_id, EntrySignal.entry_id, EntrySignal.signal, EntrySignal.value)
         ):
             signals.setdefault(entry_id, []).append((signal, value))
+        derived = {
+            (entry_id, value)
+            for entry_id, value in connection.execute(
+                select(EntryVariant.entry_id, EntryVariant.value).where(
+                    EntryVariant.bank_id == bank_id, EntryVariant.entry_id.between(first, last)
+                )
+            )
+        }
+        if derived:  # bank-side variants belong to the entry but are never exported
+            signals = {i: [(s, v) for s, v in found if (i, v) not in derived] for i, found in signals.items()}
         for row in rows:
             yield ExportEntry(row.id, signals.get(row.id, []), row.category, row.source_id, row.note)
 
@@ -386,13 +414,16 @@ def add_files_to_bank(
     entries: list[NewEntry] = []
     problems: list[str] = []
     for path in paths:
-        hashes = hash_file(path, limits)
+        hashes = hash_file(path, limits, bank_variants=limits.bank_variants)
         if hashes.sha1 is None:
             problems.append(f"{hashes.path}: {hashes.error}")
             continue
         signals = [("md5", hashes.md5), ("sha1", hashes.sha1), ("sha256", hashes.sha256)]
         if hashes.pdq and (hashes.pdq_quality or 0) >= PDQ_MIN_QUALITY:
             signals.append(("pdq", hashes.pdq))
-        entries.append(NewEntry([(s, v) for s, v in signals if v], category, source_id or Path(path).name))
+        variants = sorted((hashes.pdq_variants or {}).items())
+        entries.append(
+            NewEntry([(s, v) for s, v in signals if v], category, source_id or Path(path).name, None, variants)
+        )
     added = add_entries(engine, name, entries).added
     return AddFilesResult(name, added, len(problems), problems)

@@ -20,7 +20,9 @@ from childsafe.banks.catalogue import read_banks
 from childsafe.index.bank_index import BankIndex
 from childsafe.index.pdq_index import hex_to_words
 from childsafe.signals import PDQ_MIN_QUALITY, FileHashes, get_signal
-from childsafe.store.models import BankChange, BankEntry
+from childsafe.signals.derived import DERIVED_MAX_DISTANCE
+from childsafe.signals.pdq import DIHEDRAL_TRANSFORMS
+from childsafe.store.models import BankChange, BankEntry, EntryVariant
 
 __all__ = ["Match", "Matcher", "index_root"]
 
@@ -59,6 +61,13 @@ def index_root(home: Path, database_url: str) -> Path:
     return home / "index" / tag
 
 
+@dataclass
+class _EntryDetails:
+    category: str | None
+    source_id: str | None
+    variants: dict[str, str]  # PDQ value -> bank-side variant name
+
+
 class Matcher:
     """Match hashes against every bank. Call ``sync()`` before a query (or a
     batch of queries) to see the latest changes; it is cheap when nothing changed."""
@@ -68,7 +77,7 @@ class Matcher:
         self.root = root
         self.banks: dict[int, BankIndex] = {}
         self.seq = -1
-        self._details: dict[int, tuple[str | None, str | None]] = {}
+        self._details: dict[int, _EntryDetails] = {}
 
     # -- keeping in step ---------------------------------------------------
 
@@ -179,13 +188,15 @@ class Matcher:
         return results
 
     def _to_matches(self, hits: list[_Hit]) -> list[Match]:
-        """Best hit per (bank, entry, signal, value), with category and source id
+        """Best hit per (bank, entry, signal), with category and source id
         from the database; no matches at all if any hit is in a suppress bank."""
         if any(hit.bank.kind == "suppress" for hit in hits):
             return []
-        best: dict[tuple[int, int, str, str], _Hit] = {}
+        # One match per entry and signal: the closest value (an entry's own hash
+        # before its bank-side variants, the query as it is before its turns and cuts).
+        best: dict[tuple[int, int, str], _Hit] = {}
         for hit in hits:
-            key = (hit.bank.bank_id, hit.entry_id, hit.signal, hit.value)
+            key = (hit.bank.bank_id, hit.entry_id, hit.signal)
             current = best.get(key)
             if current is None or (hit.distance, hit.transform != "none") < (
                 current.distance,
@@ -195,35 +206,45 @@ class Matcher:
         details = self._entry_details({hit.entry_id for hit in best.values()})
         matches = []
         for hit in best.values():
-            category, source_id = details.get(hit.entry_id, (None, None))
+            entry = details.get(hit.entry_id, _EntryDetails(None, None, {}))
+            transform = hit.transform
+            variant = entry.variants.get(hit.value) if hit.signal == "pdq" else None
+            if variant:  # the bank's own variant of the entry matched: say so, with the query's turn
+                transform = variant if transform == "none" else f"{transform}+{variant}"
             matches.append(
                 Match(
                     hit.bank.name,
                     str(hit.entry_id),
-                    source_id,
+                    entry.source_id,
                     hit.signal,
                     hit.value,
                     hit.distance,
-                    category,
-                    hit.transform,
+                    entry.category,
+                    transform,
                 )
             )
         matches.sort(key=lambda m: (m.distance, m.bank, int(m.entry_id), m.signal))
         return matches
 
-    def _entry_details(self, entry_ids: set[int]) -> dict[int, tuple[str | None, str | None]]:
+    def _entry_details(self, entry_ids: set[int]) -> dict[int, _EntryDetails]:
         # Cached until the next change to any bank: a service answering the
         # same matches again should not ask the database each time.
         details = {i: self._details[i] for i in entry_ids if i in self._details}
         ids = sorted(entry_ids - details.keys())
         with self.engine.connect() as connection:
             for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
                 rows = connection.execute(
-                    select(BankEntry.id, BankEntry.category, BankEntry.source_id).where(
-                        BankEntry.id.in_(ids[start : start + 500])
-                    )
+                    select(BankEntry.id, BankEntry.category, BankEntry.source_id).where(BankEntry.id.in_(chunk))
                 )
-                details.update({row.id: (row.category, row.source_id) for row in rows})
+                details.update({row.id: _EntryDetails(row.category, row.source_id, {}) for row in rows})
+                for entry_id, value, variant in connection.execute(
+                    select(EntryVariant.entry_id, EntryVariant.value, EntryVariant.variant).where(
+                        EntryVariant.entry_id.in_(chunk)
+                    )
+                ):
+                    if entry_id in details:
+                        details[entry_id].variants[value] = variant
         if len(self._details) > 100_000:
             self._details.clear()
         self._details.update(details)
@@ -242,7 +263,12 @@ class Matcher:
             value = getattr(hashes, name)
             if value:
                 queries.append((get_signal(name).name, value, "none"))
-        if hashes.pdq and (hashes.pdq_quality or 0) >= PDQ_MIN_QUALITY:
-            variants = hashes.pdq_variants or {"none": hashes.pdq}
-            queries.extend(("pdq", value, transform) for transform, value in variants.items())
-        return self._to_matches([hit for hits in self._search(queries) for hit in hits])
+        if hashes.pdq_variants is not None:
+            # Each variant passed its own quality check when it was made.
+            queries.extend(("pdq", value, transform) for transform, value in hashes.pdq_variants.items())
+        elif hashes.pdq and (hashes.pdq_quality or 0) >= PDQ_MIN_QUALITY:
+            queries.append(("pdq", hashes.pdq, "none"))
+        hits = [hit for found in self._search(queries) for hit in found]
+        # Derived hashes (cut from the picture) are held to a stricter distance.
+        kept = [h for h in hits if h.transform in DIHEDRAL_TRANSFORMS or h.distance <= DERIVED_MAX_DISTANCE]
+        return self._to_matches(kept)

@@ -65,8 +65,8 @@ def campaign_page(result: SeriesResult, overall: BeforeAfter, subject: str, titl
     figures = result.to_dict() | {"overall": overall.to_dict(), "subject": subject}
     before = figures["periods_before"]
     headlines = [
-        describe_change(overall, subject)
-        + f" (per day: the {figures['periods_after']} periods from the start against the {before} before)",
+        describe_change(overall, subject)[:-1]
+        + f", per day, in the {figures['periods_after']} periods from the start against the {before} before.",
         _effect_sentence("At the start, the level", result.level_change),
     ]
     rows = [

@@ -13,7 +13,8 @@ from childsafe.media.limits import MediaLimits
 from childsafe.media.sniff import SNIFF_BYTES, MediaKind, name_claims_image, sniff_type
 from childsafe.media.walk import FoundFile, walk_paths
 from childsafe.parallel import ordered_map
-from childsafe.signals.pdq import PdqHash, pdq_dihedral_hashes, pdq_hash
+from childsafe.signals.derived import bank_variant_hashes, derived_pdq_hashes
+from childsafe.signals.pdq import PDQ_MIN_QUALITY, PdqHash, pdq_dihedral_hashes, pdq_hash
 from childsafe.signals.registry import get_signal, signal_names
 
 __all__ = ["FileHashes", "hash_stream", "hash_file", "hash_found_file", "hash_paths"]
@@ -26,8 +27,9 @@ class FileHashes:
     """The SPEC ``hash`` object for one file.
 
     Digests are ``None`` only when the file could not be read at all.
-    ``pdq_variants`` holds the 8 dihedral PDQ hashes when asked for (matching
-    uses them); it is not part of the ``hash`` output.
+    ``pdq_variants`` holds, when asked for (matching uses them), the 8
+    dihedral PDQ hashes and the derived ones (``derived.py``) by transform
+    name; it is not part of the ``hash`` output.
     """
 
     path: str
@@ -76,11 +78,15 @@ def _read_digesting(stream: IO[bytes], keep_limit: int) -> tuple[int, dict[str, 
     return size, digests, head, (b"".join(kept) if keep else None)
 
 
-def hash_stream(stream: IO[bytes], path: str, limits: MediaLimits, *, dihedral: bool = False) -> FileHashes:
+def hash_stream(
+    stream: IO[bytes], path: str, limits: MediaLimits, *, dihedral: bool = False, bank_variants: bool = False
+) -> FileHashes:
     """Hash content read from ``stream`` (a file, or later an archive member).
 
     ``path`` is only the name to report. Problems with the content become the
-    result's ``error``; ``OSError`` from the stream itself propagates.
+    result's ``error``; ``OSError`` from the stream itself propagates. With
+    ``dihedral`` (for matching), ``pdq_variants`` holds the query's variants;
+    with ``bank_variants`` (for ``bank add``), the bank-side variants.
     """
     size, digests, head, data = _read_digesting(stream, limits.max_decode_bytes)
     sniffed = sniff_type(head)
@@ -110,12 +116,19 @@ def hash_stream(stream: IO[bytes], path: str, limits: MediaLimits, *, dihedral: 
         return result
     try:
         image = decode_small_rgb(data, sniffed.mime, limits)
-        if dihedral:
+        if dihedral and "dihedral" in limits.query_variants:
             variants = pdq_dihedral_hashes(image)
             found: PdqHash = variants["none"]
-            result.pdq_variants = {name: h.hex for name, h in variants.items()}
         else:
             found = pdq_hash(image)
+            variants = {"none": found}
+        if dihedral:
+            # For matching: the file's own hash turned 8 ways, and cuts of it (derived.py).
+            variants = {name: h for name, h in variants.items() if found.quality >= PDQ_MIN_QUALITY}
+            variants.update(derived_pdq_hashes(image, limits.query_variants))
+            result.pdq_variants = {name: h.hex for name, h in variants.items()}
+        elif bank_variants and found.quality >= PDQ_MIN_QUALITY:
+            result.pdq_variants = {name: h.hex for name, h in bank_variant_hashes(image).items()}
     except MediaError as exc:
         result.error = str(exc)
         return result
@@ -134,14 +147,20 @@ def hash_found_file(found: FoundFile, limits: MediaLimits, dihedral: bool = Fals
     return hash_file(found.path, limits, dihedral=dihedral)
 
 
-def hash_file(path: str | os.PathLike[str], limits: MediaLimits | None = None, *, dihedral: bool = False) -> FileHashes:
+def hash_file(
+    path: str | os.PathLike[str],
+    limits: MediaLimits | None = None,
+    *,
+    dihedral: bool = False,
+    bank_variants: bool = False,
+) -> FileHashes:
     """Hash the file at ``path``, opened read-only. Never raises for a bad file:
     the problem is in the result's ``error``."""
     limits = limits or MediaLimits()
     name = os.fspath(path)
     try:
         with open(name, "rb", buffering=0) as stream:
-            return hash_stream(stream, name, limits, dihedral=dihedral)
+            return hash_stream(stream, name, limits, dihedral=dihedral, bank_variants=bank_variants)
     except FileNotFoundError:
         return _unreadable(name, 0, "cannot read: no such file (moved or deleted?)", "inode/x-unreadable")
     except OSError as exc:

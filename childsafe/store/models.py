@@ -29,6 +29,7 @@ __all__ = [
     "ApiKey",
     "Bank",
     "BankEntry",
+    "EntryVariant",
     "EntrySignal",
     "BankImport",
     "BankChange",
@@ -136,6 +137,20 @@ class EntrySignal(Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True)
     signal: Mapped[str] = mapped_column(String(20), primary_key=True)
     value: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class EntryVariant(Base):
+    """A PDQ value of an entry that was derived from the entry's own image
+    (``bank add``: crops, small rotations), not supplied: it is matched like
+    the others, reported as ``variant:NAME``, removed with the entry and never
+    exported."""
+
+    __tablename__ = "entry_variants"
+
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(40))
 
 
 class BankImport(Base):
