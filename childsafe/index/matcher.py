@@ -192,18 +192,21 @@ class Matcher:
         from the database; no matches at all if any hit is in a suppress bank."""
         if any(hit.bank.kind == "suppress" for hit in hits):
             return []
-        # One match per entry and signal: the closest value (an entry's own hash
-        # before its bank-side variants, the query as it is before its turns and cuts).
+        # One match per entry and signal: an entry's own hash before its
+        # bank-side variants, then the closest, then the query as it is before
+        # its turns and cuts.
+        details = self._entry_details({hit.entry_id for hit in hits})
+
+        def rank(hit: _Hit) -> tuple[bool, int, bool]:
+            entry = details.get(hit.entry_id)
+            is_variant = bool(entry and hit.signal == "pdq" and hit.value in entry.variants)
+            return is_variant, hit.distance, hit.transform != "none"
+
         best: dict[tuple[int, int, str], _Hit] = {}
         for hit in hits:
             key = (hit.bank.bank_id, hit.entry_id, hit.signal)
-            current = best.get(key)
-            if current is None or (hit.distance, hit.transform != "none") < (
-                current.distance,
-                current.transform != "none",
-            ):
+            if key not in best or rank(hit) < rank(best[key]):
                 best[key] = hit
-        details = self._entry_details({hit.entry_id for hit in best.values()})
         matches = []
         for hit in best.values():
             entry = details.get(hit.entry_id, _EntryDetails(None, None, {}))

@@ -225,12 +225,21 @@ def derived_pdq_hashes(image: Image.Image, mechanisms: Iterable[str] = MECHANISM
 #: size) and with the canvas grown to hold the whole picture.
 BANK_CROPS = tuple(range(4, 25, 2))
 BANK_TURNS = (-10, -8, -6, -4, -2, 2, 4, 6, 8, 10)
+_TURNS = {
+    "turn90": Image.Transpose.ROTATE_90,
+    "turn180": Image.Transpose.ROTATE_180,
+    "turn270": Image.Transpose.ROTATE_270,
+    "mirror": Image.Transpose.FLIP_LEFT_RIGHT,
+    "flip": Image.Transpose.FLIP_TOP_BOTTOM,
+    "transpose": Image.Transpose.TRANSPOSE,
+    "transverse": Image.Transpose.TRANSVERSE,
+}
 
 
 def bank_variant_hashes(image: Image.Image) -> dict[str, PdqHash]:
-    """PDQ hashes of crops and small rotations of a bank's own image (when
-    the original is at hand, ``bank add``), by variant name (``variant:...``):
-    they make cropped and slightly rotated copies findable. Variants below
+    """PDQ hashes of the turns and mirrors, crops and small rotations of a
+    bank's own image (when the original is at hand, ``bank add``), by variant
+    name (``variant:...``): they make such copies findable. Variants below
     PDQ_MIN_QUALITY are dropped."""
     work = _working_copy(image)
     width, height = work.size
@@ -243,6 +252,11 @@ def bank_variant_hashes(image: Image.Image) -> dict[str, PdqHash]:
         if hashed.quality >= PDQ_MIN_QUALITY:
             found[f"variant:{name}"] = hashed
 
+    # The turned and mirrored picture itself: the query's dihedral hashes come
+    # from one DCT, which on fine textures (wood, stripes) can land 40-60 bits
+    # from the hash of the actually turned picture.
+    for name, method in _TURNS.items():
+        keep(name, image.transpose(method))
     for percent in BANK_CROPS:
         dx, dy = round(width * percent / 100), round(height * percent / 100)
         keep(f"crop-{percent}", work.crop((dx, dy, width - dx, height - dy)))
