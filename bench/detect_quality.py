@@ -199,11 +199,8 @@ def main() -> int:
         engine = open_database(f"sqlite:///{folder / 'bench.db'}")
         limits = MediaLimits()
         create_bank(engine, "known")
-        entry_of: dict[str, str] = {}
         for name, path in originals:
-            added = add_files_to_bank(engine, "known", [path], limits, source_id=name)
-            entry_of[name] = name
-            del added
+            add_files_to_bank(engine, "known", [path], limits, source_id=name)
         from sqlalchemy import func, select
 
         from childsafe.store.models import EntryVariant

@@ -802,14 +802,11 @@ def _campaign_series(
     if (file is None) == (counters is None):
         raise UsageError("give a FILE.csv or --counters OUTCOME (childsafe's own prevention counters), not both")
     if file is not None:
-        series = read_series_csv(file, None)
+        series = read_series_csv(file, [name for name in (region, control) if name is not None])
         if region is None:
             if len(series) > 1:
                 raise UsageError(f"{file.name} holds {len(series)} regions: choose one with --region")
             region = next(iter(series))
-        if region not in series or (control is not None and control not in series):
-            missing = region if region not in series else control
-            raise UsageError(f"{file.name}: no rows for region {missing!r} (regions: {', '.join(sorted(series))})")
         treated, controls = series[region], series[control] if control else None
     else:
         engine = _open_engine(Settings.from_env())

@@ -20,7 +20,7 @@ from scipy.stats.contingency import odds_ratio
 
 from childsafe.errors import UsageError
 
-__all__ = ["BeforeAfter", "before_after", "describe_change", "percent_text"]
+__all__ = ["BeforeAfter", "before_after", "change_sentence", "describe_change", "percent_text"]
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,16 @@ def percent_text(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.0f}%".replace("+", "")
 
 
-def describe_change(result: BeforeAfter, subject: str = "The rate") -> str:
-    """One plain sentence: "Help-seeking rose 71% (95% CI 54% to 91%; p < 0.001)"."""
-    change = result.percent_change
+def change_sentence(subject: str, ratio: float, ci95: tuple[float, float], p_value: float | None = None) -> str:
+    """One plain sentence about a rate ratio: "Help-seeking rose 71% (95% CI 33% to 121%; p < 0.001)."."""
+    change = (ratio - 1) * 100
     verb = "rose" if change > 0 else "fell" if change < 0 else "did not change"
     size = "" if change == 0 else f" {abs(change):.0f}%"
-    p_value = "p < 0.001" if result.p_value < 0.001 else f"p = {result.p_value:.3f}"
-    low, high = result.ci95
-    return f"{subject} {verb}{size} (95% CI {percent_text(low)} to {percent_text(high)}; {p_value})."
+    low, high = ci95
+    test = "" if p_value is None else "; p < 0.001" if p_value < 0.001 else f"; p = {p_value:.3f}"
+    return f"{subject} {verb}{size} (95% CI {percent_text(low)} to {percent_text(high)}{test})."
+
+
+def describe_change(result: BeforeAfter, subject: str = "The rate") -> str:
+    """``evaluate before-after``'s sentence: the rate ratio, its interval and p-value."""
+    return change_sentence(subject, result.rate_ratio, result.ci95, result.p_value)

@@ -27,8 +27,8 @@ from matplotlib.figure import Figure
 from childsafe import __version__
 from childsafe.measure.cases import CaseStats
 from childsafe.measure.plots import draw_enforcement, draw_series, enforcement_figure, series_figure
-from childsafe.measure.rates import BeforeAfter, describe_change, percent_text
-from childsafe.measure.series import Effect, SeriesResult
+from childsafe.measure.rates import BeforeAfter, change_sentence, describe_change
+from childsafe.measure.series import SeriesResult
 
 __all__ = ["ReportPage", "campaign_page", "enforcement_page", "write_report"]
 
@@ -51,12 +51,6 @@ class ReportPage:
     figures: dict[str, Any]  # the numbers, as JSON
 
 
-def _effect_sentence(what: str, effect: Effect, unit: str = "") -> str:
-    low, high = effect.ci95
-    direction = "rose" if effect.ratio > 1 else "fell"
-    return f"{what} {direction} {abs(effect.ratio - 1) * 100:.0f}%{unit} (95% CI {percent_text(low)} to {percent_text(high)})."
-
-
 def campaign_page(result: SeriesResult, overall: BeforeAfter, subject: str, title: str | None = None) -> ReportPage:
     """The campaign report: the level and trend change, the whole-period rate
     ratio, the chart, and how they were made."""
@@ -67,7 +61,7 @@ def campaign_page(result: SeriesResult, overall: BeforeAfter, subject: str, titl
     headlines = [
         describe_change(overall, subject)[:-1]
         + f", per day, in the {figures['periods_after']} periods from the start against the {before} before.",
-        _effect_sentence("At the start, the level", result.level_change),
+        change_sentence("At the start, the level", result.level_change.ratio, result.level_change.ci95),
     ]
     rows = [
         ("Periods before / after", f"{before} / {figures['periods_after']}"),

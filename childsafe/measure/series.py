@@ -108,8 +108,8 @@ def _days_in_month(day: date) -> int:
     return calendar.monthrange(day.year, day.month)[1]
 
 
-def read_series_csv(path: Path, region: str | None) -> dict[str, list[Period]]:
-    """The file's series by region (only ``region``'s when given), checked:
+def read_series_csv(path: Path, regions: Sequence[str] = ()) -> dict[str, list[Period]]:
+    """The file's series by region (each of ``regions`` must be there), checked:
     ``date,region,count[,days]``, one row a period, dates in order, counts
     whole and not negative. Without ``days``, months (dates on the 1st) get
     their length in days and other periods count as equal."""
@@ -150,9 +150,10 @@ def read_series_csv(path: Path, region: str | None) -> dict[str, list[Period]]:
         if rows_so_far and day < rows_so_far[-1][0]:
             raise InputFormatError(f"{where}: {day} comes after {rows_so_far[-1][0]}: sort the rows by date")
         rows_so_far.append((day, int(text), days))
-    if region is not None and region not in series:
-        known = ", ".join(sorted(series)) or "none"
-        raise UsageError(f"{path.name}: no rows for region {region!r} (regions in the file: {known})")
+    for region in regions:
+        if region not in series:
+            known = ", ".join(sorted(series)) or "none"
+            raise UsageError(f"{path.name}: no rows for region {region!r} (regions in the file: {known})")
     result = {}
     for name, items in series.items():
         monthly = all(day.day == 1 for day, _, _ in items)
@@ -208,7 +209,7 @@ def whole_period_change(periods: Sequence[Period], start: date) -> BeforeAfter:
     )  # fmt: skip
 
 
-def _design(dates: Sequence[date], start: date, seasonal: bool, harmonics: int) -> tuple[np.ndarray, int]:
+def _design(dates: Sequence[date], start: date, seasonal: bool, harmonics: int) -> np.ndarray:
     t = np.arange(len(dates), dtype=float)
     after = np.array([d >= start for d in dates], dtype=float)
     first_after = int(np.argmax(after))
@@ -217,7 +218,8 @@ def _design(dates: Sequence[date], start: date, seasonal: bool, harmonics: int) 
         year_fraction = np.array([d.timetuple().tm_yday / 365.25 for d in dates])
         for k in range(1, harmonics + 1):
             columns += [np.sin(2 * np.pi * k * year_fraction), np.cos(2 * np.pi * k * year_fraction)]
-    return np.column_stack(columns), first_after
+    design: np.ndarray = np.column_stack(columns)
+    return design
 
 
 def _check_start(periods: Sequence[Period], start: date, name: str) -> None:
@@ -245,7 +247,7 @@ def interrupted_series(
     seasonal = span >= SEASONAL_DAYS
     spacing = span / max(1, len(dates) - 1)
     harmonics = 2 if spacing < 20 else 1  # weekly data can show a sharper yearly shape than monthly
-    design, _ = _design(dates, start, seasonal, harmonics)
+    design = _design(dates, start, seasonal, harmonics)
     counts = np.array([p.count for p in periods], dtype=float)
     offset = np.log([p.days for p in periods])
     if control is None:

@@ -60,11 +60,12 @@ def _run_in_colour(lines: np.ndarray, share: float, from_end: bool) -> int:
     the colour of the outermost line."""
     ordered = lines[::-1] if from_end else lines
     colour = float(np.median(ordered[0]))
-    for part in (ordered[: (len(ordered) + 3) // 4], ordered):  # most frames are thin: look at the outer quarter first
+    quarter = (len(ordered) + 3) // 4
+    for offset, part in ((0, ordered[:quarter]), (quarter, ordered[quarter:])):  # most frames are thin
         same = (np.abs(part - colour) <= _NEAR).mean(axis=1)
         outside = np.flatnonzero(same < share)
         if len(outside):
-            return int(outside[0])
+            return offset + int(outside[0])
     return len(lines)
 
 

@@ -124,7 +124,8 @@ def hash_stream(
             variants = {"none": found}
         if dihedral:
             # For matching: the file's own hash turned 8 ways, and cuts of it (derived.py).
-            variants = {name: h for name, h in variants.items() if found.quality >= PDQ_MIN_QUALITY}
+            if found.quality < PDQ_MIN_QUALITY:
+                variants = {}  # a featureless hash turned 8 ways is no better; the cuts have their own check
             variants.update(derived_pdq_hashes(image, limits.query_variants))
             result.pdq_variants = {name: h.hex for name, h in variants.items()}
         elif bank_variants and found.quality >= PDQ_MIN_QUALITY:
