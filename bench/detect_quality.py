@@ -138,6 +138,28 @@ def keep_distinct(originals: list[tuple[str, Image.Image]], folder: Path) -> lis
     return [(name, path) for name, path, _ in kept]
 
 
+def unrelated_pictures(count: int, seed: int) -> list[Image.Image]:
+    """Generated pictures unlike any original: smooth random colour fields
+    with random shapes on them, 400-900 pixels across."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    pictures = []
+    for _ in range(count):
+        field = rng.normal(size=(30, 40, 3)).cumsum(axis=0).cumsum(axis=1)
+        field = (255 * (field - field.min()) / np.ptp(field)).astype(np.uint8)
+        width = int(rng.integers(400, 900))
+        picture = Image.fromarray(field).resize((width, width * 3 // 4), Image.BICUBIC)
+        draw = ImageDraw.Draw(picture)
+        for _ in range(12):
+            x, y = int(rng.integers(0, width)), int(rng.integers(0, width * 3 // 4))
+            size = int(rng.integers(10, 120))
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            draw.ellipse((x, y, x + size, y + size), fill=colour)
+        pictures.append(picture)
+    return pictures
+
+
 def run_hma(paths: list[Path]) -> dict[str, dict[str, Any]]:
     """threatexchange's pdq_from_file on each file, in the baseline venv."""
     python = ensure_baseline_venv(SCRIPT, say)
@@ -227,6 +249,18 @@ def main() -> int:
             how[str(path)] = [(m.source_id or "", m.transform, m.distance) for m in matches if m.signal == "pdq"]
             own = [m.transform for m in matches if m.signal == "pdq"]
             transforms[str(path)] = own[0] if own else ""
+        # Pictures that match nothing (a platform's usual upload): every mechanism runs.
+        nothing_plain, nothing_cpu, nothing_found = [], [], 0
+        for number, picture in enumerate(unrelated_pictures(100, args.seed)):
+            path = folder / f"unrelated-{number:03d}.jpg"
+            picture.save(path, "JPEG", quality=92)
+            start = time.process_time()
+            hash_file(path, limits)
+            nothing_plain.append(time.process_time() - start)
+            start = time.process_time()
+            nothing_found += bool(matcher.match_hashes(hash_file(path, limits, dihedral=True)))
+            nothing_cpu.append(time.process_time() - start)
+        keypoint_bytes = sum(bank.keypoints.memory_bytes() for bank in matcher.banks.values())
         engine.dispose()
 
     def wrong(found: dict[str, list[str]], name: str, path: str) -> list[str]:
@@ -261,6 +295,9 @@ def main() -> int:
     print(f"CPU per query image: HMA pdq_from_file {np.mean(hma_ms):.1f} ms; childsafe plain hashing "
           f"{np.mean(plain_cpu) * 1000:.1f} ms, hashing with query variants + matching {np.mean(ours_cpu) * 1000:.1f} ms "
           f"({np.mean(ours_cpu) / np.mean(plain_cpu):.2f}x plain)")  # fmt: skip
+    print(f"pictures that match nothing ({len(nothing_cpu)} generated): plain hashing "
+          f"{np.mean(nothing_plain) * 1000:.1f} ms, every mechanism + matching {np.mean(nothing_cpu) * 1000:.1f} ms "
+          f"({np.mean(nothing_cpu) / np.mean(nothing_plain):.2f}x plain); matched: {nothing_found}")  # fmt: skip
     found_by = defaultdict(int)
     for transform in transforms.values():
         if transform:
@@ -275,6 +312,7 @@ def main() -> int:
         f"bank-side variants: {variants_per_entry:.1f} an entry on average, about "
         f"{variants_per_entry * 350 / 1024:.1f} KB of index memory an entry at 350 bytes a hash (small layout)"
     )
+    print(f"bank-side keypoints: {keypoint_bytes / len(originals) / 1024:.1f} KB of index memory an entry")
     print("childsafe matches by transform:", dict(sorted(found_by.items(), key=lambda kv: -kv[1])))
     print(f"\nreproduce: {reproduce_command(__file__, sys.argv[1:])}")
     if args.json_path:
@@ -284,6 +322,10 @@ def main() -> int:
                         "hma_wrong": hma_wrong_all, "childsafe_wrong": ours_wrong_all,
                         "hma_pairs_within": hma_pairs, "childsafe_pairs_within": ours_pairs, "pairs": pairs},
             "bank_variants_per_entry": variants_per_entry,
+            "keypoint_index_bytes_per_entry": keypoint_bytes / len(originals),
+            "nothing_matches": {"pictures": len(nothing_cpu), "matched": nothing_found,
+                                "cpu_ms_plain": float(np.mean(nothing_plain) * 1000),
+                                "cpu_ms_all_mechanisms": float(np.mean(nothing_cpu) * 1000)},
             "cpu_ms": {"hma": float(np.mean(hma_ms)), "childsafe_plain": float(np.mean(plain_cpu) * 1000),
                        "childsafe_variants_and_match": float(np.mean(ours_cpu) * 1000)},
         }, indent=2))  # fmt: skip

@@ -18,7 +18,7 @@ from childsafe.index import Matcher
 from childsafe.media import MediaLimits
 from childsafe.signals.hashing import hash_file
 from childsafe.store import open_database
-from childsafe.store.models import EntryVariant
+from childsafe.store.models import EntryKeypoints, EntryVariant
 
 SAMPLES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
 
@@ -86,6 +86,21 @@ def mirrored(image: Image.Image) -> Image.Image:
     return ImageOps.mirror(image)
 
 
+def off_centre_crop(image: Image.Image) -> Image.Image:
+    width, height = image.size
+    return image.crop((round(width * 0.04), round(height * 0.18), round(width * 0.78), round(height * 0.94)))
+
+
+def inset(image: Image.Image) -> Image.Image:
+    """The picture shrunk and pasted off-centre on a busy generated background."""
+    noise = np.random.default_rng(7).normal(size=(60, 80, 3)).cumsum(axis=0).cumsum(axis=1)
+    noise = (255 * (noise - noise.min()) / np.ptp(noise)).astype(np.uint8)
+    canvas = Image.fromarray(noise).resize((900, 700), Image.Resampling.BICUBIC)
+    small = image.resize((round(image.width * 380 / max(image.size)), round(image.height * 380 / max(image.size))))
+    canvas.paste(small, (430, 60))
+    return canvas
+
+
 #: edit -> the transform a match must report (a prefix)
 EDITS: dict[str, tuple[Callable[[Image.Image], Image.Image], tuple[str, ...]]] = {
     "solid border": (solid_border, ("trim",)),
@@ -97,6 +112,8 @@ EDITS: dict[str, tuple[Callable[[Image.Image], Image.Image], tuple[str, ...]]] =
     "centre crop (bank-side)": (centre_crop, ("variant:crop-12",)),
     "small rotation (bank-side)": (small_turn, ("variant:rotate+6",)),
     "mirror": (mirrored, ("flipx", "flipy")),  # a left-right mirror is PDQ's flip about the y axis
+    "off-centre crop (keypoints)": (off_centre_crop, ("variant:keypoints",)),
+    "inset on a busy background (keypoints)": (inset, ("variant:keypoints",)),
 }
 
 
@@ -222,3 +239,32 @@ def test_tiny_and_thin_pictures_give_no_cuts_and_no_errors(size: tuple[int, int]
     image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
     derived_pdq_hashes(image)
     bank_variant_hashes(image)
+
+
+def test_keypoints_belong_to_the_entry_and_can_be_switched_off(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    limits = MediaLimits()
+    matcher = _bank_of(engine, tmp_path, {"astronaut": _sample("astronaut")}, limits)
+    cropped = off_centre_crop(_sample("astronaut"))
+    assert _matches(matcher, cropped, tmp_path / "q.jpg", limits) == [("astronaut", "variant:keypoints")]
+    # Not with the mechanism off, on either side.
+    no_query_side = MediaLimits.from_env({"CHILDSAFE_QUERY_VARIANTS": "dihedral,trim,caption,grid"})
+    assert _matches(matcher, cropped, tmp_path / "q.jpg", no_query_side) == []
+    # A saved index (a new process) has them too; they are never exported.
+    reopened = Matcher(engine, tmp_path / "index")
+    reopened.sync()
+    assert _matches(reopened, cropped, tmp_path / "q.jpg", limits) == [("astronaut", "variant:keypoints")]
+    with engine.connect() as connection:
+        (entry,) = list(iter_bank_entries(connection, 1))
+    assert [s for s, _ in entry.signals].count("pdq") == 1
+    remove_entry(engine, "known", entry.entry_id)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(EntryKeypoints)).scalar() == 0
+    matcher.sync()
+    assert _matches(matcher, cropped, tmp_path / "q.jpg", limits) == []
+    create_bank(engine, "plain")
+    path = tmp_path / "astronaut.png"
+    add_files_to_bank(engine, "plain", [path], MediaLimits.from_env({"CHILDSAFE_BANK_VARIANTS": "0"}))
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(EntryKeypoints)).scalar() == 0

@@ -23,11 +23,13 @@ from childsafe.banks.schemes import check_category, check_scheme
 from childsafe.errors import ConflictError, NotFoundError, UsageError
 from childsafe.media import MediaLimits
 from childsafe.signals import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, get_signal, hash_file
+from childsafe.signals.keypoints import Keypoints
 from childsafe.store.models import (
     Bank,
     BankChange,
     BankEntry,
     BankImport,
+    EntryKeypoints,
     EntrySignal,
     EntryVariant,
     utc_now,
@@ -99,6 +101,8 @@ class NewEntry:
     note: str | None = None
     #: Bank-side variants (name, PDQ hex): matched, never exported, not part of the entry's identity.
     variants: list[tuple[str, str]] = field(default_factory=list)
+    #: Bank-side keypoints of the entry's own image (``bank add``): matched, never exported.
+    keypoints: Keypoints | None = None
 
 
 def entry_key(signals: Iterable[tuple[str, str]]) -> str:
@@ -265,6 +269,7 @@ def delete_bank(engine: Engine, name: str) -> None:
         bank = get_bank(connection, name)
         connection.execute(delete(EntrySignal).where(EntrySignal.bank_id == bank.id))
         connection.execute(delete(EntryVariant).where(EntryVariant.bank_id == bank.id))
+        connection.execute(delete(EntryKeypoints).where(EntryKeypoints.bank_id == bank.id))
         connection.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id))
         connection.execute(delete(BankImport).where(BankImport.bank_id == bank.id))
         connection.execute(delete(Bank).where(Bank.id == bank.id))
@@ -327,6 +332,17 @@ def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> Added
                     insert(EntryVariant),
                     [{"entry_id": entry_id, "value": v, "variant": n, "bank_id": bank.id} for v, n in variants.items()],
                 )
+            if entry.keypoints is not None:
+                connection.execute(
+                    insert(EntryKeypoints).values(
+                        bank_id=bank.id,
+                        entry_id=entry_id,
+                        width=entry.keypoints.width,
+                        height=entry.keypoints.height,
+                        points=entry.keypoints.points_bytes(),
+                        descriptors=entry.keypoints.descriptors_bytes(),
+                    )
+                )
             ids.append(entry_id)
             added.append(entry_id)
         if added:
@@ -346,6 +362,9 @@ def remove_entry(engine: Engine, name: str, entry_id: int) -> None:
         connection.execute(delete(EntrySignal).where(EntrySignal.bank_id == bank.id, EntrySignal.entry_id == entry_id))
         connection.execute(
             delete(EntryVariant).where(EntryVariant.bank_id == bank.id, EntryVariant.entry_id == entry_id)
+        )
+        connection.execute(
+            delete(EntryKeypoints).where(EntryKeypoints.bank_id == bank.id, EntryKeypoints.entry_id == entry_id)
         )
         log_change(connection, bank.id, "remove", [entry_id])
 
@@ -423,7 +442,14 @@ def add_files_to_bank(
             signals.append(("pdq", hashes.pdq))
         variants = sorted((hashes.pdq_variants or {}).items())
         entries.append(
-            NewEntry([(s, v) for s, v in signals if v], category, source_id or Path(path).name, None, variants)
+            NewEntry(
+                [(s, v) for s, v in signals if v],
+                category,
+                source_id or Path(path).name,
+                None,
+                variants,
+                hashes.keypoints,
+            )
         )
     added = add_entries(engine, name, entries).added
     return AddFilesResult(name, added, len(problems), problems)

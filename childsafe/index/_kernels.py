@@ -106,6 +106,7 @@ def _distance(a: np.ndarray, b: np.ndarray) -> np.int64:
 def search(
     query: np.ndarray,
     radius: int,
+    probe: int,
     hashes: np.ndarray,
     alive: np.ndarray,
     starts: np.ndarray,
@@ -126,9 +127,15 @@ def search(
     ``order[c]`` lists positions by the value of chunk c; the positions of
     bucket v of chunk c are ``order[c, offsets[bases[c] + v] : offsets[bases[c] + v + 1]]``;
     ``fingerprints[c, k]`` (if not empty) holds the fingerprint words of ``order[c, k]``.
+
+    ``probe`` < 0 visits every bucket the pigeonhole principle needs, so that
+    nothing within ``radius`` is missed. ``probe`` >= 0 visits only buckets
+    within that many bits of each chunk of the query: much faster, and it finds
+    most hashes within ``radius`` but not all (keypoints, where a few missed
+    pairs do not matter).
     """
     chunks = starts.shape[0]
-    per_chunk = radius // chunks
+    per_chunk = radius // chunks if probe < 0 else min(probe, radius // chunks)
     n_masks = masks_upto[per_chunk]
     use_fingerprints = fingerprints.shape[1] > 0
     query_chunks = np.empty(chunks, np.int64)
@@ -212,6 +219,7 @@ def search(
 def search_many(
     queries: np.ndarray,
     radius: int,
+    probe: int,
     hashes: np.ndarray,
     alive: np.ndarray,
     starts: np.ndarray,
@@ -231,7 +239,7 @@ def search_many(
     total = 0
     for q in range(queries.shape[0]):
         found = search(
-            queries[q], radius, hashes, alive, starts, bits, order, offsets, bases, fingerprints,
+            queries[q], radius, probe, hashes, alive, starts, bits, order, offsets, bases, fingerprints,
             masks, masks_upto, out_positions[total:], out_distances[total:],
         )  # fmt: skip
         if found < 0:

@@ -1,5 +1,6 @@
-"""The match index of one bank: a PDQ radius index and a digest index per
-digest signal, built from the database, saved to disk, changed in place."""
+"""The match index of one bank: a PDQ radius index, a digest index per
+digest signal and the entries' keypoints, built from the database, saved to
+disk, changed in place."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ import numpy as np
 from sqlalchemy import Connection, select
 
 from childsafe.index.digest_index import DigestIndex
+from childsafe.index.keypoint_index import KeypointIndex
 from childsafe.index.pdq_index import PdqIndex, hex_to_words
 from childsafe.signals import PDQ_MATCH_THRESHOLD, get_signal, signal_names
-from childsafe.store.models import Bank, EntrySignal
+from childsafe.signals.keypoints import Keypoints
+from childsafe.store.models import Bank, EntryKeypoints, EntrySignal
 
 __all__ = ["BankIndex"]
 
@@ -41,6 +44,7 @@ class BankIndex:
     created_at: str = ""
     pdq: PdqIndex = field(default_factory=PdqIndex)
     digests: dict[str, DigestIndex] = field(default_factory=dict)
+    keypoints: KeypointIndex = field(default_factory=KeypointIndex)
 
     @classmethod
     def empty(cls, bank: Bank, seq: int) -> BankIndex:
@@ -81,6 +85,7 @@ class BankIndex:
             index.digests[name] = DigestIndex.build(
                 get_signal(name).hex_length // 2, digest_values[name], np.asarray(digest_ids[name], np.int64)
             )
+        index.keypoints = KeypointIndex.build(_read_keypoints(connection, EntryKeypoints.bank_id == bank.id))
         return index
 
     def size(self) -> dict[str, int]:
@@ -107,6 +112,12 @@ class BankIndex:
                 values = [(v, e) for s, v, e in rows if s == name]
                 if values:
                     digest.add([v for v, _ in values], [e for _, e in values])
+            chunk = wanted[start : start + 500]
+            self.keypoints.add(
+                _read_keypoints(
+                    connection, (EntryKeypoints.bank_id == self.bank_id) & EntryKeypoints.entry_id.in_(chunk)
+                )
+            )
 
     def remove_entries(self, entry_ids: Iterable[int]) -> None:
         """Forget every signal of these entries."""
@@ -114,6 +125,7 @@ class BankIndex:
         self.pdq.remove(ids)
         for digest in self.digests.values():
             digest.remove(ids)
+        self.keypoints.remove(ids)
 
     # Saved indexes live in ROOT/bank-<id>@<seq>/; the newest complete one wins.
 
@@ -127,6 +139,7 @@ class BankIndex:
         self.pdq.save(partial)
         for name, digest in self.digests.items():
             digest.save(partial, name)
+        self.keypoints.save(partial / "keypoints")
         meta = {
             "bank_id": self.bank_id,
             "name": self.name,
@@ -161,9 +174,25 @@ class BankIndex:
             index.pdq = PdqIndex.load(folder)
             for name in _digest_signals():
                 index.digests[name] = DigestIndex.load(folder, name, get_signal(name).hex_length // 2)
+            index.keypoints = KeypointIndex.load(folder / "keypoints")
         except (OSError, ValueError, KeyError):
             return None  # damaged or from another version: rebuild instead
         return index
+
+
+def _read_keypoints(connection: Connection, where: Any) -> Iterator[tuple[int, Keypoints]]:
+    """(entry id, keypoints) of the entries ``where`` selects, streamed."""
+    result = connection.execution_options(stream_results=True, yield_per=1000).execute(
+        select(
+            EntryKeypoints.entry_id,
+            EntryKeypoints.width,
+            EntryKeypoints.height,
+            EntryKeypoints.points,
+            EntryKeypoints.descriptors,
+        ).where(where)
+    )
+    for entry_id, width, height, points, descriptors in result:
+        yield entry_id, Keypoints.from_bytes(width, height, points, descriptors)
 
 
 def _saved_seq(folder: Path) -> int:

@@ -21,10 +21,14 @@ from childsafe.index.bank_index import BankIndex
 from childsafe.index.pdq_index import hex_to_words
 from childsafe.signals import PDQ_MIN_QUALITY, FileHashes, get_signal
 from childsafe.signals.derived import DERIVED_MAX_DISTANCE
-from childsafe.signals.pdq import DIHEDRAL_TRANSFORMS
-from childsafe.store.models import BankChange, BankEntry, EntryVariant
+from childsafe.signals.keypoints import QUERY_KEYPOINTS, Keypoints
+from childsafe.signals.pdq import pdq_distance
+from childsafe.store.models import BankChange, BankEntry, EntrySignal, EntryVariant
 
-__all__ = ["Match", "Matcher", "index_root"]
+__all__ = ["Match", "Matcher", "index_root", "KEYPOINTS_TRANSFORM"]
+
+#: How a match found by the entry's bank-side keypoints is reported.
+KEYPOINTS_TRANSFORM = "variant:keypoints"
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class _EntryDetails:
     category: str | None
     source_id: str | None
     variants: dict[str, str]  # PDQ value -> bank-side variant name
+    pdq: str | None = None  # the entry's own PDQ value (not a variant)
 
 
 class Matcher:
@@ -192,15 +197,15 @@ class Matcher:
         from the database; no matches at all if any hit is in a suppress bank."""
         if any(hit.bank.kind == "suppress" for hit in hits):
             return []
-        # One match per entry and signal: an entry's own hash before its
-        # bank-side variants, then the closest, then the query as it is before
-        # its turns and cuts.
+        # One match per entry and signal: a hash before keypoints, an entry's
+        # own hash before its bank-side variants, then the closest, then the
+        # query as it is before its turns and cuts.
         details = self._entry_details({hit.entry_id for hit in hits})
 
-        def rank(hit: _Hit) -> tuple[bool, int, bool]:
+        def rank(hit: _Hit) -> tuple[bool, bool, int, bool]:
             entry = details.get(hit.entry_id)
             is_variant = bool(entry and hit.signal == "pdq" and hit.value in entry.variants)
-            return is_variant, hit.distance, hit.transform != "none"
+            return hit.transform == KEYPOINTS_TRANSFORM, is_variant, hit.distance, hit.transform != "none"
 
         best: dict[tuple[int, int, str], _Hit] = {}
         for hit in hits:
@@ -248,6 +253,14 @@ class Matcher:
                 ):
                     if entry_id in details:
                         details[entry_id].variants[value] = variant
+                for entry_id, value in connection.execute(
+                    select(EntrySignal.entry_id, EntrySignal.value).where(
+                        EntrySignal.entry_id.in_(chunk), EntrySignal.signal == "pdq"
+                    )
+                ):
+                    entry = details.get(entry_id)
+                    if entry and value not in entry.variants:
+                        entry.pdq = value
         if len(self._details) > 100_000:
             self._details.clear()
         self._details.update(details)
@@ -271,7 +284,31 @@ class Matcher:
             queries.extend(("pdq", value, transform) for transform, value in hashes.pdq_variants.items())
         elif hashes.pdq and (hashes.pdq_quality or 0) >= PDQ_MIN_QUALITY:
             queries.append(("pdq", hashes.pdq, "none"))
-        hits = [hit for found in self._search(queries) for hit in found]
-        # Derived hashes (cut from the picture) are held to a stricter distance.
-        kept = [h for h in hits if h.transform in DIHEDRAL_TRANSFORMS or h.distance <= DERIVED_MAX_DISTANCE]
+        kept = [hit for found in self._search(queries) for hit in found]
+        # The costlier query variants only when the cheaper ones found nothing
+        # (nor hit a suppress bank): cuts of the picture, then its keypoints,
+        # those only if a bank has any.
+        picture = hashes.picture
+        if not kept and picture is not None:
+            cuts = [("pdq", value, transform) for transform, value in picture.cut_hashes().items()]
+            # Derived hashes (cut from the picture) are held to a stricter distance.
+            kept = [hit for found in self._search(cuts) for hit in found if hit.distance <= DERIVED_MAX_DISTANCE]
+        if not kept and picture is not None and hashes.pdq:
+            if any(len(bank.keypoints) for bank in self.banks.values()):
+                keypoints = picture.keypoints(QUERY_KEYPOINTS)
+                if keypoints is not None:
+                    kept = self._keypoint_hits(keypoints, hashes.pdq)
         return self._to_matches(kept)
+
+    def _keypoint_hits(self, keypoints: Keypoints, query_pdq: str) -> list[_Hit]:
+        """Entries found by their bank-side keypoints. The hit carries the
+        entry's own PDQ value, and as its distance the whole query's PDQ
+        distance to it (for information: the keypoint check decided)."""
+        found = [(bank, match) for bank in self.banks.values() for match in bank.keypoints.search(keypoints)]
+        details = self._entry_details({match.entry_id for _, match in found})
+        hits = []
+        for bank, match in found:
+            own = details[match.entry_id].pdq if match.entry_id in details else None
+            if own:
+                hits.append(_Hit(bank, match.entry_id, "pdq", own, pdq_distance(query_pdq, own), KEYPOINTS_TRANSFORM))
+        return hits

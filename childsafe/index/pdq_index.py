@@ -147,7 +147,9 @@ class PdqIndex:
     def search(self, query: np.ndarray, radius: int) -> list[PdqHit]:
         """Every live hash within ``radius`` (0-63) of ``query`` (4 uint64 words)."""
         query = np.ascontiguousarray(query, dtype=np.uint64)
-        (positions, distances) = self._grow(lambda *out: kernels.search(query, radius, *self._kernel_arrays(), *out), 2)
+        (positions, distances) = self._grow(
+            lambda *out: kernels.search(query, radius, -1, *self._kernel_arrays(), *out), 2
+        )
         hits = [
             PdqHit(int(self.ids[p]), words_to_hex(self.hashes[p]), d)
             for p, d in zip(positions.tolist(), distances.tolist(), strict=True)
@@ -161,9 +163,7 @@ class PdqIndex:
         loop: the batch path, without Python work per query."""
         queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
         results: list[list[PdqHit]] = [[] for _ in range(len(queries))]
-        rows, positions, distances = self._grow(
-            lambda *out: kernels.search_many(queries, radius, *self._kernel_arrays(), *out), 3, 4 * len(queries)
-        )
+        rows, positions, distances = self._search_positions(queries, radius)
         hex_values = self.hashes[positions].astype(">u8").tobytes().hex()
         for k, (row, position, distance) in enumerate(
             zip(rows.tolist(), positions.tolist(), distances.tolist(), strict=True)
@@ -173,6 +173,27 @@ class PdqIndex:
             for row in range(len(queries)):
                 results[row] += self._search_extra(queries[row], radius)
         return results
+
+    def search_many_ids(
+        self, queries: np.ndarray, radius: int, probe: int = -1
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``search_many`` as three arrays (query row, id, distance) and no hit
+        objects: for callers that search hundreds of values at once (keypoints).
+        ``probe`` >= 0 trades completeness for speed (``_kernels.search``)."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
+        rows, positions, distances = self._search_positions(queries, radius, probe)
+        found = [(rows, self.ids[positions], distances)]
+        if len(self.extra_ids):
+            for row in range(len(queries)):
+                extra, near = self._extra_positions(queries[row], radius)
+                found.append((np.full(len(extra), row, np.int64), self.extra_ids[extra], near))
+        return tuple(np.concatenate([part[k] for part in found]) for k in range(3))  # type: ignore[return-value]
+
+    def _search_positions(self, queries: np.ndarray, radius: int, probe: int = -1) -> list[np.ndarray]:
+        """Query rows, positions and distances of every multi-index hit (not the side list)."""
+        return self._grow(
+            lambda *out: kernels.search_many(queries, radius, probe, *self._kernel_arrays(), *out), 3, 4 * len(queries)
+        )
 
     def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
         # Built once per state of the index: this is on every query's path.
@@ -197,11 +218,15 @@ class PdqIndex:
                 return [array[:found] for array in out]
             capacity *= 8
 
-    def _search_extra(self, query: np.ndarray, radius: int) -> list[PdqHit]:
+    def _extra_positions(self, query: np.ndarray, radius: int) -> list[np.ndarray]:
+        """Positions and distances of the side list's hits (brute force: it is short)."""
         hashes, alive = self.extra_hashes, self.extra_alive
-        positions, distances = self._grow(lambda *out: kernels.scan_brute(query, radius, hashes, alive, *out), 2)
+        return self._grow(lambda *out: kernels.scan_brute(query, radius, hashes, alive, *out), 2)
+
+    def _search_extra(self, query: np.ndarray, radius: int) -> list[PdqHit]:
+        positions, distances = self._extra_positions(query, radius)
         return [
-            PdqHit(int(self.extra_ids[p]), words_to_hex(hashes[p]), d)
+            PdqHit(int(self.extra_ids[p]), words_to_hex(self.extra_hashes[p]), d)
             for p, d in zip(positions.tolist(), distances.tolist(), strict=True)
         ]
 

@@ -23,17 +23,19 @@ class MediaLimits:
       resolution is what makes hashing fast (see docs/benchmarks.md).
     - ``query_variants``: the query-side mechanisms used when matching
       (``childsafe/signals/derived.py``): ``dihedral``, ``trim``, ``caption``,
-      ``grid``; each can be switched off.
+      ``grid``, and ``keypoints`` (the query's keypoints, looked up against
+      the bank-side ones, ``childsafe/signals/keypoints.py``); each can be
+      switched off.
     - ``bank_variants``: whether ``bank add`` also stores the hashes of
-      crops and small rotations of each image (``CHILDSAFE_BANK_VARIANTS=0``
-      switches them off).
+      crops and small rotations of each image, and its keypoints
+      (``CHILDSAFE_BANK_VARIANTS=0`` switches them off).
     """
 
     max_decode_bytes: int = 512 * 1024 * 1024
     max_pixels: int = 250_000_000
     decode_seconds: float = 30.0
     pdq_min_side: int = 256
-    query_variants: tuple[str, ...] = ("dihedral", "trim", "caption", "grid")
+    query_variants: tuple[str, ...] = ("dihedral", "trim", "caption", "grid", "keypoints")
     bank_variants: bool = True
 
     @classmethod

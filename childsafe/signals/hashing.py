@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import IO, Any
+
+import numpy as np
+from PIL import Image
 
 from childsafe.errors import MediaError
 from childsafe.media.decode import decode_small_rgb
@@ -14,12 +17,33 @@ from childsafe.media.sniff import SNIFF_BYTES, MediaKind, name_claims_image, sni
 from childsafe.media.walk import FoundFile, walk_paths
 from childsafe.parallel import ordered_map
 from childsafe.signals.derived import bank_variant_hashes, derived_pdq_hashes
+from childsafe.signals.keypoints import BANK_KEYPOINTS, MIN_KEYPOINTS, Keypoints, image_keypoints
 from childsafe.signals.pdq import PDQ_MIN_QUALITY, PdqHash, pdq_dihedral_hashes, pdq_hash
 from childsafe.signals.registry import get_signal, signal_names
 
 __all__ = ["FileHashes", "hash_stream", "hash_file", "hash_found_file", "hash_paths"]
 
 _CHUNK = 1024 * 1024
+_HASH_FIELDS = ("path", "size", "media_type", "mime", "md5", "sha1", "sha256", "pdq", "pdq_quality", "error")
+
+
+@dataclass(frozen=True)
+class QueryPicture:
+    """The small decode of a file being matched, and the query-side
+    mechanisms switched on (``MediaLimits.query_variants``)."""
+
+    image: Image.Image
+    mechanisms: tuple[str, ...]
+
+    def cut_hashes(self) -> dict[str, str]:
+        """The PDQ hashes of its cuts (``derived.py``), by transform name."""
+        return {name: h.hex for name, h in derived_pdq_hashes(self.image, self.mechanisms).items()}
+
+    def keypoints(self, most: int) -> Keypoints | None:
+        """Its keypoints, if that mechanism is on."""
+        if "keypoints" not in self.mechanisms:
+            return None
+        return image_keypoints(np.asarray(self.image.convert("L")), most)
 
 
 @dataclass
@@ -28,8 +52,11 @@ class FileHashes:
 
     Digests are ``None`` only when the file could not be read at all.
     ``pdq_variants`` holds, when asked for (matching uses them), the 8
-    dihedral PDQ hashes and the derived ones (``derived.py``) by transform
-    name; it is not part of the ``hash`` output.
+    dihedral PDQ hashes (or, for ``bank add``, the bank-side variants) by
+    transform name; it is not part of the ``hash`` output. Nor are ``picture``, kept
+    when matching so that the costlier query variants (cuts, keypoints) are
+    made only when the cheaper ones matched nothing, and ``keypoints``, the
+    bank-side ones (``bank add``).
     """
 
     path: str
@@ -43,12 +70,12 @@ class FileHashes:
     pdq_quality: int | None
     error: str | None
     pdq_variants: dict[str, str] | None = None
+    picture: QueryPicture | None = None
+    keypoints: Keypoints | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The object ``childsafe hash --json`` prints (SPEC field order)."""
-        out = asdict(self)
-        del out["pdq_variants"]
-        return out
+        return {name: getattr(self, name) for name in _HASH_FIELDS}
 
 
 def _digest_names() -> list[str]:
@@ -123,13 +150,17 @@ def hash_stream(
             found = pdq_hash(image)
             variants = {"none": found}
         if dihedral:
-            # For matching: the file's own hash turned 8 ways, and cuts of it (derived.py).
+            # For matching: the file's own hash turned 8 ways; its cuts and
+            # keypoints are made later from the picture, only if needed.
             if found.quality < PDQ_MIN_QUALITY:
                 variants = {}  # a featureless hash turned 8 ways is no better; the cuts have their own check
-            variants.update(derived_pdq_hashes(image, limits.query_variants))
             result.pdq_variants = {name: h.hex for name, h in variants.items()}
+            if set(limits.query_variants) - {"dihedral"}:
+                result.picture = QueryPicture(image, limits.query_variants)
         elif bank_variants and found.quality >= PDQ_MIN_QUALITY:
             result.pdq_variants = {name: h.hex for name, h in bank_variant_hashes(image).items()}
+            keypoints = image_keypoints(np.asarray(image.convert("L")), BANK_KEYPOINTS)
+            result.keypoints = keypoints if len(keypoints) >= MIN_KEYPOINTS else None
     except MediaError as exc:
         result.error = str(exc)
         return result

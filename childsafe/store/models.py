@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -30,6 +31,7 @@ __all__ = [
     "Bank",
     "BankEntry",
     "EntryVariant",
+    "EntryKeypoints",
     "EntrySignal",
     "BankImport",
     "BankChange",
@@ -151,6 +153,21 @@ class EntryVariant(Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True)
     value: Mapped[str] = mapped_column(String(64), primary_key=True)
     variant: Mapped[str] = mapped_column(String(40))
+
+
+class EntryKeypoints(Base):
+    """The keypoints of an entry's own image (``bank add``; see
+    ``childsafe/signals/keypoints.py``): matched, reported as
+    ``variant:keypoints``, removed with the entry and never exported."""
+
+    __tablename__ = "entry_keypoints"
+
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    points: Mapped[bytes] = mapped_column(LargeBinary)
+    descriptors: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class BankImport(Base):
