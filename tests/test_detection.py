@@ -235,10 +235,12 @@ def test_bank_side_variants_belong_to_the_entry(engine, tmp_path: Path) -> None:
 @pytest.mark.parametrize("size", [(1, 1), (2, 300), (300, 2), (47, 47), (49, 3000)])
 def test_tiny_and_thin_pictures_give_no_cuts_and_no_errors(size: tuple[int, int]) -> None:
     from childsafe.signals.derived import bank_variant_hashes, derived_pdq_hashes
+    from childsafe.signals.keypoints import image_keypoints
 
     image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
     derived_pdq_hashes(image)
     bank_variant_hashes(image)
+    assert len(image_keypoints(np.asarray(image.convert("L")), 500)) <= 500
 
 
 def test_keypoints_belong_to_the_entry_and_can_be_switched_off(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -33,6 +33,8 @@ KEYPOINT_RADIUS = 31
 MIN_INLIERS = 12
 #: Share of the entry's picture the agreeing keypoints must span (their bounding box).
 MIN_COVER = 0.1
+#: Entries checked with RANSAC for one query, at most.
+MOST_CHECKED = 5
 #: RANSAC's tolerance: 1% of the query's longer side.
 _TOLERANCE = 0.01
 ID_SHIFT = 10
@@ -49,9 +51,11 @@ class KeypointMatch:
 
 @dataclass
 class KeypointIndex:
-    """Keypoints of entries: descriptors indexed, positions by entry."""
+    """Keypoints of entries: descriptors indexed, positions by entry.
+    ``descriptors`` is ``None`` while there are none: most banks (hash lists)
+    never have keypoints, and an empty multi-index still holds 4 MB of tables."""
 
-    descriptors: PdqIndex = field(default_factory=PdqIndex)
+    descriptors: PdqIndex | None = None
     #: entry id -> (width, height, positions (n, 2) float32)
     frames: dict[int, tuple[int, int, np.ndarray]] = field(default_factory=dict)
 
@@ -63,7 +67,8 @@ class KeypointIndex:
         """An index of these entries' keypoints."""
         index = cls()
         words, ids = index._take(entries)
-        index.descriptors = PdqIndex.build(words, ids)
+        if len(ids):
+            index.descriptors = PdqIndex.build(words, ids)
         return index
 
     def _take(self, entries: Iterable[tuple[int, Keypoints]]) -> tuple[np.ndarray, np.ndarray]:
@@ -80,29 +85,36 @@ class KeypointIndex:
     def memory_bytes(self) -> int:
         """Memory the index holds: descriptors, their multi-index, positions."""
         index = self.descriptors
+        points = sum(found.nbytes for _, _, found in self.frames.values())
+        if index is None:
+            return points
         arrays = [index.hashes, index.ids, index.alive, index.extra_hashes, index.extra_ids, *index.tables.values()]
-        return sum(a.nbytes for a in arrays) + sum(points.nbytes for _, _, points in self.frames.values())
+        return sum(a.nbytes for a in arrays) + points
 
     def add(self, entries: Iterable[tuple[int, Keypoints]]) -> None:
         """Index more entries' keypoints (searchable at once)."""
         words, ids = self._take(entries)
-        if len(ids):
-            self.descriptors.add(words, ids)
-            if len(self.descriptors.extra_ids) > 20_000:
-                self.descriptors.compact()  # the side list is searched by brute force: keep it short
+        if not len(ids):
+            return
+        if self.descriptors is None:
+            self.descriptors = PdqIndex.build(words, ids)
+            return
+        self.descriptors.add(words, ids)
+        if len(self.descriptors.extra_ids) > 20_000:
+            self.descriptors.compact()  # the side list is searched by brute force: keep it short
 
     def remove(self, entry_ids: Iterable[int]) -> None:
         """Forget these entries' keypoints."""
         gone = [e for e in entry_ids if e in self.frames]
         ids = [(e << ID_SHIFT) | k for e in gone for k in range(len(self.frames[e][2]))]
-        if ids:
+        if ids and self.descriptors is not None:
             self.descriptors.remove(ids)
         for entry_id in gone:
             del self.frames[entry_id]
 
     def search(self, query: Keypoints) -> list[KeypointMatch]:
         """Entries whose keypoints pass the geometric check against ``query``'s."""
-        if not self.frames or len(query) < MIN_INLIERS:
+        if self.descriptors is None or not self.frames or len(query) < MIN_INLIERS:
             return []
         # Probing only the exact bucket of each 16-bit chunk finds about 90% of
         # pairs 30 bits apart, at a seventeenth of the cost of finding all.
@@ -119,8 +131,14 @@ class KeypointIndex:
         first[1:] = (rows[1:] != rows[:-1]) | (entries[1:] != entries[:-1])
         rows, ids, entries = rows[first], ids[first], entries[first]
         candidates, counts = np.unique(entries, return_counts=True)
+        enough = counts >= MIN_INLIERS
+        # The entries with the most pairs first, and only a few: a copy shares
+        # far more pairs with its original than chance gives, and on noise-like
+        # textures chance gives many entries a dozen pairs (each check costs
+        # about half a millisecond).
+        most_first = np.argsort(-counts[enough], kind="stable")[:MOST_CHECKED]
         matches = []
-        for entry_id in candidates[counts >= MIN_INLIERS].tolist():
+        for entry_id in candidates[enough][most_first].tolist():
             chosen = entries == entry_id
             width, height, positions = self.frames[entry_id]
             found = _agreeing(
@@ -133,7 +151,8 @@ class KeypointIndex:
     def save(self, folder: Path) -> None:
         """Write the index under ``folder`` (a part of a saved bank index)."""
         folder.mkdir(parents=True, exist_ok=True)
-        self.descriptors.save(folder)
+        if self.descriptors is not None:
+            self.descriptors.save(folder)
         entry_ids = np.array(sorted(self.frames), np.int64)
         sizes = np.array([self.frames[e][:2] for e in entry_ids.tolist()], np.int64).reshape(-1, 2)
         counts = np.array([len(self.frames[e][2]) for e in entry_ids.tolist()], np.int64)
@@ -156,7 +175,7 @@ class KeypointIndex:
                 int(e): (int(w), int(h), p)
                 for e, (w, h), p in zip(saved["entry_ids"].tolist(), saved["sizes"].tolist(), points, strict=True)
             }
-        return cls(PdqIndex.load(folder), frames)
+        return cls(PdqIndex.load(folder) if frames else None, frames)
 
 
 def descriptor_words(descriptors: np.ndarray) -> np.ndarray:
@@ -179,7 +198,7 @@ def _agreeing(
     tolerance = _TOLERANCE * max(query.width, query.height)
     cv2 = opencv()
     transform, inliers = cv2.estimateAffinePartial2D(
-        bank_points, query_points, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=1000, confidence=0.995
+        bank_points, query_points, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=500, confidence=0.995
     )
     if transform is None:
         return None

@@ -32,6 +32,7 @@ QUERY_KEYPOINTS = 500
 MIN_KEYPOINTS = 40
 #: Levels of ORB's image pyramid (each 1/1.2 the size of the one before).
 LEVELS = 8
+_EDGE = 15  # pixels at the border where no keypoint is looked for
 
 
 @cache
@@ -81,11 +82,17 @@ def image_keypoints(grey: np.ndarray, most: int) -> Keypoints:
     """Up to ``most`` ORB keypoints of a greyscale picture (the small decode
     PDQ is made from: bank images and queries are then at about the same scale)."""
     height, width = grey.shape
+    if min(height, width) <= 2 * _EDGE:  # no patch fits (and OpenCV fails on a 1-pixel picture)
+        return _no_keypoints(width, height)
     # edgeThreshold 15 (not 31) and fastThreshold 10 (not 20) keep keypoints
     # near the edges and on soft pictures: crops and wallpapers need both.
-    orb = opencv().ORB_create(nfeatures=most, nlevels=LEVELS, edgeThreshold=15, fastThreshold=10)
+    orb = opencv().ORB_create(nfeatures=most, nlevels=LEVELS, edgeThreshold=_EDGE, fastThreshold=10)
     found, descriptors = orb.detectAndCompute(np.ascontiguousarray(grey, dtype=np.uint8), None)
     if descriptors is None or not found:
-        return Keypoints(width, height, np.empty((0, 2), np.float32), np.empty((0, 32), np.uint8))
+        return _no_keypoints(width, height)
     points = np.array([k.pt for k in found], dtype=np.float32)
     return Keypoints(width, height, points, np.ascontiguousarray(descriptors, dtype=np.uint8))
+
+
+def _no_keypoints(width: int, height: int) -> Keypoints:
+    return Keypoints(width, height, np.empty((0, 2), np.float32), np.empty((0, 32), np.uint8))

@@ -1,0 +1,90 @@
+"""Where matching's time goes: CPU per picture for each stage of the cascade.
+
+For pictures that match nothing every stage runs: hashing (digests, PDQ and
+its dihedral variants), the cuts (trim, caption, grid) and their lookup, the
+query's ORB keypoints, and the keypoint lookup with its RANSAC checks. The
+bank is the first ``--bank`` pictures of the folder, added with ``bank add``
+(so with keypoints); the next ``--count`` are timed.
+
+    .venv/bin/python bench/match_stages.py                       # scan_speed's camera pictures
+    .venv/bin/python bench/match_stages.py --folder DIR --count 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import BENCH_DIR, reproduce_command, setup_error
+
+from childsafe.banks.catalogue import add_files_to_bank, create_bank
+from childsafe.index import Matcher
+from childsafe.index.keypoint_index import KEYPOINT_RADIUS, descriptor_words
+from childsafe.media import MediaLimits
+from childsafe.signals.hashing import hash_file
+from childsafe.signals.keypoints import QUERY_KEYPOINTS
+from childsafe.store import open_database
+
+SCRIPT = "match_stages.py"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folder", default=str(BENCH_DIR / ".cache" / "scan_speed-v1" / "files-2000"))
+    parser.add_argument("--bank", type=int, default=20)
+    parser.add_argument("--count", type=int, default=100)
+    args = parser.parse_args()
+    pictures = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if len(pictures) < args.bank + args.count:
+        setup_error(SCRIPT, f"{args.folder} has {len(pictures)} pictures; run bench/scan_speed.py first")
+    limits = MediaLimits()
+    stages: dict[str, float] = {}
+    pairs = 0
+    with tempfile.TemporaryDirectory(prefix="match-stages-") as scratch:
+        engine = open_database(f"sqlite:///{Path(scratch) / 'bank.db'}")
+        create_bank(engine, "known")
+        add_files_to_bank(engine, "known", pictures[: args.bank], limits)
+        matcher = Matcher(engine, Path(scratch) / "index")
+        matcher.sync()
+        (bank,) = matcher.banks.values()
+        for path in pictures[args.bank : args.bank + args.count]:
+            timed = time.process_time()
+
+            def lap(stage: str) -> None:
+                nonlocal timed
+                now = time.process_time()
+                stages[stage] = stages.get(stage, 0.0) + now - timed
+                timed = now
+
+            hashes = hash_file(path, limits, dihedral=True)
+            lap("hashing (digests, PDQ, dihedral)")
+            if hashes.picture is None:
+                continue
+            cuts = hashes.picture.cut_hashes()
+            lap("cuts")
+            matcher.lookup([("pdq", value) for value in cuts.values()])
+            lap("cut lookup")
+            keypoints = hashes.picture.keypoints(QUERY_KEYPOINTS)
+            lap("ORB keypoints")
+            assert keypoints is not None and bank.keypoints.descriptors is not None
+            rows, _, _ = bank.keypoints.descriptors.search_many_ids(
+                descriptor_words(keypoints.descriptors), KEYPOINT_RADIUS, probe=0
+            )
+            pairs += len(rows)
+            lap("keypoint pairs lookup")
+            bank.keypoints.search(keypoints)
+            lap("keypoint lookup and RANSAC checks (again, whole)")
+        engine.dispose()
+    print(f"{args.count} pictures against a bank of {args.bank} (added with bank add), CPU ms a picture:")
+    for stage, seconds in stages.items():
+        print(f"  {stage:50s} {seconds * 1000 / args.count:6.2f}")
+    print(f"  keypoint pairs within {KEYPOINT_RADIUS} bits a picture: {pairs / args.count:,.0f}")
+    print(f"\nreproduce: {reproduce_command(__file__, sys.argv[1:])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
