@@ -273,7 +273,9 @@ class Matcher:
 
     def match_hashes(self, hashes: FileHashes) -> list[Match]:
         """Matches for one hashed file: its digests, and its PDQ hash with all
-        8 rotations and flips when the hash is of usable quality."""
+        8 rotations and flips when the hash is of usable quality; if those
+        find nothing, the hashes of its cuts; if those find nothing either,
+        its keypoints against the bank-side ones (docs/detection.md)."""
         queries: list[tuple[str, str, str]] = []
         for name in ("md5", "sha1", "sha256"):
             value = getattr(hashes, name)
