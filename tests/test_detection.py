@@ -13,7 +13,7 @@ import pytest
 import skimage.data
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from childsafe.banks.catalogue import add_files_to_bank, create_bank, iter_bank_entries, remove_entry
+from childsafe.banks.catalogue import add_files_to_bank, create_bank, get_bank, iter_bank_entries, remove_entry
 from childsafe.index import Matcher
 from childsafe.media import MediaLimits
 from childsafe.signals.hashing import hash_file
@@ -243,9 +243,10 @@ def test_tiny_and_thin_pictures_give_no_cuts_and_no_errors(size: tuple[int, int]
     assert len(image_keypoints(np.asarray(image.convert("L")), 500)) <= 500
 
 
-def test_keypoints_belong_to_the_entry_and_can_be_switched_off(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_keypoints_belong_to_the_entry_and_can_be_switched_off(database_url: str, tmp_path: Path) -> None:
     import sqlalchemy as sa
 
+    engine = open_database(database_url)  # SQLite and the real PostgreSQL (keypoints are binary columns)
     limits = MediaLimits()
     matcher = _bank_of(engine, tmp_path, {"astronaut": _sample("astronaut")}, limits)
     cropped = off_centre_crop(_sample("astronaut"))
@@ -258,7 +259,7 @@ def test_keypoints_belong_to_the_entry_and_can_be_switched_off(engine, tmp_path:
     reopened.sync()
     assert _matches(reopened, cropped, tmp_path / "q.jpg", limits) == [("astronaut", "variant:keypoints")]
     with engine.connect() as connection:
-        (entry,) = list(iter_bank_entries(connection, 1))
+        (entry,) = list(iter_bank_entries(connection, get_bank(connection, "known").id))
     assert [s for s, _ in entry.signals].count("pdq") == 1
     remove_entry(engine, "known", entry.entry_id)
     with engine.connect() as connection:
@@ -270,3 +271,4 @@ def test_keypoints_belong_to_the_entry_and_can_be_switched_off(engine, tmp_path:
     add_files_to_bank(engine, "plain", [path], MediaLimits.from_env({"CHILDSAFE_BANK_VARIANTS": "0"}))
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(EntryKeypoints)).scalar() == 0
+    engine.dispose()
