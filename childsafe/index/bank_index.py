@@ -100,9 +100,10 @@ class BankIndex:
         wanted = list(entry_ids)
         self.remove_entries(wanted)
         for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
             rows = connection.execute(
                 select(EntrySignal.signal, EntrySignal.value, EntrySignal.entry_id).where(
-                    EntrySignal.bank_id == self.bank_id, EntrySignal.entry_id.in_(wanted[start : start + 500])
+                    EntrySignal.bank_id == self.bank_id, EntrySignal.entry_id.in_(chunk)
                 )
             ).all()
             pdq = [(v, e) for s, v, e in rows if s == "pdq"]
@@ -112,7 +113,6 @@ class BankIndex:
                 values = [(v, e) for s, v, e in rows if s == name]
                 if values:
                     digest.add([v for v, _ in values], [e for _, e in values])
-            chunk = wanted[start : start + 500]
             self.keypoints.add(
                 _read_keypoints(
                     connection, (EntryKeypoints.bank_id == self.bank_id) & EntryKeypoints.entry_id.in_(chunk)

@@ -84,12 +84,8 @@ class KeypointIndex:
 
     def memory_bytes(self) -> int:
         """Memory the index holds: descriptors, their multi-index, positions."""
-        index = self.descriptors
         points = sum(found.nbytes for _, _, found in self.frames.values())
-        if index is None:
-            return points
-        arrays = [index.hashes, index.ids, index.alive, index.extra_hashes, index.extra_ids, *index.tables.values()]
-        return sum(a.nbytes for a in arrays) + points
+        return points + (self.descriptors.nbytes() if self.descriptors is not None else 0)
 
     def add(self, entries: Iterable[tuple[int, Keypoints]]) -> None:
         """Index more entries' keypoints (searchable at once)."""

@@ -70,7 +70,6 @@ class _EntryDetails:
     category: str | None
     source_id: str | None
     variants: dict[str, str]  # PDQ value -> bank-side variant name
-    pdq: str | None = None  # the entry's own PDQ value (not a variant)
 
 
 class Matcher:
@@ -253,14 +252,6 @@ class Matcher:
                 ):
                     if entry_id in details:
                         details[entry_id].variants[value] = variant
-                for entry_id, value in connection.execute(
-                    select(EntrySignal.entry_id, EntrySignal.value).where(
-                        EntrySignal.entry_id.in_(chunk), EntrySignal.signal == "pdq"
-                    )
-                ):
-                    entry = details.get(entry_id)
-                    if entry and value not in entry.variants:
-                        entry.pdq = value
         if len(self._details) > 100_000:
             self._details.clear()
         self._details.update(details)
@@ -307,10 +298,22 @@ class Matcher:
         entry's own PDQ value, and as its distance the whole query's PDQ
         distance to it (for information: the keypoint check decided)."""
         found = [(bank, match) for bank in self.banks.values() for match in bank.keypoints.search(keypoints)]
-        details = self._entry_details({match.entry_id for _, match in found})
+        if not found:
+            return []
+        entry_ids = {match.entry_id for _, match in found}
+        details = self._entry_details(entry_ids)
+        own_pdq: dict[int, str] = {}
+        with self.engine.connect() as connection:
+            for entry_id, value in connection.execute(
+                select(EntrySignal.entry_id, EntrySignal.value).where(
+                    EntrySignal.entry_id.in_(sorted(entry_ids)), EntrySignal.signal == "pdq"
+                )
+            ):
+                if entry_id in details and value not in details[entry_id].variants:
+                    own_pdq[entry_id] = value
         hits = []
         for bank, match in found:
-            own = details[match.entry_id].pdq if match.entry_id in details else None
+            own = own_pdq.get(match.entry_id)
             if own:
                 hits.append(_Hit(bank, match.entry_id, "pdq", own, pdq_distance(query_pdq, own), KEYPOINTS_TRANSFORM))
         return hits

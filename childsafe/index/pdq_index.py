@@ -117,6 +117,11 @@ class PdqIndex:
     def __len__(self) -> int:
         return int(self.alive.sum() + self.extra_alive.sum())
 
+    def nbytes(self) -> int:
+        """Memory its arrays hold: hashes, ids, the multi-index tables and the side list."""
+        arrays = [self.hashes, self.ids, self.alive, self.extra_hashes, self.extra_ids, *self.tables.values()]
+        return sum(array.nbytes for array in arrays)
+
     def _merge_threshold(self) -> int:
         return max(50_000, int(self.hashes.shape[0]) // 16)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import IO, Any
 
 import numpy as np
@@ -24,7 +24,8 @@ from childsafe.signals.registry import get_signal, signal_names
 __all__ = ["FileHashes", "hash_stream", "hash_file", "hash_found_file", "hash_paths"]
 
 _CHUNK = 1024 * 1024
-_HASH_FIELDS = ("path", "size", "media_type", "mime", "md5", "sha1", "sha256", "pdq", "pdq_quality", "error")
+#: FileHashes fields that matching and ``bank add`` use, not part of the ``hash`` output.
+_NOT_OUTPUT = ("pdq_variants", "picture", "keypoints")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class FileHashes:
 
     def to_dict(self) -> dict[str, Any]:
         """The object ``childsafe hash --json`` prints (SPEC field order)."""
-        return {name: getattr(self, name) for name in _HASH_FIELDS}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_OUTPUT}
 
 
 def _digest_names() -> list[str]:
