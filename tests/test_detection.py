@@ -243,6 +243,17 @@ def test_tiny_and_thin_pictures_give_no_cuts_and_no_errors(size: tuple[int, int]
     assert len(image_keypoints(np.asarray(image.convert("L")), 500)) <= 500
 
 
+def test_soft_pictures_are_found_by_keypoints_too(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Keypoints are corners of strong contrast first; a soft picture has few
+    of those, so it is looked at again at a lower contrast (bank and query)."""
+    limits = MediaLimits()
+    originals = {name: _sample(name).filter(ImageFilter.GaussianBlur(4)) for name in ("chelsea", "coffee")}
+    matcher = _bank_of(engine, tmp_path, originals, limits)
+    for name, image in originals.items():
+        cropped = off_centre_crop(image)
+        assert _matches(matcher, cropped, tmp_path / f"q-{name}.jpg", limits) == [(name, "variant:keypoints")]
+
+
 def test_keypoints_belong_to_the_entry_and_can_be_switched_off(database_url: str, tmp_path: Path) -> None:
     import sqlalchemy as sa
 
