@@ -2,11 +2,13 @@
 
 For pictures that match nothing every stage runs: hashing (digests, PDQ and
 its dihedral variants), the cuts (trim, caption, grid) and their lookup, the
-query's ORB keypoints, and the keypoint lookup with its RANSAC checks. The
-bank is the first ``--bank`` pictures of the folder, added with ``bank add``
-(so with keypoints); the next ``--count`` are timed.
+query's ORB keypoints, and the keypoint lookup with its RANSAC checks. As in
+bench/scan_speed.py, the bank is the first ``--bank`` photos of its DCIM
+folder, added with ``bank add`` (so with keypoints), and the pictures timed
+are ``--count`` of the scan's others (camera photos, screenshots and the zips'
+photos, in the scan's proportions).
 
-    .venv/bin/python bench/match_stages.py                       # scan_speed's camera pictures
+    .venv/bin/python bench/match_stages.py                       # scan_speed's pictures
     .venv/bin/python bench/match_stages.py --folder DIR --count 200
 """
 
@@ -33,24 +35,28 @@ SCRIPT = "match_stages.py"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", default=str(BENCH_DIR / ".cache" / "scan_speed-v1" / "files-2000"))
+    corpus = BENCH_DIR / ".cache" / "scan_speed-v1"
+    parser.add_argument("--bank-folder", default=str(corpus / "files-2000" / "DCIM"))
+    parser.add_argument("--folder", nargs="+", default=[str(corpus / "files-2000"), str(corpus / "files-2000-members")])
     parser.add_argument("--bank", type=int, default=20)
-    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--count", type=int, default=150)
     args = parser.parse_args()
-    pictures = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if len(pictures) < args.bank + args.count:
-        setup_error(SCRIPT, f"{args.folder} has {len(pictures)} pictures; run bench/scan_speed.py first")
+    banked = _pictures([args.bank_folder])[: args.bank]
+    others = [p for p in _pictures(args.folder) if p not in set(banked)]
+    if len(banked) < args.bank or len(others) < args.count:
+        setup_error(SCRIPT, f"too few pictures in {args.bank_folder} or {args.folder}; run bench/scan_speed.py first")
+    timed_pictures = others[:: len(others) // args.count][: args.count]  # evenly: each kind in proportion
     limits = MediaLimits()
     stages: dict[str, float] = {}
     pairs = 0
     with tempfile.TemporaryDirectory(prefix="match-stages-") as scratch:
         engine = open_database(f"sqlite:///{Path(scratch) / 'bank.db'}")
         create_bank(engine, "known")
-        add_files_to_bank(engine, "known", pictures[: args.bank], limits)
+        add_files_to_bank(engine, "known", banked, limits)
         matcher = Matcher(engine, Path(scratch) / "index")
         matcher.sync()
         (bank,) = matcher.banks.values()
-        for path in pictures[args.bank : args.bank + args.count]:
+        for path in timed_pictures:
             timed = time.process_time()
 
             def lap(stage: str) -> None:
@@ -84,6 +90,10 @@ def main() -> int:
     print(f"  keypoint pairs within {KEYPOINT_RADIUS} bits a picture: {pairs / args.count:,.0f}")
     print(f"\nreproduce: {reproduce_command(__file__, sys.argv[1:])}")
     return 0
+
+
+def _pictures(folders: list[str]) -> list[Path]:
+    return sorted(p for f in folders for p in Path(f).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
 if __name__ == "__main__":
