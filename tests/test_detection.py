@@ -78,6 +78,11 @@ def centre_crop(image: Image.Image) -> Image.Image:
     return image.crop((dx, dy, image.width - dx, image.height - dy))
 
 
+def portrait_post(image: Image.Image) -> Image.Image:
+    """Cropped to a 4:5 portrait post, as photo apps do."""
+    return ImageOps.fit(image, (480, 600), Image.Resampling.LANCZOS)
+
+
 def small_turn(image: Image.Image) -> Image.Image:
     return image.rotate(6, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
 
@@ -111,6 +116,7 @@ EDITS: dict[str, tuple[Callable[[Image.Image], Image.Image], tuple[str, ...]]] =
     "2x2 collage": (collage, ("grid-2x2-r0c0",)),
     "centre crop (bank-side)": (centre_crop, ("variant:crop-12",)),
     "small rotation (bank-side)": (small_turn, ("variant:rotate+6",)),
+    "portrait post crop (bank-side)": (portrait_post, ("variant:fit-4x5",)),
     "mirror": (mirrored, ("flipx", "flipy")),  # a left-right mirror is PDQ's flip about the y axis
     "off-centre crop (keypoints)": (off_centre_crop, ("variant:keypoints",)),
     "inset on a busy background (keypoints)": (inset, ("variant:keypoints",)),

@@ -244,6 +244,10 @@ def derived_pdq_hashes(image: Image.Image, mechanisms: Iterable[str] = MECHANISM
 #: size) and with the canvas grown to hold the whole picture.
 BANK_CROPS = tuple(range(4, 25, 2))
 BANK_TURNS = (-10, -8, -6, -4, -2, 2, 4, 6, 8, 10)
+#: Shapes that apps crop pictures to (the largest centred crop of that shape:
+#: a square profile or grid tile, portrait and landscape posts, stories, wide
+#: cards, and cells of collage templates), width x height.
+BANK_ASPECTS = ((1, 1), (4, 5), (3, 4), (2, 3), (9, 16), (16, 9), (4, 3), (3, 2))
 _TURNS = {
     "turn90": Image.Transpose.ROTATE_90,
     "turn180": Image.Transpose.ROTATE_180,
@@ -253,6 +257,20 @@ _TURNS = {
     "transpose": Image.Transpose.TRANSPOSE,
     "transverse": Image.Transpose.TRANSVERSE,
 }
+
+
+def _fitted(width: int, height: int, aspect: float) -> Box | None:
+    """The largest centred box of ``aspect`` (width / height) in the picture,
+    or None when the picture has about that shape already (a crop of less than 3%)."""
+    if width / height > aspect:
+        keep = round(height * aspect)
+        cut = (width - keep) // 2
+        box = (cut, 0, cut + keep, height)
+    else:
+        keep = round(width / aspect)
+        cut = (height - keep) // 2
+        box = (0, cut, width, cut + keep)
+    return box if _worth_hashing(box, (0, 0, width, height)) else None
 
 
 def bank_variant_hashes(image: Image.Image) -> dict[str, PdqHash]:
@@ -279,6 +297,10 @@ def bank_variant_hashes(image: Image.Image) -> dict[str, PdqHash]:
     for percent in BANK_CROPS:
         dx, dy = round(width * percent / 100), round(height * percent / 100)
         keep(f"crop-{percent}", work.crop((dx, dy, width - dx, height - dy)))
+    for wide, high in BANK_ASPECTS:
+        box = _fitted(width, height, wide / high)
+        if box is not None:
+            keep(f"fit-{wide}x{high}", work.crop(box))
     for angle in BANK_TURNS:
         keep(f"rotate{angle:+d}", work.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0)))
         grown = work.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
