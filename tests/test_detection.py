@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
+import sqlalchemy as sa
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from childsafe.banks.catalogue import add_files_to_bank, create_bank, get_bank, iter_bank_entries, remove_entry
@@ -247,6 +248,46 @@ def test_tiny_and_thin_pictures_give_no_cuts_and_no_errors(size: tuple[int, int]
     derived_pdq_hashes(image)
     bank_variant_hashes(image)
     assert len(image_keypoints(np.asarray(image.convert("L")), 500)) <= 500
+
+
+def _watermarked(image: Image.Image) -> Image.Image:
+    """``image`` with a site's name stamped in a corner, as sharing sites do."""
+    marked = image.convert("RGB").resize((640, 480))
+    draw = ImageDraw.Draw(marked)
+    for dx, dy in ((-2, 0), (2, 0), (0, -2), (0, 2)):  # a dark outline, so it shows on any picture
+        draw.text((392 + dx, 430 + dy), "SAMPLE-SITE", fill=(0, 0, 0), font_size=34)
+    draw.text((392, 430), "SAMPLE-SITE", fill=(255, 255, 255), font_size=34)
+    return marked
+
+
+def _soft_picture(colours: tuple[tuple[int, int, int], tuple[int, int, int]]) -> Image.Image:
+    """A blurred picture with no corners of its own: a watermark on it is all ORB sees."""
+    ramp = np.linspace(0.0, 1.0, 640)[None, :, None]
+    start, end = np.array(colours[0], float), np.array(colours[1], float)
+    picture = Image.fromarray(np.repeat(start + (end - start) * ramp, 480, axis=0).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse((80, 60, 330, 300), fill=(240, 230, 200))
+    draw.rectangle((380, 100, 600, 260), fill=(10, 10, 30))
+    return picture.filter(ImageFilter.GaussianBlur(25))
+
+
+def test_a_shared_watermark_is_never_a_match(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Keypoints that agree only on a site's name stamped in a corner (a few
+    percent of the picture) are no match, even for a bank image that has
+    little else to find keypoints on."""
+    limits = MediaLimits()
+    originals = {
+        "coffee": _watermarked(_sample("coffee")),
+        "soft": _watermarked(_soft_picture(((20, 40, 90), (200, 120, 40)))),
+    }
+    matcher = _bank_of(engine, tmp_path, originals, limits)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(EntryKeypoints)).scalar() == 2
+    others = [_sample("chelsea"), _sample("rocket"), _soft_picture(((90, 20, 20), (30, 160, 90)))]
+    for number, other in enumerate(others):
+        assert _matches(matcher, _watermarked(other), tmp_path / f"q-{number}.jpg", limits) == []
+    # The bank images themselves are found, so the keypoints were there to be matched.
+    assert _matches(matcher, originals["soft"], tmp_path / "self.jpg", limits) == [("soft", "none")]
 
 
 def test_soft_pictures_are_found_by_keypoints_too(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
