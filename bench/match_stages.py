@@ -42,7 +42,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=150)
     args = parser.parse_args()
     banked = _pictures([args.bank_folder])[: args.bank]
-    others = [p for p in _pictures(args.folder) if p not in set(banked)]
+    in_bank = set(banked)
+    others = [p for p in _pictures(args.folder) if p not in in_bank]
     if len(banked) < args.bank or len(others) < args.count:
         setup_error(SCRIPT, f"too few pictures in {args.bank_folder} or {args.folder}; run bench/scan_speed.py first")
     timed_pictures = others[:: len(others) // args.count][: args.count]  # evenly: each kind in proportion

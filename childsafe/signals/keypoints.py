@@ -98,7 +98,7 @@ def image_keypoints(grey: np.ndarray, most: int) -> Keypoints:
     grey = np.ascontiguousarray(grey, dtype=np.uint8)
     # edgeThreshold 15 (not 31) keeps keypoints near the edges: crops need them.
     found, descriptors = _orb(grey, most, _FAST_THRESHOLD)
-    if len(found) < _FEW_CORNERS:
+    if len(found) < min(_FEW_CORNERS, most):
         found, descriptors = _orb(grey, most, _SOFT_FAST_THRESHOLD)
     if descriptors is None or not found:
         return _no_keypoints(width, height)
