@@ -329,3 +329,75 @@ def test_keypoints_belong_to_the_entry_and_can_be_switched_off(database_url: str
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(EntryKeypoints)).scalar() == 0
     engine.dispose()
+
+
+def _wood_grain(seed: int, size: tuple[int, int] = (1024, 768)) -> Image.Image:
+    """Wavy stripes about 21 pixels apart over soft light and shade, like the
+    wood-grain wallpapers: finer than PDQ's 64-point grid at this size."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width].astype(float)
+    field = rng.normal(size=(6, 8)).cumsum(axis=0).cumsum(axis=1)
+    field = (255 * (field - field.min()) / np.ptp(field)).astype(np.uint8)
+    shade = np.asarray(Image.fromarray(field).resize(size, Image.Resampling.BICUBIC), float)
+    wobble = 25 * np.sin(y / 110 + rng.uniform(0, 6)) + 12 * np.sin(y / 37 + x / 400)
+    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * (x + wobble) / 21.5)
+    return Image.fromarray(np.clip(0.55 * shade + 0.45 * 255 * stripes, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def _upscaled(image: Image.Image) -> Image.Image:
+    return image.resize((round(image.width * 1.45), round(image.height * 1.45)), Image.Resampling.BICUBIC)
+
+
+def test_fine_stripes_are_found_at_full_resolution(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An upscaled copy of a picture of stripes finer than PDQ's grid hashes
+    40-80 bits away at a small decode; its full-resolution hash finds it, both
+    against ``bank add``'s ``variant:full`` and against a hash list made at
+    full resolution (hash only), and only with the mechanism on."""
+    from childsafe.banks import import_bank_file
+    from childsafe.signals.pdq import pdq_hash
+
+    limits = MediaLimits()
+    originals = {f"grain-{seed}": _wood_grain(seed) for seed in (1, 2, 3)}
+    matcher = _bank_of(engine, tmp_path, originals, limits)
+    with engine.connect() as connection:
+        kinds = connection.execute(sa.select(EntryVariant.variant)).scalars().all()
+    assert kinds.count("variant:full") == 3
+    # A supplier's list: each original's PDQ from every pixel, as Meta's tools make it.
+    listed = tmp_path / "list.txt"
+    listed.write_text("".join(f"pdq {pdq_hash(image).hex} A\n" for image in originals.values()))
+    import_bank_file(engine, "supplied", listed, create={"scheme": "uk"})
+    matcher.sync()
+    # Keypoints off, so that the cascade reaches the full-resolution hash for every copy.
+    cheaper = "dihedral,trim,caption,grid"
+    with_full = MediaLimits.from_env({"CHILDSAFE_QUERY_VARIANTS": f"{cheaper},full"})
+    without = MediaLimits.from_env({"CHILDSAFE_QUERY_VARIANTS": cheaper})
+    found = 0
+    for name, image in originals.items():
+        path = tmp_path / f"{name}-copy.jpg"
+        _upscaled(image).save(path, "JPEG", quality=92)
+        matches = matcher.match_hashes(hash_file(path, with_full, dihedral=True))
+        assert all(m.source_id in (name, None) for m in matches)  # never another picture
+        found += {(m.bank, m.transform) for m in matches} == {("known", "full+variant:full"), ("supplied", "full")}
+        assert matcher.match_hashes(hash_file(path, without, dihedral=True)) == []
+        everything = matcher.match_hashes(hash_file(path, limits, dihedral=True))
+        assert everything and all(m.source_id in (name, None) for m in everything)
+    assert found >= 2
+
+
+def test_only_pictures_whose_hash_depends_on_scale_keep_their_bytes(tmp_path: Path) -> None:
+    """The full-resolution hash costs a second decode: a query keeps its bytes
+    for it only when its hash moves with the decode's scale (and it was
+    decoded reduced at all)."""
+    kept = {}
+    # Photos at least twice the small decode, so that the check is made.
+    pictures = {name: _sample(name).resize((1024, 768)) for name in ("astronaut", "chelsea", "coffee", "rocket")}
+    pictures |= {"grain": _wood_grain(1), "small grain": _wood_grain(1).resize((400, 300))}
+    for name, image in pictures.items():
+        path = tmp_path / f"{name}.jpg"
+        image.save(path, "JPEG", quality=92)
+        picture = hash_file(path, MediaLimits(), dihedral=True).picture
+        assert picture is not None
+        kept[name] = picture.full_source is not None
+    assert kept == {"astronaut": False, "chelsea": False, "coffee": False, "rocket": False, "grain": True,
+                    "small grain": False}  # fmt: skip

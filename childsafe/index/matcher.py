@@ -266,7 +266,9 @@ class Matcher:
         """Matches for one hashed file: its digests, and its PDQ hash with all
         8 rotations and flips when the hash is of usable quality; if those
         find nothing, the hashes of its cuts; if those find nothing either,
-        its keypoints against the bank-side ones (docs/detection.md)."""
+        its keypoints against the bank-side ones; and last, for a picture
+        whose hash depends on the decode's scale, its full-resolution hash
+        (docs/detection.md)."""
         queries: list[tuple[str, str, str]] = []
         for name in ("md5", "sha1", "sha256"):
             value = getattr(hashes, name)
@@ -281,17 +283,25 @@ class Matcher:
         # The costlier query variants only when the cheaper ones found nothing
         # (nor hit a suppress bank): cuts of the picture, then its keypoints,
         # those only if a bank has any.
+        # Last, for the few pictures whose hash depends on the decode's scale,
+        # a hash from a full-resolution decode (a decode costs most).
         picture = hashes.picture
         if not kept and picture is not None:
-            cuts = [("pdq", value, transform) for transform, value in picture.cut_hashes().items()]
-            # Derived hashes (cut from the picture) are held to a stricter distance.
-            kept = [hit for found in self._search(cuts) for hit in found if hit.distance <= DERIVED_MAX_DISTANCE]
+            kept = self._derived_hits(picture.cut_hashes())
         if not kept and picture is not None and hashes.pdq:
             if any(len(bank.keypoints) for bank in self.banks.values()):
                 keypoints = picture.keypoints(QUERY_KEYPOINTS)
                 if keypoints is not None:
                     kept = self._keypoint_hits(keypoints, hashes.pdq)
+        if not kept and picture is not None:
+            kept = self._derived_hits(picture.full_hashes())
         return self._to_matches(kept)
+
+    def _derived_hits(self, derived: dict[str, str]) -> list[_Hit]:
+        """Hits for PDQ hashes derived from the query (by transform name),
+        held to the stricter ``DERIVED_MAX_DISTANCE``."""
+        queries = [("pdq", value, transform) for transform, value in derived.items()]
+        return [hit for found in self._search(queries) for hit in found if hit.distance <= DERIVED_MAX_DISTANCE]
 
     def _keypoint_hits(self, keypoints: Keypoints, query_pdq: str) -> list[_Hit]:
         """Entries found by their bank-side keypoints. The hit carries the

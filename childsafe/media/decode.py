@@ -132,12 +132,14 @@ def _open(data: bytes, mime: str, limits: MediaLimits) -> Image.Image:
 def decode_small_rgb(data: bytes, mime: str, limits: MediaLimits) -> Image.Image:
     """Decode ``data`` (sniffed as ``mime``) to an RGB image whose shorter side
     is about ``limits.pdq_min_side`` (never upscaled). GIFs give their first frame.
+    The size of the picture it was decoded from is in its ``info["decoded_from"]``.
 
     Raises a ``MediaError`` subclass with a one-line message on any problem.
     """
     try:
         with _deadline(limits.decode_seconds):
             image = _open(data, mime, limits)
+            source_size = image.size
             target = limits.pdq_min_side
             if image.format == "JPEG":
                 # Asks libjpeg for the largest DCT scaling that keeps both sides >= target.
@@ -148,7 +150,9 @@ def decode_small_rgb(data: bytes, mime: str, limits: MediaLimits) -> Image.Image
             factor = min(image.size) // target
             if factor >= 2:
                 image = image.reduce(factor)
-            return image_to_rgb(image)
+            small = image_to_rgb(image)
+            small.info["decoded_from"] = source_size
+            return small
     except _DecodeTimeout as exc:
         raise MediaLimitError(f"decoding took longer than {limits.decode_seconds:g} s") from exc
     except (UnsupportedMediaError, MediaLimitError, DecodeError):

@@ -24,8 +24,9 @@ class MediaLimits:
     - ``query_variants``: the query-side mechanisms used when matching
       (``childsafe/signals/derived.py``): ``dihedral``, ``trim``, ``caption``,
       ``grid``, and ``keypoints`` (the query's keypoints, looked up against
-      the bank-side ones, ``childsafe/signals/keypoints.py``); each can be
-      switched off.
+      the bank-side ones, ``childsafe/signals/keypoints.py``) and ``full`` (a
+      full-resolution hash of pictures whose hash depends on the decode's
+      scale, ``childsafe/signals/full_resolution.py``); each can be switched off.
     - ``bank_variants``: whether ``bank add`` also stores the hashes of
       crops and small rotations of each image, and its keypoints
       (``CHILDSAFE_BANK_VARIANTS=0`` switches them off).
@@ -35,7 +36,7 @@ class MediaLimits:
     max_pixels: int = 250_000_000
     decode_seconds: float = 30.0
     pdq_min_side: int = 256
-    query_variants: tuple[str, ...] = ("dihedral", "trim", "caption", "grid", "keypoints")
+    query_variants: tuple[str, ...] = ("dihedral", "trim", "caption", "grid", "keypoints", "full")
     bank_variants: bool = True
 
     @classmethod

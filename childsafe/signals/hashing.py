@@ -17,6 +17,7 @@ from childsafe.media.sniff import SNIFF_BYTES, MediaKind, name_claims_image, sni
 from childsafe.media.walk import FoundFile, walk_paths
 from childsafe.parallel import ordered_map
 from childsafe.signals.derived import bank_variant_hashes, derived_pdq_hashes
+from childsafe.signals.full_resolution import FullSource, bank_full_variant, query_full_source
 from childsafe.signals.keypoints import BANK_KEYPOINTS, MIN_KEYPOINTS, Keypoints, image_keypoints
 from childsafe.signals.pdq import PDQ_MIN_QUALITY, PdqHash, pdq_dihedral_hashes, pdq_hash
 from childsafe.signals.registry import get_signal, signal_names
@@ -35,6 +36,8 @@ class QueryPicture:
 
     image: Image.Image
     mechanisms: tuple[str, ...]
+    #: The file's bytes, kept only when a full-resolution hash may find it.
+    full_source: FullSource | None = None
 
     def cut_hashes(self) -> dict[str, str]:
         """The PDQ hashes of its cuts (``derived.py``), by transform name."""
@@ -45,6 +48,13 @@ class QueryPicture:
         if "keypoints" not in self.mechanisms:
             return None
         return image_keypoints(np.asarray(self.image.convert("L")), most)
+
+    def full_hashes(self) -> dict[str, str]:
+        """Its full-resolution hash (``full_resolution.py``), if it may need one."""
+        if self.full_source is None:
+            return {}
+        full = self.full_source.hash()
+        return {"full": full.hex} if full.quality >= PDQ_MIN_QUALITY else {}
 
 
 @dataclass
@@ -157,9 +167,11 @@ def hash_stream(
                 variants = {}  # a featureless hash turned 8 ways is no better; the cuts have their own check
             result.pdq_variants = {name: h.hex for name, h in variants.items()}
             if set(limits.query_variants) - {"dihedral"}:
-                result.picture = QueryPicture(image, limits.query_variants)
+                full_source = query_full_source(image, found, data, sniffed.mime, limits)
+                result.picture = QueryPicture(image, limits.query_variants, full_source)
         elif bank_variants and found.quality >= PDQ_MIN_QUALITY:
-            result.pdq_variants = {name: h.hex for name, h in bank_variant_hashes(image).items()}
+            made = bank_variant_hashes(image) | bank_full_variant(image, found, data, sniffed.mime, limits)
+            result.pdq_variants = {name: h.hex for name, h in made.items()}
             keypoints = image_keypoints(np.asarray(image.convert("L")), BANK_KEYPOINTS)
             result.keypoints = keypoints if len(keypoints) >= MIN_KEYPOINTS else None
     except MediaError as exc:
