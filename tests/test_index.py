@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from childsafe.banks import NewEntry, add_entries, create_bank, delete_bank, remove_entry
 from childsafe.index import DigestIndex, Matcher, PdqIndex, index_root
+from childsafe.index.pdq_index import SIDE_LIST_LIMIT
 from childsafe.signals import hash_file
 from childsafe.store import open_database
 
@@ -40,9 +41,10 @@ def _flip(rng: np.random.Generator, words: np.ndarray, bits: int) -> np.ndarray:
     radius=st.integers(0, 63),
     adds=st.integers(0, 40),
     removes=st.integers(0, 40),
+    side_list_limit=st.sampled_from([3, 16, SIDE_LIST_LIMIT]),
 )
 def test_pdq_index_returns_exactly_what_brute_force_returns(
-    layout: str, seed: int, size: int, radius: int, adds: int, removes: int
+    layout: str, seed: int, size: int, radius: int, adds: int, removes: int, side_list_limit: int
 ) -> None:
     rng = np.random.default_rng(seed)
     centres = rng.integers(0, 2**64, size=(4, 4), dtype=np.uint64)
@@ -54,25 +56,35 @@ def test_pdq_index_returns_exactly_what_brute_force_returns(
     hashes = np.array([near() for _ in range(size)], dtype=np.uint64)
     ids = np.arange(size, dtype=np.int64) // 2  # entries with two hashes each
     index = PdqIndex.build(hashes, ids, layout)
+    index.side_list_limit = side_list_limit  # small: additions are indexed on their own (``recent``), again and again
     extra = np.array([near() for _ in range(adds)], dtype=np.uint64).reshape(-1, 4)
     extra_ids = np.arange(10_000, 10_000 + adds, dtype=np.int64)
-    index.add(extra, extra_ids)
+    for start in range(0, adds, 7):  # in batches, as a matcher's syncs add them
+        index.add(extra[start : start + 7], extra_ids[start : start + 7])
     all_hashes = np.concatenate([hashes, extra])
     all_ids = np.concatenate([ids, extra_ids])
     removed = rng.choice(all_ids, size=min(removes, len(all_ids)), replace=False).tolist()
     index.remove(removed)
     alive = ~np.isin(all_ids, removed)
-    for _ in range(8):
-        query = _flip(rng, near(), int(rng.integers(0, 64)))
-        found = {(hit.entry_id, hit.distance) for hit in index.search(query, radius)}
+    queries = np.array([_flip(rng, near(), int(rng.integers(0, 64))) for _ in range(8)], dtype=np.uint64)
+    for query, hits in zip(queries, index.search_many(queries, radius), strict=True):
+        expected = _brute(all_hashes, all_ids, alive, query, radius)
+        assert {(hit.entry_id, hit.distance) for hit in index.search(query, radius)} == expected
+        assert {(hit.entry_id, hit.distance) for hit in hits} == expected
+    rows, found_ids, distances = index.search_many_ids(queries, radius)
+    for row, query in enumerate(queries):
+        found = set(zip(found_ids[rows == row].tolist(), distances[rows == row].tolist(), strict=True))
         assert found == _brute(all_hashes, all_ids, alive, query, radius)
+    assert len(index) == int(alive.sum())
 
 
 def test_pdq_index_survives_save_load_and_compaction(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     hashes = rng.integers(0, 2**64, size=(5000, 4), dtype=np.uint64)
     index = PdqIndex.build(hashes, np.arange(5000))
+    index.side_list_limit = 4  # the additions are in ``recent`` too
     index.add(hashes[:10] ^ np.uint64(1), np.arange(9000, 9010))
+    assert index.recent is not None
     index.remove([3])
     index.save(tmp_path)
     loaded = PdqIndex.load(tmp_path)

@@ -100,8 +100,6 @@ class KeypointIndex:
             self.descriptors = PdqIndex.build(words, ids)
             return
         self.descriptors.add(words, ids)
-        if len(self.descriptors.extra_ids) > 20_000:
-            self.descriptors.compact()  # the side list is searched by brute force: keep it short
 
     def remove(self, entry_ids: Iterable[int]) -> None:
         """Forget these entries' keypoints."""
