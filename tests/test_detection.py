@@ -401,3 +401,7 @@ def test_only_pictures_whose_hash_depends_on_scale_keep_their_bytes(tmp_path: Pa
         kept[name] = picture.full_source is not None
     assert kept == {"astronaut": False, "chelsea": False, "coffee": False, "rocket": False, "grain": True,
                     "small grain": False}  # fmt: skip
+    # A second decode that fails (time limit, damaged data) leaves the match to the rest: no error.
+    from childsafe.signals.full_resolution import FullSource
+
+    assert FullSource(b"\xff\xd8 not a JPEG after all", "image/jpeg", MediaLimits()).hash() is None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
+from childsafe.errors import MediaError
 from childsafe.media.decode import decode_small_rgb
 from childsafe.media.limits import MediaLimits
 from childsafe.signals.pdq import PDQ_MIN_QUALITY, PdqHash, pdq_distance, pdq_hash
@@ -78,8 +79,13 @@ class FullSource:
     mime: str
     limits: MediaLimits
 
-    def hash(self) -> PdqHash:
-        return full_resolution_hash(self.data, self.mime, self.limits)
+    def hash(self) -> PdqHash | None:
+        """Its full-resolution hash, or ``None`` if the larger decode fails
+        (over the time limit, say: the file's small decode already stands)."""
+        try:
+            return full_resolution_hash(self.data, self.mime, self.limits)
+        except MediaError:
+            return None
 
 
 def query_full_source(
@@ -103,9 +109,11 @@ def bank_full_variant(
 ) -> dict[str, PdqHash]:
     """For ``bank add``: ``{"variant:full": hash}`` when the image's
     full-resolution hash is usable and far from its own, else nothing."""
-    if not was_reduced(small):
-        return {}
-    full = full_resolution_hash(data, mime, limits)
-    if full.quality < PDQ_MIN_QUALITY or pdq_distance(full.hex, small_hash.hex) <= FULL_VARIANT_MIN_BITS:
+    full = FullSource(data, mime, limits).hash() if was_reduced(small) else None
+    if (
+        full is None
+        or full.quality < PDQ_MIN_QUALITY
+        or pdq_distance(full.hex, small_hash.hex) <= FULL_VARIANT_MIN_BITS
+    ):
         return {}
     return {"variant:full": full}

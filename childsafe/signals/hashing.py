@@ -54,7 +54,7 @@ class QueryPicture:
         if self.full_source is None:
             return {}
         full = self.full_source.hash()
-        return {"full": full.hex} if full.quality >= PDQ_MIN_QUALITY else {}
+        return {"full": full.hex} if full is not None and full.quality >= PDQ_MIN_QUALITY else {}
 
 
 @dataclass
