@@ -492,7 +492,7 @@ def kernel_only(index: Any, query_words: np.ndarray) -> float:
     args = index._kernel_arrays()
     start = time.perf_counter()
     for q in query_words:
-        kernels.search(q, THRESHOLD, -1, *args, positions, distances)
+        kernels.search(q, THRESHOLD, -1, -1, *args, positions, distances)
     return time.perf_counter() - start
 
 

@@ -236,3 +236,24 @@ def test_batch_search_equals_one_by_one() -> None:
         sorted((h.entry_id, h.distance, h.value) for h in hits) for hits in single
     ]
     assert sum(len(hits) for hits in batch) >= 160
+
+
+def test_crowded_buckets_are_skipped_and_what_is_found_is_found_once() -> None:
+    """Keypoint lookups skip buckets far fuller than the average (descriptors
+    of smooth or noisy patches share chunk values by the thousand): a hash in
+    one is still found through its other chunks, never twice, never beyond
+    the radius."""
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 2**64, size=(4000, 4), dtype=np.uint64)
+    top = np.uint64(0xFFFF) << np.uint64(48)
+    hashes[:2000, 0] = (hashes[:2000, 0] & ~top) | (np.uint64(0xABCD) << np.uint64(48))  # one crowded chunk value
+    index = PdqIndex.build(hashes, np.arange(4000), "small")
+    queries = np.array([_flip(rng, hashes[k], 12) for k in (5, 6, 2500)], dtype=np.uint64)
+    queries[:2, 0] = (queries[:2, 0] & ~top) | (np.uint64(0xABCD) << np.uint64(48))  # the first two in the crowd
+    every = index.search_many_ids(queries, 31, probe=0)
+    skipping = index.search_many_ids(queries, 31, probe=0, crowded=64)
+    pairs = set(zip(every[0].tolist(), every[1].tolist(), strict=True))
+    kept = list(zip(skipping[0].tolist(), skipping[1].tolist(), strict=True))
+    assert len(kept) == len(set(kept)) and set(kept) <= pairs
+    assert {(0, 5), (1, 6), (2, 2500)} <= set(kept)  # found through their other, uncrowded chunks
+    assert (every[2] <= 31).all() and (skipping[2] <= 31).all()

@@ -107,6 +107,7 @@ def search(
     query: np.ndarray,
     radius: int,
     probe: int,
+    crowded: int,
     hashes: np.ndarray,
     alive: np.ndarray,
     starts: np.ndarray,
@@ -133,6 +134,12 @@ def search(
     within that many bits of each chunk of the query: much faster, and it finds
     most hashes within ``radius`` but not all (keypoints, where a few missed
     pairs do not matter).
+
+    ``crowded`` >= 0, with ``probe`` 0: a bucket holding more than that many
+    hashes is not visited. Its chunk value is shared by many unrelated
+    hashes (keypoint descriptors of smooth or noisy patches are much alike),
+    so it tells them apart least and costs most; a hash is still found
+    through any other chunk it shares with the query.
     """
     chunks = starts.shape[0]
     per_chunk = radius // chunks if probe < 0 else min(probe, radius // chunks)
@@ -147,6 +154,7 @@ def search(
     n_buckets = chunks * n_masks
     begin = np.zeros(n_buckets, np.int64)
     end = np.zeros(n_buckets, np.int64)
+    skipped = np.zeros(chunks, np.bool_)  # chunks whose (only) bucket is too crowded to visit
     for c in range(chunks):
         limit = np.int64(1) << bits[c]
         for m in range(n_masks):
@@ -154,6 +162,9 @@ def search(
                 bucket = bases[c] + (query_chunks[c] ^ masks[m])
                 begin[c * n_masks + m] = offsets[bucket]
                 end[c * n_masks + m] = offsets[bucket + 1]
+        if crowded >= 0 and n_masks == 1 and end[c] - begin[c] > crowded:
+            end[c] = begin[c]
+            skipped[c] = True
     touched = np.uint64(0)
     for i in range(n_buckets):
         c = i // n_masks
@@ -200,6 +211,8 @@ def search(
         candidate = hashes[position]
         earlier = False  # counted at an earlier chunk already?
         for e in range(c):
+            if skipped[e]:
+                continue  # not counted there: that bucket was not visited
             if _popcount(np.uint64(_chunk(candidate, starts[e], bits[e]) ^ query_chunks[e])) <= per_chunk:
                 earlier = True
                 break
@@ -220,6 +233,7 @@ def search_many(
     queries: np.ndarray,
     radius: int,
     probe: int,
+    crowded: int,
     hashes: np.ndarray,
     alive: np.ndarray,
     starts: np.ndarray,
@@ -239,7 +253,7 @@ def search_many(
     total = 0
     for q in range(queries.shape[0]):
         found = search(
-            queries[q], radius, probe, hashes, alive, starts, bits, order, offsets, bases, fingerprints,
+            queries[q], radius, probe, crowded, hashes, alive, starts, bits, order, offsets, bases, fingerprints,
             masks, masks_upto, out_positions[total:], out_distances[total:],
         )  # fmt: skip
         if found < 0:

@@ -37,6 +37,9 @@ MIN_INLIERS = 12
 #: span as little as 6% with over a hundred agreeing keypoints, so 10% lost such
 #: crops (about 1 point of recall on the detection benchmark).
 MIN_COVER = 0.05
+#: A bucket of the descriptor index this many times fuller than the average
+#: one is not looked in: its chunk value is common to unrelated descriptors.
+CROWDED = 64
 #: Entries checked with RANSAC for one query, at most.
 MOST_CHECKED = 5
 #: RANSAC's tolerance: 1% of the query's longer side.
@@ -62,6 +65,8 @@ class KeypointIndex:
     descriptors: PdqIndex | None = None
     #: entry id -> (width, height, positions (n, 2) float32)
     frames: dict[int, tuple[int, int, np.ndarray]] = field(default_factory=dict)
+    #: Buckets this many times fuller than the average are not looked in (0: all are; a benchmark's baseline).
+    crowded: float = CROWDED
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -115,9 +120,12 @@ class KeypointIndex:
         if self.descriptors is None or not self.frames or len(query) < MIN_INLIERS:
             return []
         # Probing only the exact bucket of each 16-bit chunk finds about 90% of
-        # pairs 30 bits apart, at a seventeenth of the cost of finding all.
+        # pairs 30 bits apart, at a seventeenth of the cost of finding all; and
+        # skipping buckets far fuller than the average keeps descriptors of
+        # smooth or noisy patches, alike in every picture, from pairing by the
+        # hundred (bench/keypoint_adds.py).
         rows, ids, distances = self.descriptors.search_many_ids(
-            descriptor_words(query.descriptors), KEYPOINT_RADIUS, probe=0
+            descriptor_words(query.descriptors), KEYPOINT_RADIUS, probe=0, crowded=self.crowded
         )
         if not len(rows):
             return []

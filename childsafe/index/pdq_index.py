@@ -30,6 +30,8 @@ FINGERPRINT_LIMIT = 2_000_000
 #: A keypoint query looks up 500 descriptors: against 18,000 unindexed ones
 #: that cost 15 ms; against this many, well under one.
 SIDE_LIST_LIMIT = 2_048
+#: A crowded bucket (``search_many_ids``) holds at least this many hashes.
+CROWDED_FLOOR = 32
 
 _ARRAYS = ("hashes", "ids", "starts", "bits", "order", "offsets", "bases", "fingerprints")
 
@@ -182,7 +184,7 @@ class PdqIndex:
         """Every live hash within ``radius`` (0-63) of ``query`` (4 uint64 words)."""
         query = np.ascontiguousarray(query, dtype=np.uint64)
         (positions, distances) = self._grow(
-            lambda *out: kernels.search(query, radius, -1, *self._kernel_arrays(), *out), 2
+            lambda *out: kernels.search(query, radius, -1, -1, *self._kernel_arrays(), *out), 2
         )
         hits = [
             PdqHit(int(self.ids[p]), words_to_hex(self.hashes[p]), d)
@@ -214,26 +216,36 @@ class PdqIndex:
         return results
 
     def search_many_ids(
-        self, queries: np.ndarray, radius: int, probe: int = -1
+        self, queries: np.ndarray, radius: int, probe: int = -1, crowded: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``search_many`` as three arrays (query row, id, distance) and no hit
         objects: for callers that search hundreds of values at once (keypoints).
-        ``probe`` >= 0 trades completeness for speed (``_kernels.search``)."""
+        ``probe`` >= 0 trades completeness for speed, and with ``probe`` 0,
+        ``crowded`` > 0 skips buckets that many times fuller than the average
+        one (at least ``CROWDED_FLOOR``; ``_kernels.search``)."""
         queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
-        rows, positions, distances = self._search_positions(queries, radius, probe)
+        most = -1
+        if crowded > 0:
+            average = len(self.ids) / 2 ** int(self.tables["bits"].min()) if len(self.tables["bits"]) else 0.0
+            most = max(CROWDED_FLOOR, int(crowded * average))
+        rows, positions, distances = self._search_positions(queries, radius, probe, most)
         found = [(rows, self.ids[positions], distances)]
         if len(self.extra_ids):
             for row in range(len(queries)):
                 extra, near = self._extra_positions(queries[row], radius)
                 found.append((np.full(len(extra), row, np.int64), self.extra_ids[extra], near))
         if self.recent is not None:
-            found.append(self.recent.search_many_ids(queries, radius, probe))
+            found.append(self.recent.search_many_ids(queries, radius, probe, crowded))
         return tuple(np.concatenate([part[k] for part in found]) for k in range(3))  # type: ignore[return-value]
 
-    def _search_positions(self, queries: np.ndarray, radius: int, probe: int = -1) -> list[np.ndarray]:
+    def _search_positions(
+        self, queries: np.ndarray, radius: int, probe: int = -1, crowded: int = -1
+    ) -> list[np.ndarray]:
         """Query rows, positions and distances of every multi-index hit (not the side list)."""
         return self._grow(
-            lambda *out: kernels.search_many(queries, radius, probe, *self._kernel_arrays(), *out), 3, 4 * len(queries)
+            lambda *out: kernels.search_many(queries, radius, probe, crowded, *self._kernel_arrays(), *out),
+            3,
+            4 * len(queries),
         )
 
     def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
