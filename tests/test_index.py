@@ -35,7 +35,7 @@ def _flip(rng: np.random.Generator, words: np.ndarray, bits: int) -> np.ndarray:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    layout=st.sampled_from(["small", "large"]),
+    layout=st.sampled_from(["tiny", "small", "large"]),
     seed=st.integers(0, 2**32 - 1),
     size=st.integers(1, 300),
     radius=st.integers(0, 63),
@@ -257,3 +257,30 @@ def test_crowded_buckets_are_skipped_and_what_is_found_is_found_once() -> None:
     assert len(kept) == len(set(kept)) and set(kept) <= pairs
     assert {(0, 5), (1, 6), (2, 2500)} <= set(kept)  # found through their other, uncrowded chunks
     assert (every[2] <= 31).all() and (skipping[2] <= 31).all()
+
+
+def test_small_indexes_are_small_and_keypoint_indexes_keep_16_bit_chunks(tmp_path: Path) -> None:
+    """A small bank's index takes kilobytes, not the 4 MB of 16-bit chunk
+    tables; a keypoint descriptor index keeps 16-bit chunks (probed one bucket
+    a chunk, 8-bit ones would cost 4x), also in its additions' index and after
+    a save and load."""
+    import skimage.data
+
+    from childsafe.index.keypoint_index import KeypointIndex
+    from childsafe.signals.keypoints import image_keypoints
+
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(0, 2**64, size=(100, 4), dtype=np.uint64)
+    small = PdqIndex.build(hashes, np.arange(100))
+    assert small.tables["bits"].tolist() == [8] * 32 and small.nbytes() < 200_000
+    assert PdqIndex().nbytes() < 100_000  # an empty bank's
+    found = image_keypoints(skimage.data.camera(), 300)
+    index = KeypointIndex.build([(1, found)])
+    assert index.descriptors is not None and index.descriptors.tables["bits"].tolist() == [16] * 16
+    index.descriptors.side_list_limit = 10
+    index.add([(2, found)])
+    assert index.descriptors.recent is not None and index.descriptors.recent.tables["bits"].tolist() == [16] * 16
+    index.save(tmp_path)
+    loaded = KeypointIndex.load(tmp_path)
+    assert loaded.descriptors is not None and loaded.descriptors.tiny_limit == 0
+    assert loaded.descriptors.tables["bits"].tolist() == [16] * 16

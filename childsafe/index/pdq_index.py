@@ -26,6 +26,11 @@ __all__ = ["PdqIndex", "PdqHit", "hex_to_words", "words_to_hex"]
 #: longer chunks instead, which keeps 10 million hashes near 1 GB.
 FINGERPRINT_LIMIT = 2_000_000
 
+#: Indexes of up to this many hashes (a small bank, a bank's recent
+#: additions) use 8-bit chunks: their buckets hold size/256 hashes, which the
+#: fingerprints check in order, and their tables take 33 KB, not 4 MB.
+TINY_LIMIT = 8_192
+
 #: Additions searched by brute force before they are indexed (``recent``).
 #: A keypoint query looks up 500 descriptors: against 18,000 unindexed ones
 #: that cost 15 ms; against this many, well under one.
@@ -36,13 +41,18 @@ CROWDED_FLOOR = 32
 _ARRAYS = ("hashes", "ids", "starts", "bits", "order", "offsets", "bases", "fingerprints")
 
 
-def _layout(size: int, layout: str) -> tuple[list[int], bool]:
+def _layout(size: int, layout: str, tiny_limit: int = 0) -> tuple[list[int], bool]:
     """Chunk lengths for an index of ``size`` hashes, and whether it has fingerprints.
 
+    ``tiny``: 32 chunks of 8 bits, fingerprinted: bucket tables of 33 KB
+    instead of the 4 MB that 16-bit chunks take whatever the size.
     ``small``: 16 chunks of 16 bits (buckets of size/65,536 hashes), fingerprinted.
     ``large``: 12 chunks of 21-22 bits, so that buckets stay small without them.
-    ``auto``: small up to ``FINGERPRINT_LIMIT`` hashes, large beyond.
+    ``auto``: tiny up to ``tiny_limit`` hashes, small up to ``FINGERPRINT_LIMIT``,
+    large beyond.
     """
+    if layout == "tiny" or (layout == "auto" and size <= tiny_limit):
+        return [8] * 32, True
     if layout == "small" or (layout == "auto" and size <= FINGERPRINT_LIMIT):
         return [16] * 16, True
     return [22] * 4 + [21] * 8, False
@@ -70,9 +80,9 @@ class PdqHit:
     distance: int
 
 
-def _multi_index(hashes: np.ndarray, layout: str = "auto") -> dict[str, np.ndarray]:
+def _multi_index(hashes: np.ndarray, layout: str = "auto", tiny_limit: int = 0) -> dict[str, np.ndarray]:
     """The chunk tables (and fingerprints) of ``hashes``."""
-    lengths, fingerprinted = _layout(len(hashes), layout)
+    lengths, fingerprinted = _layout(len(hashes), layout, tiny_limit)
     bits = np.array(lengths, np.int64)
     starts = np.concatenate([[0], np.cumsum(bits)[:-1]]).astype(np.int64)
     bases = np.concatenate([[0], np.cumsum((1 << bits) + 1)[:-1]]).astype(np.int64)
@@ -99,7 +109,7 @@ def _multi_index(hashes: np.ndarray, layout: str = "auto") -> dict[str, np.ndarr
 
 
 def _empty_tables() -> dict[str, np.ndarray]:
-    return _multi_index(np.empty((0, 4), np.uint64))
+    return _multi_index(np.empty((0, 4), np.uint64), "tiny")  # nothing to search: the smallest tables
 
 
 @dataclass
@@ -116,15 +126,19 @@ class PdqIndex:
     #: The additions since the last rebuild, indexed on their own once the side list was full.
     recent: PdqIndex | None = None
     side_list_limit: int = SIDE_LIST_LIMIT
+    #: Rebuilds of up to this many hashes use the tiny layout (0: never; see ``_layout``).
+    tiny_limit: int = TINY_LIMIT
     _arrays: tuple[np.ndarray, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def build(cls, hashes: np.ndarray, ids: np.ndarray, layout: str = "auto") -> PdqIndex:
+    def build(cls, hashes: np.ndarray, ids: np.ndarray, layout: str = "auto", tiny_limit: int = TINY_LIMIT) -> PdqIndex:
         """An index of ``hashes`` ((n, 4) uint64) belonging to entries ``ids``
-        (``layout``: see ``_layout``; tests choose one, everything else ``auto``)."""
+        (``layout``: see ``_layout``; tests choose one, everything else ``auto``;
+        ``tiny_limit`` 0 for indexes probed one bucket a chunk, keypoints')."""
         hashes = np.ascontiguousarray(hashes, dtype=np.uint64).reshape(-1, 4)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        return cls(hashes, ids, np.ones(len(ids), np.bool_), _multi_index(hashes, layout))
+        tables = _multi_index(hashes, layout, tiny_limit)
+        return cls(hashes, ids, np.ones(len(ids), np.bool_), tables, tiny_limit=tiny_limit)
 
     def __len__(self) -> int:
         return int(self.alive.sum() + self.extra_alive.sum()) + (len(self.recent) if self.recent is not None else 0)
@@ -147,7 +161,7 @@ class PdqIndex:
         # Rebuilding ``recent`` costs its size each time the side list fills;
         # it stays under a sixteenth of the whole, so the whole is rebuilt
         # only after that many additions.
-        self.recent = PdqIndex.build(*self._live(main=False))
+        self.recent = PdqIndex.build(*self._live(main=False), tiny_limit=self.tiny_limit)
         self.extra_hashes, self.extra_ids, self.extra_alive = (
             self.extra_hashes[:0], self.extra_ids[:0], self.extra_alive[:0]
         )  # fmt: skip
@@ -166,7 +180,7 @@ class PdqIndex:
 
     def compact(self) -> None:
         """Rebuild the multi-index from every live hash (drops dead ones, merges the additions)."""
-        rebuilt = PdqIndex.build(*self._live(main=True))
+        rebuilt = PdqIndex.build(*self._live(main=True), tiny_limit=self.tiny_limit)
         rebuilt.side_list_limit = self.side_list_limit
         self.__dict__.update(rebuilt.__dict__)
 
