@@ -97,11 +97,17 @@ def off_centre_crop(image: Image.Image) -> Image.Image:
     return image.crop((round(width * 0.04), round(height * 0.18), round(width * 0.78), round(height * 0.94)))
 
 
+def _smooth_picture(rng: np.random.Generator, grid: tuple[int, ...], size: tuple[int, int]) -> Image.Image:
+    """Random values on a coarse grid (rows, columns[, colours]), summed down
+    and across and enlarged to ``size``: smooth blobs of light and colour."""
+    field = rng.normal(size=grid).cumsum(axis=0).cumsum(axis=1)
+    field = (255 * (field - field.min()) / np.ptp(field)).astype(np.uint8)
+    return Image.fromarray(field).resize(size, Image.Resampling.BICUBIC)
+
+
 def inset(image: Image.Image) -> Image.Image:
     """The picture shrunk and pasted off-centre on a busy generated background."""
-    noise = np.random.default_rng(7).normal(size=(60, 80, 3)).cumsum(axis=0).cumsum(axis=1)
-    noise = (255 * (noise - noise.min()) / np.ptp(noise)).astype(np.uint8)
-    canvas = Image.fromarray(noise).resize((900, 700), Image.Resampling.BICUBIC)
+    canvas = _smooth_picture(np.random.default_rng(7), (60, 80, 3), (900, 700))
     small = image.resize((round(image.width * 380 / max(image.size)), round(image.height * 380 / max(image.size))))
     canvas.paste(small, (430, 60))
     return canvas
@@ -193,9 +199,7 @@ def test_no_mechanism_matches_one_distinct_image_to_another(engine, tmp_path: Pa
     images = {name: _sample(name) for name in names}
     rng = np.random.default_rng(4)
     for k in range(4):  # generated pictures: smooth random blobs
-        field = rng.normal(size=(48, 64, 3)).cumsum(axis=0).cumsum(axis=1)
-        field = (255 * (field - field.min()) / np.ptp(field)).astype(np.uint8)
-        images[f"generated-{k}"] = Image.fromarray(field).resize((640, 480), Image.Resampling.BICUBIC)
+        images[f"generated-{k}"] = _smooth_picture(rng, (48, 64, 3), (640, 480))
     half = dict(list(images.items())[::2])
     matcher = _bank_of(engine, tmp_path, half, limits)
     for name, image in images.items():
@@ -337,9 +341,7 @@ def _wood_grain(seed: int, size: tuple[int, int] = (1024, 768)) -> Image.Image:
     rng = np.random.default_rng(seed)
     width, height = size
     y, x = np.mgrid[0:height, 0:width].astype(float)
-    field = rng.normal(size=(6, 8)).cumsum(axis=0).cumsum(axis=1)
-    field = (255 * (field - field.min()) / np.ptp(field)).astype(np.uint8)
-    shade = np.asarray(Image.fromarray(field).resize(size, Image.Resampling.BICUBIC), float)
+    shade = np.asarray(_smooth_picture(rng, (6, 8), size), float)
     wobble = 25 * np.sin(y / 110 + rng.uniform(0, 6)) + 12 * np.sin(y / 37 + x / 400)
     stripes = 0.5 + 0.5 * np.sin(2 * np.pi * (x + wobble) / 21.5)
     return Image.fromarray(np.clip(0.55 * shade + 0.45 * 255 * stripes, 0, 255).astype(np.uint8)).convert("RGB")

@@ -240,7 +240,7 @@ class PdqIndex:
         queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
         most = -1
         if crowded > 0:
-            average = len(self.ids) / 2 ** int(self.tables["bits"].min()) if len(self.tables["bits"]) else 0.0
+            average = len(self.ids) / 2 ** int(self.tables["bits"].min())
             most = max(CROWDED_FLOOR, int(crowded * average))
         rows, positions, distances = self._search_positions(queries, radius, probe, most)
         found = [(rows, self.ids[positions], distances)]

@@ -7,7 +7,7 @@ fabric) about as fine as PDQ's 64-point grid or finer: their hash is mostly
 aliasing, and where the grid's points fall on the stripes decides it. At a
 small decode those points are rounded to whole pixels a quarter of a stripe
 wide, so a copy at another size (upscaled, stretched, or only decoded
-differently) lands 40-60 bits away; at full resolution the rounding is a
+differently) lands 40-80 bits away; at full resolution the rounding is a
 fraction of a stripe and the copy lands where the original did.
 
 Such a picture shows itself: halving its small decode moves its hash far
