@@ -22,6 +22,7 @@ from childsafe.media.limits import MediaLimits
 from childsafe.media.sniff import SNIFF_BYTES, sniff_type
 from childsafe.media.streams import DigestingReader, prefixed
 from childsafe.signals import FileHashes, hash_stream
+from childsafe.triage.budgets import ScanBudgets
 from childsafe.triage.sources import (
     Container,
     ContainerError,
@@ -93,9 +94,10 @@ def _reason(exc: BaseException) -> str:
 class _Reader:
     """Recursion over containers, with the limits of one scan."""
 
-    def __init__(self, limits: MediaLimits, max_depth: int = MAX_DEPTH) -> None:
+    def __init__(self, limits: MediaLimits, max_depth: int = MAX_DEPTH, budgets: ScanBudgets | None = None) -> None:
         self.limits = limits
         self.max_depth = max_depth
+        self.budgets = budgets or ScanBudgets()
 
     def read(
         self, stream: IO[bytes], label: str, modified: float | None, seekable: bool, depth: int
@@ -126,7 +128,7 @@ class _Reader:
         """Items for every member of an archive; the archive's own problem, if
         any, is raised as ContainerError after the members read so far."""
         try:
-            for member in container.members(stream, label, mime):
+            for member in container.members(stream, label, mime, self.budgets):
                 yield from self._member(member, label, depth)
         except ContainerError:
             raise

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from childsafe.triage.budgets import ScanBudgets
+
 __all__ = ["Task", "Recorded", "Member", "EvidenceSource", "Container", "ContainerError"]
 
 
@@ -48,7 +50,14 @@ class Recorded:
 @dataclass(frozen=True)
 class Member:
     """One member of a container. ``open`` gives a stream of its content, or
-    ``error`` says why it cannot be read (encrypted, damaged, a link)."""
+    ``error`` says why it cannot be read (encrypted, damaged, a link).
+
+    ``name`` is the member's name as stored, decoded as UTF-8 with
+    ``surrogateescape`` so that bytes that are not UTF-8 are kept exactly
+    (``name.encode("utf-8", "surrogateescape")`` gives them back).
+    ``compressed_size`` (where the format says) bounds the expansion ratio.
+    The reader numbers members in the order they are yielded; that number,
+    not the name, is a member's identity."""
 
     name: str
     size: int
@@ -56,6 +65,7 @@ class Member:
     open: Callable[[], IO[bytes]] | None
     error: str | None = None
     mime: str | None = None
+    compressed_size: int | None = None
 
 
 class ContainerError(Exception):
@@ -87,10 +97,13 @@ class Container(Protocol):
         """Whether content of this type (and first bytes) is this container."""
         ...
 
-    def members(self, stream: IO[bytes], name: str, mime: str) -> Iterator[Member]:
+    def members(self, stream: IO[bytes], name: str, mime: str, budgets: ScanBudgets) -> Iterator[Member]:
         """The members, in archive order (``mime``: the sniffed type of ``stream``). ``stream`` is positioned at the start;
         it is seekable when the container needs it (zip). Raises
-        ``ContainerError`` when the archive cannot be read at all."""
+        ``ContainerError`` when the archive cannot be read at all, after
+        yielding the members read before the damage. Names and headers over
+        ``budgets.max_name_bytes`` / ``max_header_bytes`` are not read whole:
+        such a member is yielded with an ``over_budget`` error."""
         ...
 
     @property

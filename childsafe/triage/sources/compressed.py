@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import IO, cast
 
 from childsafe.media.streams import prefixed
+from childsafe.triage.budgets import ScanBudgets
 from childsafe.triage.sources.base import ContainerError, Member
 from childsafe.triage.sources.registry import register_container
 from childsafe.triage.sources.tar import TAR, is_tar_header
@@ -44,7 +45,7 @@ class CompressedContainer:
     def opens(self, mime: str, head: bytes) -> bool:
         return mime in _OPENERS
 
-    def members(self, stream: IO[bytes], name: str, mime: str) -> Iterator[Member]:
+    def members(self, stream: IO[bytes], name: str, mime: str, budgets: ScanBudgets) -> Iterator[Member]:
         decompressed = _OPENERS[mime](stream)
         try:
             head = decompressed.read(512)
@@ -52,7 +53,7 @@ class CompressedContainer:
             raise ContainerError(f"damaged {mime.rsplit('/', 1)[-1].removeprefix('x-')} stream: {exc}") from exc
         content = prefixed(head, decompressed)
         if is_tar_header(head):
-            yield from TAR.members(content, name, "application/x-tar")
+            yield from TAR.members(content, name, "application/x-tar", budgets)
         else:
             yield Member(_inner_name(name), -1, None, lambda: content)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO
 
+from childsafe.triage.budgets import ScanBudgets
 from childsafe.triage.sources.base import ContainerError, Member
 from childsafe.triage.sources.registry import register_container
 
@@ -37,7 +38,7 @@ class TarContainer:
     def opens(self, mime: str, head: bytes) -> bool:
         return mime == "application/x-tar" or is_tar_header(head)
 
-    def members(self, stream: IO[bytes], name: str, mime: str) -> Iterator[Member]:
+    def members(self, stream: IO[bytes], name: str, mime: str, budgets: ScanBudgets) -> Iterator[Member]:
         try:
             archive = tarfile.open(fileobj=stream, mode="r|")
         except (tarfile.TarError, OSError, EOFError) as exc:

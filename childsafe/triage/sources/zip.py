@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO
 
+from childsafe.triage.budgets import ScanBudgets
 from childsafe.triage.sources.base import ContainerError, Member
 from childsafe.triage.sources.registry import register_container
 
@@ -42,7 +43,7 @@ class ZipContainer:
     def opens(self, mime: str, head: bytes) -> bool:
         return mime == "application/zip"
 
-    def members(self, stream: IO[bytes], name: str, mime: str) -> Iterator[Member]:
+    def members(self, stream: IO[bytes], name: str, mime: str, budgets: ScanBudgets) -> Iterator[Member]:
         try:
             archive = zipfile.ZipFile(stream)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
