@@ -8,6 +8,7 @@ from pathlib import Path
 
 import platformdirs
 
+from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits
 
 __all__ = ["Settings"]
@@ -25,6 +26,7 @@ class Settings:
     home: Path
     database_url: str
     limits: MediaLimits = field(default_factory=MediaLimits)
+    budgets: ScanBudgets = field(default_factory=ScanBudgets)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -32,4 +34,4 @@ class Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("CHILDSAFE_HOME") or platformdirs.user_data_dir("childsafe"))
         url = env.get("CHILDSAFE_DATABASE_URL") or f"sqlite:///{home / 'childsafe.db'}"
-        return cls(home=home, database_url=url, limits=MediaLimits.from_env(env))
+        return cls(home=home, database_url=url, limits=MediaLimits.from_env(env), budgets=ScanBudgets.from_env(env))

@@ -57,19 +57,39 @@ def _os_error(path: str, exc: OSError) -> FoundFile:
     return FoundFile(path, 0, f"cannot read: {reason}", "inode/x-unreadable")
 
 
-def _walk_directory(top: str) -> Iterator[FoundFile]:
+def _sorted_entries(folder: str) -> list[os.DirEntry[str]] | OSError:
+    # Listed whole and closed at once, so a deep tree holds no open descriptors.
     try:
-        with os.scandir(top) as scan:
-            entries = sorted(scan, key=lambda e: e.name)
+        with os.scandir(folder) as scan:
+            return sorted(scan, key=lambda e: e.name, reverse=True)
     except OSError as exc:
-        yield FoundFile(top, 0, f"cannot list directory: {exc.strerror}", "inode/directory")
-        return
-    for entry in entries:
+        return exc
+
+
+def _walk_directory(top: str) -> Iterator[FoundFile]:
+    """Depth-first, in name order, with a stack of its own instead of
+    recursion: a tree thousands of folders deep is walked like any other
+    (Python's recursion limit is about a thousand)."""
+    pending: list[list[os.DirEntry[str]] | OSError | str] = [top]
+    while pending:
+        step = pending.pop()
+        if isinstance(step, str):  # a folder to list
+            listed = _sorted_entries(step)
+            if isinstance(listed, OSError):
+                yield FoundFile(step, 0, f"cannot list directory: {listed.strerror}", "inode/directory")
+            else:
+                pending.append(listed)
+            continue
+        assert isinstance(step, list)
+        if not step:
+            continue
+        entry = step.pop()  # entries are sorted in reverse: pop() takes them in name order
+        pending.append(step)
         try:
             if entry.is_symlink():
                 yield _symlink(entry.path)
             elif entry.is_dir(follow_symlinks=False):
-                yield from _walk_directory(entry.path)
+                pending.append(entry.path)
             else:
                 st = entry.stat(follow_symlinks=False)
                 if stat.S_ISREG(st.st_mode):

@@ -40,7 +40,7 @@ def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> dict[str,
         errors += hashes.error is not None
         if item.matches:
             matched_files += 1
-            key = hashes.sha1 or hashes.path
+            key = hashes.sha1 or item.id
             matched_sha1.add(key)
             label = item_category(item.matches, schemes) or UNCATEGORISED
             bucket = by_category.setdefault(label, {"files": 0, "unique": set()})
@@ -93,8 +93,11 @@ class CaseReport:
     def item_dict(self, item: StoredItem) -> dict[str, Any]:
         """The SPEC item object."""
         hashes = item.hashes
-        return {
-            "path": hashes.path,
+        placed: dict[str, Any] = {"id": item.id, "path": item.label}
+        if item.path_bytes is not None:
+            placed["path_bytes"] = item.path_bytes
+        placed["member_index"] = item.position
+        return placed | {
             "size": hashes.size,
             "media_type": hashes.media_type,
             "mime": hashes.mime,

@@ -2,8 +2,27 @@
 however deeply nested — and hash each item, without writing anything to disk.
 
 Evidence is opened for reading only (and without updating its access time
-where the system allows). Archive members are streamed; a zip inside an
-archive is read into memory (zip needs to seek) up to a limit, never to disk.
+where the system allows). Archive members are streamed; an archive inside an
+archive that needs to seek (zip, 7z) is read into memory up to a limit, never
+to disk.
+
+Every item has a *position*: the member numbers that lead to it from the
+file on disk (``()`` for the file itself, ``(2, 0)`` for the first member of
+the third member). Positions, not names, identify items: two members may
+share a name, and a name need not be text.
+
+Two things make this safe on hostile evidence:
+
+- **Budgets** (``childsafe/media/budgets.py``): every byte a member expands to is counted
+  against the member, each archive it is in, and the file on disk; a member
+  over a budget becomes an item with an ``over budget`` error, and an archive
+  over its budget stops there, saying so, while the rest of the evidence goes on.
+- **Poison positions**: before each item (and before asking an archive for
+  its next member) ``progress(key)`` tells the supervising process where the
+  work is. When a worker crashed or hung there, the task is read again with
+  ``poisoned[key]`` saying why: the item is then only digested (not decoded
+  or opened), and if digesting it also failed, recorded without reading; an
+  archive that failed while being listed stops at that member.
 """
 
 from __future__ import annotations
@@ -14,30 +33,35 @@ import os
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import IO, cast
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, cast
 
+from childsafe.media.budgets import BudgetExceeded, ScanBudgets, over_budget
 from childsafe.media.limits import MediaLimits
 from childsafe.media.sniff import SNIFF_BYTES, sniff_type
 from childsafe.media.streams import DigestingReader, prefixed
 from childsafe.signals import FileHashes, hash_stream
-from childsafe.triage.budgets import ScanBudgets
-from childsafe.triage.sources import (
-    Container,
-    ContainerError,
-    Member,
-    Recorded,
-    Task,
-    container_for,
-)
+from childsafe.triage.sources import Container, ContainerError, Member, Recorded, Task, container_for
 
-__all__ = ["ScannedItem", "read_task", "recorded_item", "open_evidence", "MAX_DEPTH", "MAX_NESTED_ZIP_BYTES"]
+__all__ = [
+    "ScannedItem",
+    "Position",
+    "read_task",
+    "recorded_item",
+    "open_evidence",
+    "CONTAINER_HEAD_BYTES",
+    "MAX_NESTED_ARCHIVE_BYTES",
+]
 
-#: Archives nested deeper than this are reported, not opened (42.zip-style bombs).
-MAX_DEPTH = 8
-#: A zip inside another archive must be held in memory to be read; larger ones are digested only.
-MAX_NESTED_ZIP_BYTES = 512 * 1024 * 1024
+#: Member numbers from the file on disk to an item; ``()`` is the file itself.
+Position = tuple[int, ...]
+#: How much of an item is looked at to recognise an archive (ISO 9660 says so at byte 32,769).
+CONTAINER_HEAD_BYTES = 40_960
+#: An archive inside an archive that must seek is held in memory to be read; larger ones are digested only.
+MAX_NESTED_ARCHIVE_BYTES = 512 * 1024 * 1024
+#: A long read says it is still going this often (bytes), so only a stall counts against the time limit.
+_TICK_BYTES = 64 * 1024 * 1024
 
 #: Errors that damaged archive data raises while a member is read.
 _READ_ERRORS = (
@@ -51,22 +75,23 @@ _READ_ERRORS = (
     ValueError,
 )
 
+Progress = Callable[[Hashable], None]
+
 
 @dataclass
 class ScannedItem:
-    """One item of the case: its hashes (``hashes.path`` is its report path),
-    when it was last modified (where known), and the task it came from."""
+    """One item of the case: its hashes (``hashes.path`` is its report path,
+    with bytes that are not UTF-8 kept as surrogate escapes), when it was last
+    modified (where known), and its position in the file on disk."""
 
     hashes: FileHashes
     modified: float | None
+    position: Position = ()
 
 
 def recorded_item(recorded: Recorded) -> ScannedItem:
     """An item that was recorded without being read (a link, a FIFO)."""
-    hashes = FileHashes(
-        recorded.label, recorded.size, "other", recorded.mime, None, None, None, None, None, recorded.error
-    )
-    return ScannedItem(hashes, recorded.modified)
+    return _failed(recorded.label, recorded.size, recorded.error, recorded.modified, (), recorded.mime)
 
 
 def open_evidence(path: str) -> IO[bytes]:
@@ -81,9 +106,15 @@ def open_evidence(path: str) -> IO[bytes]:
 
 
 def _failed(
-    label: str, size: int, error: str, modified: float | None, mime: str = "application/octet-stream"
+    label: str,
+    size: int,
+    error: str,
+    modified: float | None,
+    position: Position,
+    mime: str = "application/octet-stream",
 ) -> ScannedItem:
-    return ScannedItem(FileHashes(label, size, "other", mime, None, None, None, None, None, error), modified)
+    hashes = FileHashes(label, size, "other", mime, None, None, None, None, None, error)
+    return ScannedItem(hashes, modified, position)
 
 
 def _reason(exc: BaseException) -> str:
@@ -91,147 +122,390 @@ def _reason(exc: BaseException) -> str:
     return text[:200]
 
 
-class _Reader:
-    """Recursion over containers, with the limits of one scan."""
+@dataclass
+class _Tally:
+    """Bytes that the members of one archive (or of the file on disk) expanded to."""
 
-    def __init__(self, limits: MediaLimits, max_depth: int = MAX_DEPTH, budgets: ScanBudgets | None = None) -> None:
-        self.limits = limits
-        self.max_depth = max_depth
-        self.budgets = budgets or ScanBudgets()
+    limit: int
+    ratio_limit: int | None  # expanded bytes allowed for the file on disk by the expansion ratio
+    expanded: int = 0
+
+
+class _BudgetedStream(io.RawIOBase):
+    """A member's content, counted against its own budget and every tally it
+    is inside; also says a long read is still going (``tick``)."""
+
+    def __init__(
+        self,
+        raw: IO[bytes],
+        budgets: ScanBudgets,
+        compressed_size: int | None,
+        tallies: list[_Tally],
+        tick: Callable[[], None],
+    ) -> None:
+        super().__init__()
+        self._raw = raw
+        self._budgets = budgets
+        self._compressed = compressed_size
+        self._tallies = tallies
+        self._tick = tick
+        self._count = 0
+        self._next_tick = _TICK_BYTES
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        self._count += len(data)
+        self._check(len(data))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _check(self, fresh: int) -> None:
+        budgets = self._budgets
+        if self._count > budgets.max_member_bytes:
+            raise BudgetExceeded(
+                over_budget("max_member_bytes", budgets.max_member_bytes, "member expands to more bytes")
+            )
+        if self._compressed and self._count > max(budgets.ratio_floor_bytes, budgets.max_ratio * self._compressed):
+            raise BudgetExceeded(
+                over_budget("max_ratio", budgets.max_ratio, "member expands more times its compressed size")
+            )
+        for tally in self._tallies:
+            tally.expanded += fresh
+            if tally.expanded > tally.limit:
+                raise _ArchiveOverBudget(
+                    tally,
+                    over_budget("max_container_bytes", tally.limit, "members of one archive expand to more bytes"),
+                )
+            if tally.ratio_limit is not None and tally.expanded > tally.ratio_limit:
+                raise _ArchiveOverBudget(
+                    tally,
+                    over_budget("max_ratio", budgets.max_ratio, "archive expands more times the size of its file"),
+                )
+        if self._count >= self._next_tick:
+            self._next_tick += _TICK_BYTES
+            self._tick()
+
+
+class _TickingFile(io.RawIOBase):
+    """A file on disk that says a long read is still going (``tick``), so that
+    hashing a 500 GB file is not taken for a hang."""
+
+    def __init__(self, raw: IO[bytes], tick: Callable[[], None]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._tick = tick
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        before, self._count = self._count, self._count + (count or 0)
+        if before // _TICK_BYTES != self._count // _TICK_BYTES:
+            self._tick()
+        return int(count or 0)
+
+
+class _ArchiveOverBudget(BudgetExceeded):
+    """An archive's own budget is spent: it (and what is inside it) stops."""
+
+    def __init__(self, tally: _Tally, message: str) -> None:
+        super().__init__(message)
+        self.tally = tally
+
+
+@dataclass
+class _Reader:
+    """Recursion over containers, with the limits of one scan and the
+    poison positions of earlier attempts at this task."""
+
+    limits: MediaLimits
+    budgets: ScanBudgets
+    progress: Progress
+    poisoned: Mapping[Hashable, str]
+    #: The archive budget that ran out, until the archive it belongs to has stopped.
+    spent: _ArchiveOverBudget | None = None
+    current: Hashable = ()
+    tallies: list[_Tally] = field(default_factory=list)
+
+    def start(self, key: Hashable) -> None:
+        self.current = key
+        self.progress(key)
+
+    def tick(self) -> None:
+        self.progress(self.current)
+
+    # -- one item ------------------------------------------------------------
 
     def read(
-        self, stream: IO[bytes], label: str, modified: float | None, seekable: bool, depth: int
+        self, stream: IO[bytes], label: str, modified: float | None, seekable: bool, position: Position
     ) -> Iterator[ScannedItem]:
-        head = stream.read(SNIFF_BYTES)
-        sniffed = sniff_type(head)
+        """The item at ``position`` (already started), and everything inside it."""
+        if position in self.poisoned:
+            yield self._digest_only(stream, label, modified, position)
+            return
+        head = stream.read(CONTAINER_HEAD_BYTES)
+        sniffed = sniff_type(head[:SNIFF_BYTES])
         container = container_for(sniffed.mime, head)
         if container is None:
-            yield self._hash(prefixed(head, stream), label, modified)
-        elif depth >= self.max_depth:
-            item = self._hash(prefixed(head, stream), label, modified)
-            item.hashes.error = item.hashes.error or f"archive nested more than {self.max_depth} deep; not opened"
+            yield self._hash(prefixed(head, stream), label, modified, position)
+        elif len(position) >= self.budgets.max_depth:
+            item = self._hash(prefixed(head, stream), label, modified, position)
+            item.hashes.error = item.hashes.error or over_budget(
+                "max_depth", self.budgets.max_depth, "archive nested deeper; digested, not opened"
+            )
             yield item
+        elif container.needs_seek and not seekable:
+            yield from self._nested_seekable(prefixed(head, stream), container, sniffed.mime, label, modified, position)
         elif seekable:
-            yield from self._seekable_container(stream, container, sniffed.mime, label, modified, depth)
+            yield from self._seekable_container(stream, container, sniffed.mime, label, modified, position)
         else:
-            yield from self._stream_container(prefixed(head, stream), container, sniffed.mime, label, modified, depth)
+            yield from self._stream_container(
+                prefixed(head, stream), container, sniffed.mime, label, modified, position
+            )
 
-    def _hash(self, stream: IO[bytes], label: str, modified: float | None) -> ScannedItem:
+    def _hash(self, stream: IO[bytes], label: str, modified: float | None, position: Position) -> ScannedItem:
         try:
-            return ScannedItem(hash_stream(stream, label, self.limits, dihedral=True), modified)
+            return ScannedItem(hash_stream(stream, label, self.limits, dihedral=True), modified, position)
+        except BudgetExceeded as exc:
+            self._note_spent(exc)
+            return _failed(label, 0, str(exc), modified, position)
         except _READ_ERRORS as exc:
-            return _failed(label, 0, f"damaged data, cannot be read: {_reason(exc)}", modified)
+            return _failed(label, 0, f"damaged data, cannot be read: {_reason(exc)}", modified, position)
+
+    def _digest_only(self, stream: IO[bytes], label: str, modified: float | None, position: Position) -> ScannedItem:
+        """A poison item read again: digests only, never decoded or opened; or
+        not read at all when digesting it failed too."""
+        reason = self.poisoned[position]
+        again = self.poisoned.get((*position, "digests"))
+        if again is not None:
+            return _failed(label, 0, f"{again}; not read", modified, position)
+        self.start((*position, "digests"))
+        reader = DigestingReader(stream, ("md5", "sha1", "sha256"))
+        try:
+            head = reader.read(SNIFF_BYTES)
+            digests = reader.finish()
+        except BudgetExceeded as exc:
+            self._note_spent(exc)
+            return _failed(label, reader.size, f"{reason}; then {exc}", modified, position)
+        except _READ_ERRORS as exc:
+            return _failed(label, reader.size, f"{reason}; then damaged data: {_reason(exc)}", modified, position)
+        sniffed = sniff_type(head)
+        hashes = FileHashes(
+            label,
+            reader.size,
+            sniffed.kind,
+            sniffed.mime,
+            digests["md5"],
+            digests["sha1"],
+            digests["sha256"],
+            None,
+            None,
+            f"{reason}; digests only, not decoded or opened",
+        )
+        return ScannedItem(hashes, modified, position)
+
+    def _note_spent(self, exc: BudgetExceeded) -> None:
+        if isinstance(exc, _ArchiveOverBudget):
+            self.spent = exc
+
+    # -- archives ------------------------------------------------------------
 
     def _members(
-        self, container: Container, stream: IO[bytes], mime: str, label: str, depth: int
+        self, container: Container, stream: IO[bytes], mime: str, label: str, position: Position, own_size: int | None
     ) -> Iterator[ScannedItem]:
-        """Items for every member of an archive; the archive's own problem, if
+        """Items for every member of an archive. The archive's own problem, if
         any, is raised as ContainerError after the members read so far."""
+        budgets = self.budgets
+        ratio_limit = None
+        if own_size is not None and not position:  # the file on disk: its size is known and not attacker-inflated
+            ratio_limit = max(budgets.ratio_floor_bytes, budgets.max_ratio * own_size)
+        tally = _Tally(budgets.max_container_bytes, ratio_limit)
+        self.tallies.append(tally)
         try:
-            for member in container.members(stream, label, mime, self.budgets):
-                yield from self._member(member, label, depth)
+            members = container.members(stream, label, mime, budgets)
+            number = 0
+            while True:
+                key = (*position, "listing", number)
+                if key in self.poisoned:
+                    raise ContainerError(f"{self.poisoned[key]} while listing member {number + 1}; the rest not read")
+                if number >= budgets.max_members:
+                    raise ContainerError(
+                        over_budget("max_members", budgets.max_members, "more members; the rest not read")
+                    )
+                self.start(key)
+                member = next(members, None)
+                if member is None:
+                    return
+                yield from self._member(member, label, (*position, number))
+                number += 1
+                if self.spent is not None:
+                    spent, self.spent = self.spent, (None if self.spent.tally is tally else self.spent)
+                    raise ContainerError(f"{spent}; members after {number} not read")
         except ContainerError:
             raise
+        except BudgetExceeded as exc:  # the archive's own stream ran out of budget while being listed
+            self._note_spent(exc)
+            if self.spent is not None and self.spent.tally is tally:
+                self.spent = None
+            raise ContainerError(str(exc)) from exc
         except _READ_ERRORS as exc:
             raise ContainerError(f"damaged archive: {_reason(exc)}") from exc
+        finally:
+            self.tallies.pop()
 
-    def _member(self, member: Member, parent: str, depth: int) -> Iterator[ScannedItem]:
+    def _member(self, member: Member, parent: str, position: Position) -> Iterator[ScannedItem]:
         label = f"{parent}!/{member.name}"
+        self.start(position)
         if member.open is None:
             yield _failed(
                 label,
                 max(member.size, 0),
                 member.error or "cannot be read",
                 member.modified,
+                position,
                 member.mime or "application/octet-stream",
             )
             return
-        try:
-            stream = member.open()
-        except _READ_ERRORS as exc:
-            yield _failed(label, max(member.size, 0), f"cannot be read: {_reason(exc)}", member.modified)
+        if (*position, "digests") in self.poisoned:
+            yield _failed(
+                label,
+                max(member.size, 0),
+                f"{self.poisoned[(*position, 'digests')]}; not read",
+                member.modified,
+                position,
+            )
             return
-        with stream:
-            head = stream.read(SNIFF_BYTES)
-            mime = sniff_type(head).mime
-            rest = prefixed(head, stream)
-            if mime == "application/zip" and depth + 1 < self.max_depth:
-                yield from self._nested_zip(rest, label, member, depth)
-            else:
-                yield from self.read(rest, label, member.modified, False, depth + 1)
+        try:
+            raw = member.open()
+        except _READ_ERRORS as exc:
+            yield _failed(label, max(member.size, 0), f"cannot be read: {_reason(exc)}", member.modified, position)
+            return
+        with raw:
+            stream = cast(
+                IO[bytes],
+                io.BufferedReader(
+                    _BudgetedStream(raw, self.budgets, member.compressed_size, list(self.tallies), self.tick),
+                    buffer_size=1 << 20,
+                ),
+            )
+            yield from self.read(stream, label, member.modified, False, position)
 
-    def _nested_zip(self, stream: IO[bytes], label: str, member: Member, depth: int) -> Iterator[ScannedItem]:
-        data = stream.read(MAX_NESTED_ZIP_BYTES + 1)
-        if len(data) > MAX_NESTED_ZIP_BYTES:
-            item = self._hash(prefixed(data, stream), label, member.modified)
-            item.hashes.error = f"zip inside an archive is over {MAX_NESTED_ZIP_BYTES >> 20} MB; digested, not opened"
+    def _nested_seekable(
+        self, stream: IO[bytes], container: Container, mime: str, label: str, modified: float | None, position: Position
+    ) -> Iterator[ScannedItem]:
+        try:
+            data = stream.read(MAX_NESTED_ARCHIVE_BYTES + 1)
+        except BudgetExceeded as exc:
+            self._note_spent(exc)
+            yield _failed(label, 0, str(exc), modified, position, mime)
+            return
+        except _READ_ERRORS as exc:
+            yield _failed(label, 0, f"damaged data, cannot be read: {_reason(exc)}", modified, position, mime)
+            return
+        if len(data) > MAX_NESTED_ARCHIVE_BYTES:
+            item = self._hash(prefixed(data, stream), label, modified, position)
+            item.hashes.error = item.hashes.error or (
+                f"{container.name} archive inside an archive is over {MAX_NESTED_ARCHIVE_BYTES >> 20} MB;"
+                " digested, not opened"
+            )
             yield item
             return
-        yield from self.read(io.BytesIO(data), label, member.modified, True, depth + 1)
+        yield from self._seekable_container(io.BytesIO(data), container, mime, label, modified, position)
 
     def _seekable_container(
-        self, stream: IO[bytes], container: Container, mime: str, label: str, modified: float | None, depth: int
+        self, stream: IO[bytes], container: Container, mime: str, label: str, modified: float | None, position: Position
     ) -> Iterator[ScannedItem]:
         # The archive itself is an item too: hash it in one pass, then read its members.
         stream.seek(0)
-        archive = self._hash(stream, label, modified)
+        archive = self._hash(stream, label, modified, position)
         stream.seek(0)
         try:
-            yield from self._members(container, stream, mime, label, depth)
+            yield from self._members(container, stream, mime, label, position, archive.hashes.size)
         except ContainerError as exc:
             archive.hashes.error = str(exc)
         yield archive
 
     def _stream_container(
-        self, stream: IO[bytes], container: Container, mime: str, label: str, modified: float | None, depth: int
+        self, stream: IO[bytes], container: Container, mime: str, label: str, modified: float | None, position: Position
     ) -> Iterator[ScannedItem]:
         # One pass: the container reads through a digesting view, which then
         # digests whatever the container did not need.
         reader = DigestingReader(stream, ("md5", "sha1", "sha256"))
         error = None
         try:
-            yield from self._members(container, cast(IO[bytes], reader), mime, label, depth)
+            yield from self._members(container, cast(IO[bytes], reader), mime, label, position, None)
         except ContainerError as exc:
             error = str(exc)
+        self.current = position
         try:
             digests = reader.finish()
+        except BudgetExceeded as exc:
+            self._note_spent(exc)
+            yield _failed(label, reader.size, error or str(exc), None, position, mime)
+            return
         except _READ_ERRORS as exc:
-            yield _failed(label, reader.size, error or f"damaged data, cannot be read: {_reason(exc)}", modified, mime)
+            reason = error or f"damaged data, cannot be read: {_reason(exc)}"
+            yield _failed(label, reader.size, reason, modified, position, mime)
             return
         hashes = FileHashes(
             label, reader.size, "other", mime, digests["md5"], digests["sha1"], digests["sha256"], None, None, error
         )
-        yield ScannedItem(hashes, modified)
+        yield ScannedItem(hashes, modified, position)
 
 
-def read_task(task: Task, limits: MediaLimits, max_depth: int = MAX_DEPTH) -> Iterator[ScannedItem]:
+def _ignore(key: Hashable) -> None:
+    pass
+
+
+def read_task(
+    task: Task,
+    limits: MediaLimits,
+    budgets: ScanBudgets | None = None,
+    progress: Progress = _ignore,
+    poisoned: Mapping[Hashable, str] | None = None,
+) -> Iterator[ScannedItem]:
     """Every item of one file of evidence: the file, and if it is an archive,
     everything inside it. Problems become items' errors; this never raises
-    for bad content."""
+    for bad content. ``progress`` and ``poisoned``: see the module docstring."""
+    reader = _Reader(limits, budgets or ScanBudgets(), progress, poisoned or {})
+    reader.start(())
+    if ((), "digests") in reader.poisoned:
+        yield _failed(task.label, task.size, f"{reader.poisoned[((), 'digests')]}; not read", task.modified, ())
+        return
     try:
         stream = open_evidence(task.path)
     except FileNotFoundError:
         yield _failed(
-            task.label, task.size, "cannot read: no such file (moved or deleted?)", task.modified, "inode/x-unreadable"
-        )
-        return
-    except OSError as exc:
-        yield _failed(
             task.label,
             task.size,
-            f"cannot read: {exc.strerror or type(exc).__name__}",
+            "cannot read: no such file (moved or deleted?)",
             task.modified,
+            (),
             "inode/x-unreadable",
         )
         return
+    except OSError as exc:
+        reason = f"cannot read: {exc.strerror or type(exc).__name__}"
+        yield _failed(task.label, task.size, reason, task.modified, (), "inode/x-unreadable")
+        return
     with stream:
+        ticking = cast(IO[bytes], io.BufferedReader(_TickingFile(stream, reader.tick), buffer_size=1 << 20))
         try:
-            yield from _Reader(limits, max_depth).read(stream, task.label, task.modified, True, 0)
+            yield from reader.read(ticking, task.label, task.modified, True, ())
         except OSError as exc:
-            yield _failed(
-                task.label,
-                task.size,
-                f"cannot read: {exc.strerror or _reason(exc)}",
-                task.modified,
-                "inode/x-unreadable",
-            )
+            reason = f"cannot read: {exc.strerror or _reason(exc)}"
+            yield _failed(task.label, task.size, reason, task.modified, (), "inode/x-unreadable")

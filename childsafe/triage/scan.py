@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -28,10 +28,12 @@ from childsafe.banks.catalogue import iter_bank_entries, read_banks
 from childsafe.config import Settings
 from childsafe.errors import UsageError
 from childsafe.index import Matcher, index_root
+from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits
 from childsafe.parallel import ordered_map
 from childsafe.store import open_database, record_audit
 from childsafe.triage.case import CaseReport, summarise
+from childsafe.triage.names import display_name, raw_name
 from childsafe.triage.reading import read_task, recorded_item
 from childsafe.triage.reports import writers
 from childsafe.triage.sources import Recorded, Task, source_for
@@ -117,6 +119,7 @@ class _Worker:
     matcher: Matcher
     state: ScanState
     limits: MediaLimits
+    budgets: ScanBudgets
 
 
 _worker: _Worker | None = None
@@ -127,21 +130,27 @@ def _start_worker(settings: Settings, out: Path) -> None:
     engine = open_database(settings.database_url)
     matcher = Matcher(engine, index_root(settings.home, settings.database_url))
     matcher.sync()
-    _worker = _Worker(matcher, ScanState(out), settings.limits)
+    _worker = _Worker(matcher, ScanState(out), settings.limits, settings.budgets)
 
 
-def _scan_task(task: Task) -> tuple[int, int, int]:
+def _scan_task(
+    task: Task, progress: Callable[[Hashable], None], poisoned: Mapping[Hashable, str]
+) -> tuple[int, int, int]:
     """Read, hash and match one piece of evidence; save it with all its items.
     Returns (items, bytes of the evidence file, matched items)."""
     assert _worker is not None, "worker not started"
     items = []
     matched = 0
-    for scanned in read_task(task, _worker.limits):
+    for scanned in read_task(task, _worker.limits, _worker.budgets, progress, poisoned):
         matches = _worker.matcher.match_hashes(scanned.hashes)
         matched += bool(matches)
-        items.append((scanned.hashes, scanned.modified, matches))
+        items.append((scanned, matches))
     _worker.state.save_task(task.label, items)
     return len(items), task.size, matched
+
+
+def _no_progress(key: Hashable) -> None:
+    pass
 
 
 # -- the scan ----------------------------------------------------------------
@@ -189,7 +198,7 @@ def scan_evidence(
             state.set_meta(
                 {
                     "case_id": request.case_id,
-                    "evidence": str(request.evidence),
+                    "evidence": display_name(str(request.evidence)),
                     "evidence_resolved": evidence,
                     "banks": banks,
                     "started_at": _now(),
@@ -203,7 +212,11 @@ def scan_evidence(
         tasks = _tasks(source.walk(request.evidence), state, done)
         read_now = 0
         for items, size, matched in ordered_map(
-            _scan_task, tasks, request.workers, _start_worker, (settings, request.out)
+            partial(_scan_task, progress=_no_progress, poisoned={}),
+            tasks,
+            request.workers,
+            _start_worker,
+            (settings, request.out),
         ):
             progress.files += items
             progress.bytes += size
@@ -220,16 +233,16 @@ def scan_evidence(
         engine.dispose()
 
 
-def _tasks(walk: Iterator[Task | Recorded], state: ScanState, done: set[str]) -> Iterator[Task]:
+def _tasks(walk: Iterator[Task | Recorded], state: ScanState, done: set[bytes]) -> Iterator[Task]:
     """The pieces of evidence still to read; items recorded without reading
     (links, FIFOs) are saved on the way, so the evidence is walked once here."""
     for item in walk:
-        if item.label in done:
+        if raw_name(item.label) in done:
             continue
         if isinstance(item, Task):
             yield item
         else:
-            state.save_task(item.label, [(recorded_item(item).hashes, item.modified, [])])
+            state.save_task(item.label, [(recorded_item(item), [])])
 
 
 def _total_bytes(walk: Iterator[Task | Recorded]) -> int:

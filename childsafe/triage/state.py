@@ -20,6 +20,8 @@ from typing import Any
 
 from childsafe.index import Match
 from childsafe.signals import FileHashes
+from childsafe.triage.names import display_name, item_id, name_bytes_hex, raw_name
+from childsafe.triage.reading import ScannedItem
 
 __all__ = ["ScanState", "StoredItem", "STATE_FOLDER"]
 
@@ -27,23 +29,45 @@ STATE_FOLDER = ".childsafe-scan"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS done (task TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS done (task BLOB PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS items (
-    path TEXT PRIMARY KEY, task TEXT NOT NULL, size INTEGER NOT NULL, media_type TEXT NOT NULL,
+    id TEXT PRIMARY KEY, task BLOB NOT NULL, seq INTEGER NOT NULL, label TEXT NOT NULL, path BLOB NOT NULL,
+    position TEXT NOT NULL, size INTEGER NOT NULL, media_type TEXT NOT NULL,
     mime TEXT NOT NULL, md5 TEXT, sha1 TEXT, sha256 TEXT, pdq TEXT, pdq_quality INTEGER,
     error TEXT, modified REAL, matches TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_items_sha1 ON items (sha1);
+CREATE INDEX IF NOT EXISTS ix_items_order ON items (label, task, seq);
 """
+
+# Items in report order, each numbered among those that share its label
+# (a tar holding a.jpg twice, a folder named like an archive member).
+_NUMBERED = "SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY label ORDER BY task, seq) AS occurrence FROM items"
+_ITEM_COLUMNS = (
+    "id, label, path, position, size, media_type, mime, md5, sha1, sha256, pdq, pdq_quality, error, modified, matches"
+)
 
 
 @dataclass
 class StoredItem:
-    """An item as saved: hashes, when modified, and its matches."""
+    """An item as saved: where it is, its hashes, when modified, and its matches.
 
+    ``hashes.path`` is the display label (valid text); ``path_bytes`` the raw
+    bytes in hex when the name is not UTF-8; ``occurrence`` its number among
+    items with the same label (1 for the first)."""
+
+    id: str
+    position: list[int]
     hashes: FileHashes
     modified: float | None
     matches: list[dict[str, Any]]
+    path_bytes: str | None = None
+    occurrence: int = 1
+
+    @property
+    def label(self) -> str:
+        """The label reports show: ``a.tar!/a.jpg``, then ``a.tar!/a.jpg #2``."""
+        return self.hashes.path if self.occurrence == 1 else f"{self.hashes.path} #{self.occurrence}"
 
 
 class ScanState:
@@ -70,59 +94,83 @@ class ScanState:
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()]
             )
 
-    def done_tasks(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT task FROM done")}
+    def done_tasks(self) -> set[bytes]:
+        """The pieces of evidence finished, by the raw bytes of their path."""
+        return {bytes(row[0]) for row in self.db.execute("SELECT task FROM done")}
 
-    def save_task(self, task: str, items: list[tuple[FileHashes, float | None, list[Match]]]) -> None:
+    def save_task(self, task: str, items: list[tuple[ScannedItem, list[Match]]]) -> None:
         """Save one piece of evidence and all its items, atomically."""
-        rows = [
-            (
-                h.path,
-                task,
-                h.size,
-                h.media_type,
-                h.mime,
-                h.md5,
-                h.sha1,
-                h.sha256,
-                h.pdq,
-                h.pdq_quality,
-                h.error,
-                modified,
-                json.dumps([m.to_dict() for m in matches]),
+        key = raw_name(task)
+        rows = []
+        for seq, (scanned, matches) in enumerate(items):
+            h = scanned.hashes
+            rows.append(
+                (
+                    item_id(task, scanned.position),
+                    key,
+                    seq,
+                    display_name(h.path),
+                    raw_name(h.path),
+                    json.dumps(list(scanned.position)),
+                    h.size,
+                    h.media_type,
+                    h.mime,
+                    h.md5,
+                    h.sha1,
+                    h.sha256,
+                    h.pdq,
+                    h.pdq_quality,
+                    None if h.error is None else display_name(h.error),
+                    scanned.modified,
+                    json.dumps([m.to_dict() for m in matches]),
+                )
             )
-            for h, modified, matches in items
-        ]
         with self._transaction():
-            self.db.execute("DELETE FROM items WHERE task = ?", (task,))
-            self.db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            self.db.execute("INSERT OR REPLACE INTO done VALUES (?)", (task,))
+            self.db.execute("DELETE FROM items WHERE task = ?", (key,))
+            # A plain INSERT: two items with one identity is a bug to stop at, never a silent overwrite.
+            self.db.executemany(f"INSERT INTO items VALUES ({','.join('?' * 17)})", rows)
+            self.db.execute("INSERT OR REPLACE INTO done VALUES (?)", (key,))
 
     def items(self) -> Iterator[StoredItem]:
-        """Every item, sorted by path (the report's order), streamed."""
-        cursor = self.db.execute(
-            "SELECT path, size, media_type, mime, md5, sha1, sha256, pdq, pdq_quality, error, modified, matches"
-            " FROM items ORDER BY path"
-        )
+        """Every item, sorted by label (the report's order), streamed."""
+        cursor = self.db.execute(_NUMBERED.format(columns=_ITEM_COLUMNS) + " ORDER BY label, task, seq")
         for row in cursor:
-            hashes = FileHashes(*row[:10])
-            yield StoredItem(hashes, row[10], json.loads(row[11]))
+            (id_, label, path, position, size, media_type, mime, md5, sha1, sha256, pdq, quality, error, modified,
+             matches, occurrence) = row  # fmt: skip
+            hashes = FileHashes(
+                path=label,
+                size=size,
+                media_type=media_type,
+                mime=mime,
+                md5=md5,
+                sha1=sha1,
+                sha256=sha256,
+                pdq=pdq,
+                pdq_quality=quality,
+                error=error,
+            )
+            path_bytes = name_bytes_hex(bytes(path).decode("utf-8", "surrogateescape"))
+            yield StoredItem(id_, json.loads(position), hashes, modified, json.loads(matches), path_bytes, occurrence)
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 
     def duplicate_groups(self) -> Iterator[tuple[str, list[str]]]:
-        """(sha1, paths) for every content found more than once."""
+        """(sha1, labels) for every content found more than once."""
         cursor = self.db.execute(
-            "SELECT sha1, path FROM items WHERE sha1 IN (SELECT sha1 FROM items WHERE sha1 IS NOT NULL"
-            " GROUP BY sha1 HAVING COUNT(*) > 1) ORDER BY sha1, path"
+            "WITH numbered AS (" + _NUMBERED.format(columns="sha1, label, task, seq") + ")"
+            " SELECT sha1, label, occurrence FROM numbered WHERE sha1 IN (SELECT sha1 FROM items"
+            " WHERE sha1 IS NOT NULL GROUP BY sha1 HAVING COUNT(*) > 1) ORDER BY sha1, label, task, seq"
         )
-        current, paths = None, []
-        for sha1, path in cursor:
+        current, labels = None, []
+        for sha1, label, occurrence in cursor:
             if sha1 != current and current is not None:
-                yield current, paths
-                paths = []
+                yield current, labels
+                labels = []
             current = sha1
-            paths.append(path)
+            labels.append(label if occurrence == 1 else f"{label} #{occurrence}")
         if current is not None:
-            yield current, paths
+            yield current, labels
 
     def _transaction(self) -> Any:
         return _Transaction(self.db)

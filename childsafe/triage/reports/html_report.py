@@ -100,8 +100,10 @@ class HtmlReport:
                 f"{m['bank']} #{m['entry_id']} {m['signal']} d={m['distance']} {m['transform']}" for m in item.matches
             )
             css = "matched" if item.matches else ("error" if row["error"] else "")
+            raw = f"<br><small>raw bytes <code>{item.path_bytes}</code></small>" if item.path_bytes else ""
             out.write(
-                f'<tr class="{css}"><td><code>{escape(row["path"])}</code></td>{_cell(row["size"], True)}'
+                f'<tr class="{css}" id="item-{escape(item.id)}"><td><code>{escape(row["path"])}</code>{raw}</td>'
+                f"{_cell(row['size'], True)}"
                 f"{_cell(row['mime'])}{_cell(row['category'])}{_cell(matches)}<td><code>{escape(row['sha1'] or '')}</code></td>"
                 f"{_cell(row['pdq_quality'], True)}{_cell(row['error'])}</tr>\n"
             )

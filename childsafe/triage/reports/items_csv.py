@@ -33,6 +33,9 @@ COLUMNS = [
     "best_distance",
     "transforms",
     "error",
+    "id",
+    "path_bytes",
+    "member_index",
 ]
 
 
@@ -58,6 +61,8 @@ class ItemsCsv:
                 match_signals=" ".join(sorted({m["signal"] for m in matches})),
                 best_distance=min((m["distance"] for m in matches), default=""),
                 transforms=" ".join(sorted({m["transform"] for m in matches})),
+                path_bytes=item.path_bytes,
+                member_index=" ".join(str(number) for number in item.position),
             )
             writer.writerow([_safe("" if row[c] is None else row[c]) for c in COLUMNS])
 

@@ -31,7 +31,7 @@ class VicsCase:
             if not item.matches:
                 continue
             hashes = item.hashes
-            key = hashes.sha1 or hashes.path
+            key = hashes.sha1 or item.id
             record = media.get(key)
             if record is None:
                 category = case.item_dict(item)["category"]
@@ -49,9 +49,12 @@ class VicsCase:
                 }
                 media[key] = record
             folder, _, name = hashes.path.rpartition("/")
-            record["MediaFiles"].append(
-                {"FileName": name, "FilePath": folder, "FileSize": hashes.size, "Modified": _iso(item.modified)}
-            )
+            placed = {"FileName": name, "FilePath": folder, "FileSize": hashes.size, "Modified": _iso(item.modified)}
+            # Extensions beyond VICS: which item this is, and the raw bytes of a path that is not UTF-8.
+            placed["ItemID"] = item.id
+            if item.path_bytes is not None:
+                placed["PathBytes"] = item.path_bytes
+            record["MediaFiles"].append(placed)
         document = {
             "@odata.context": _CONTEXT,
             "value": [

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from childsafe.triage.budgets import ScanBudgets
+from childsafe.media.budgets import ScanBudgets
 
 __all__ = ["Task", "Recorded", "Member", "EvidenceSource", "Container", "ContainerError"]
 

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, cast
 
+from childsafe.media.budgets import ScanBudgets
 from childsafe.media.streams import prefixed
-from childsafe.triage.budgets import ScanBudgets
 from childsafe.triage.sources.base import ContainerError, Member
 from childsafe.triage.sources.registry import register_container
 from childsafe.triage.sources.tar import TAR, is_tar_header

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO
 
-from childsafe.triage.budgets import ScanBudgets
+from childsafe.media.budgets import ScanBudgets
 from childsafe.triage.sources.base import ContainerError, Member
 from childsafe.triage.sources.registry import register_container
 
