@@ -482,6 +482,9 @@ def scan_command(
     out: Annotated[Path, typer.Option("--out", help="A new folder for the reports.")],
     workers: WorkersOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted scan in --out.")] = False,
+    report_every: Annotated[
+        float, typer.Option("--report-every", help="Seconds between rewrites of the incomplete reports while scanning.")
+    ] = 60.0,
     json_output: JsonOption = False,
 ) -> None:
     """Scan seized media (archives included) and write the case reports."""
@@ -490,7 +493,7 @@ def scan_command(
     from childsafe.triage import ScanProgress, ScanRequest, scan_evidence
 
     settings = Settings.from_env()
-    request = ScanRequest(evidence, case, out, workers or default_workers(), resume, tuple(sys.argv))
+    request = ScanRequest(evidence, case, out, workers or default_workers(), resume, tuple(sys.argv), report_every)
     progress = Progress(
         TextColumn("scanning"),
         BarColumn(),

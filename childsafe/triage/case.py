@@ -77,11 +77,13 @@ class CaseReport:
     case_id: str
     tool: dict[str, str]
     started_at: str
-    finished_at: str
+    finished_at: str | None  # None while the scan has not finished
     evidence: str
     command: list[str]
     banks: list[dict[str, Any]]
     summary: dict[str, Any] = field(default_factory=dict)
+    #: False for the reports rewritten while a scan runs (a killed scan leaves them).
+    complete: bool = True
 
     @property
     def schemes(self) -> dict[str, str]:

@@ -30,11 +30,11 @@ from childsafe.errors import UsageError
 from childsafe.index import Matcher, index_root
 from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits
-from childsafe.parallel import ordered_map
 from childsafe.store import open_database, record_audit
+from childsafe.supervised import TaskFailed, supervised_map
 from childsafe.triage.case import CaseReport, summarise
 from childsafe.triage.names import display_name, raw_name
-from childsafe.triage.reading import read_task, recorded_item
+from childsafe.triage.reading import ScannedItem, read_task, recorded_item
 from childsafe.triage.reports import writers
 from childsafe.triage.sources import Recorded, Task, source_for
 from childsafe.triage.state import STATE_FOLDER, ScanState
@@ -42,6 +42,8 @@ from childsafe.triage.state import STATE_FOLDER, ScanState
 __all__ = ["ScanRequest", "ScanProgress", "ScanResult", "scan_evidence", "bank_snapshot"]
 
 MANIFEST = "manifest.json"
+#: Workers one piece of evidence may take down (each poison item costs one or two) before it is reported as failed.
+_MAX_ATTEMPTS = 12
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class ScanRequest:
     workers: int = 1
     resume: bool = False
     command: tuple[str, ...] = ()
+    #: Seconds between rewrites of the incomplete reports while the scan runs.
+    report_every: float = 60.0
 
 
 @dataclass
@@ -141,6 +145,7 @@ def _scan_task(
     assert _worker is not None, "worker not started"
     items = []
     matched = 0
+    poisoned = {key: _explained(reason) for key, reason in poisoned.items()}
     for scanned in read_task(task, _worker.limits, _worker.budgets, progress, poisoned):
         matches = _worker.matcher.match_hashes(scanned.hashes)
         matched += bool(matches)
@@ -149,8 +154,20 @@ def _scan_task(
     return len(items), task.size, matched
 
 
-def _no_progress(key: Hashable) -> None:
-    pass
+def _explained(reason: str) -> str:
+    """A poison reason from the supervisor, with the setting that governs it."""
+    if reason.startswith("time limit"):
+        return f"{reason} (raise CHILDSAFE_ITEM_SECONDS)"
+    if reason.startswith("memory limit"):
+        return f"{reason} (raise CHILDSAFE_WORKER_MEMORY_BYTES)"
+    return reason
+
+
+def _failed_task(task: Task, failed: TaskFailed) -> ScannedItem:
+    reasons = "; ".join(_explained(reason) for reason in failed.reasons)
+    return recorded_item(
+        Recorded(task.label, f"cannot be read: {reasons}", "application/octet-stream", task.size, task.modified)
+    )
 
 
 # -- the scan ----------------------------------------------------------------
@@ -211,17 +228,30 @@ def scan_evidence(
         done = state.done_tasks()
         tasks = _tasks(source.walk(request.evidence), state, done)
         read_now = 0
-        for items, size, matched in ordered_map(
-            partial(_scan_task, progress=_no_progress, poisoned={}),
+        budgets = settings.budgets
+        partial_reports = _PartialReports(request, state, banks, request.report_every)
+        partial_reports.due += request.report_every
+        for task, outcome in supervised_map(
+            _scan_task,
             tasks,
             request.workers,
-            _start_worker,
-            (settings, request.out),
+            initializer=_start_worker,
+            initargs=(settings, request.out),
+            item_seconds=budgets.item_seconds,
+            memory_bytes=budgets.worker_memory_bytes,
+            max_attempts=_MAX_ATTEMPTS,
         ):
+            if isinstance(outcome, TaskFailed):
+                # Never dropped: the file is reported with why it could not be read.
+                failed = _failed_task(task, outcome)
+                state.save_task(task.label, [(failed, [])])
+                outcome = (1, task.size, 0)
+            items, size, matched = outcome
             progress.files += items
             progress.bytes += size
             progress.matches += matched
             read_now += 1
+            partial_reports.maybe_write()
             if on_progress:
                 on_progress(progress)
         result = _finish(request, state, banks, engine)
@@ -261,23 +291,56 @@ def _write_output(folder: Path, name: str, write: Callable[[Any], None]) -> str:
     return digest
 
 
-def _finish(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]], engine: Engine) -> ScanResult:
+def _case(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]], complete: bool) -> CaseReport:
     meta = state.meta()
     case = CaseReport(
         state=state,
         case_id=request.case_id,
         tool={"name": "childsafe", "version": __version__},
         started_at=meta["started_at"],
-        finished_at=_now(),
+        finished_at=_now() if complete else None,
         evidence=meta["evidence"],
         command=list(meta.get("command", request.command)),
         banks=banks,
+        complete=complete,
     )
     case.summary = summarise(state.items(), case.schemes)
-    outputs = {
+    return case
+
+
+def _write_reports(request: ScanRequest, case: CaseReport) -> dict[str, str]:
+    """Every report file, each written whole and renamed into place; their SHA-256 by name."""
+    return {
         writer.filename: _write_output(request.out, writer.filename, partial(writer.write, case))
         for writer in writers()
     }
+
+
+@dataclass
+class _PartialReports:
+    """Reports rewritten as the scan goes (marked incomplete), so a scan
+    killed outright still leaves a usable report beside its resumable state.
+    Rewritten every ``every`` seconds, and never more than a tenth of the
+    time: writing a million-item report takes a while."""
+
+    request: ScanRequest
+    state: ScanState
+    banks: list[dict[str, Any]]
+    every: float
+    due: float = field(default_factory=time.monotonic)
+
+    def maybe_write(self) -> None:
+        now = time.monotonic()
+        if now < self.due:
+            return
+        _write_reports(self.request, _case(self.request, self.state, self.banks, complete=False))
+        spent = time.monotonic() - now
+        self.due = time.monotonic() + max(self.every, 10 * spent)
+
+
+def _finish(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]], engine: Engine) -> ScanResult:
+    case = _case(request, state, banks, complete=True)
+    outputs = _write_reports(request, case)
     manifest = {
         "tool": case.tool,
         "case_id": case.case_id,
@@ -295,7 +358,7 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]],
         {
             "case_id": case.case_id,
             "evidence": case.evidence,
-            "out": str(request.out.resolve()),
+            "out": display_name(str(request.out.resolve())),
             "banks": [{"name": b["name"], "digest": b["digest"]} for b in banks],
             "manifest_sha256": outputs[MANIFEST],
             "summary": {k: v for k, v in case.summary.items() if k != "by_category"},

@@ -22,7 +22,7 @@ body{font:15px/1.45 system-ui,sans-serif;margin:2rem;color:#111;background:#fff}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #999;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#e8e8e8}td.n{text-align:right}code{font-size:.85em;word-break:break-all}
-tr.matched td{background:#fdeaea}tr.error td{background:#fff6d6}
+tr.matched td{background:#fdeaea}.incomplete{background:#fff6d6;padding:.5rem;border:2px solid #c90}tr.error td{background:#fff6d6}
 #filter{padding:.3rem;width:20rem}th button{all:unset;cursor:pointer;text-decoration:underline}
 """
 
@@ -56,8 +56,13 @@ class HtmlReport:
         out.write(
             f"<h1>Case {escape(case.case_id)}</h1>\n<p>Evidence <code>{escape(case.evidence)}</code>, scanned by "
             f"{escape(case.tool['name'])} {escape(case.tool['version'])} from {escape(case.started_at)} to "
-            f"{escape(case.finished_at)}. This report shows no image.</p>\n"
+            f"{escape(case.finished_at or '(not finished)')}. This report shows no image.</p>\n"
         )
+        if not case.complete:
+            out.write(
+                '<p class="incomplete"><strong>Incomplete:</strong> the scan is still running or was stopped before'
+                " it finished; this report holds the items read so far. Resume the scan to complete it.</p>\n"
+            )
         out.write("<h2>Summary</h2>\n<table><tbody>\n")
         for label, key in (
             ("Items (archive members included)", "files"),

@@ -20,6 +20,7 @@ class JsonReport:
     def write(self, case: CaseReport, out: TextIO) -> None:
         head = {
             "case_id": case.case_id,
+            "status": "complete" if case.complete else "incomplete",
             "tool": case.tool,
             "started_at": case.started_at,
             "finished_at": case.finished_at,
