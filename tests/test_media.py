@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import struct
+import subprocess
+import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +20,7 @@ from PIL import Image
 from childsafe.errors import DecodeError, MediaLimitError, UnsupportedMediaError
 from childsafe.media import MediaLimits, decode_small_rgb, image_to_rgb, sniff_type
 from childsafe.signals import PDQ_MATCH_THRESHOLD, hash_file, pdq_distance, pdq_hash
+from childsafe.signals.full_resolution import full_resolution_hash
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +67,7 @@ def test_gif_gives_its_first_frame(coffee: Image.Image) -> None:
     assert pdq_distance(pdq_hash(decoded).hex, pdq_hash(second).hex) > 60
 
 
-MODES = ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F", "LAB", "HSV"]
+MODES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F", "LAB", "HSV"]
 
 
 def _in_mode(image: Image.Image, mode: str) -> Image.Image:
@@ -112,6 +118,122 @@ def test_every_stored_mode_decodes_from_a_file(coffee: Image.Image, mode: str, f
     assert pdq_distance(pdq_hash(decoded).hex, pdq_hash(coffee).hex) <= _pdq_limit(mode)
 
 
+def _deep(grey: np.ndarray, mode: str) -> Image.Image:
+    """An 8-bit grey picture as a 16-bit, 32-bit or float one whose values
+    lie outside 0..255, so only the stretch onto 0..255 makes it a picture."""
+    values = grey.astype(np.float64)
+    if mode in ("I;16", "I;16B"):
+        deep = (1000 + values * 16).astype(">u2" if mode == "I;16B" else np.uint16)
+        return Image.frombytes(mode, (grey.shape[1], grey.shape[0]), deep.tobytes())
+    if mode == "F":
+        return Image.fromarray((values / 255 * 15 - 3).astype(np.float32), "F")
+    return Image.fromarray((values * 1000 - 50_000).astype(np.int32), "I")
+
+
+def _stretched_at_full_size(image: Image.Image) -> Image.Image:
+    """What decoding did before reducing came first: the whole picture
+    stretched onto 0..255, then reduced."""
+    values = np.asarray(image, dtype=np.float64)
+    low, high = values.min(), values.max()
+    grey = np.clip((values - low) * (255 / (high - low)) + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB").reduce(min(image.size) // 256)
+
+
+DEEP_FILES = [("I;16", "PNG"), ("I;16", "TIFF"), ("I;16B", "TIFF"), ("F", "TIFF"), ("I", "TIFF")]
+
+
+@pytest.mark.parametrize(("mode", "fmt"), DEEP_FILES, ids=[f"{m}-{f}" for m, f in DEEP_FILES])
+def test_deep_images_are_reduced_then_stretched_as_before(coffee: Image.Image, mode: str, fmt: str) -> None:
+    grey = np.asarray(coffee.convert("L").resize((1800, 1200), Image.Resampling.BICUBIC))
+    deep = _deep(grey, mode)
+    data = _encode(deep, fmt)
+    assert Image.open(io.BytesIO(data)).mode == mode
+    decoded = decode_small_rgb(data, sniff_type(data[:512]).mime, MediaLimits())
+    before = _stretched_at_full_size(deep)
+    assert decoded.size == before.size == (450, 300)
+    # The range is now taken from the reduced picture: a few levels apart at most.
+    assert np.abs(np.asarray(decoded, np.int16) - np.asarray(before, np.int16)).max() <= 4
+    assert pdq_distance(pdq_hash(decoded).hex, pdq_hash(before).hex) <= 2
+
+
+def _grey16_png(picture: np.ndarray, scale: int) -> bytes:
+    """A 16-bit grey PNG of ``picture`` (uint16) with every pixel a
+    ``scale`` x ``scale`` block: huge decoded, small on disk (repeated rows
+    are written as PNG "up" rows of zeros), and made without the huge array."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    height, width = picture.shape[0] * scale, picture.shape[1] * scale
+    repeat = b"\x02" + bytes(2 * width)  # filter "up", nothing changes
+    compressor = zlib.compressobj(6)
+    idat = []
+    for source_row in picture:
+        row = b"\x00" + np.repeat(source_row.astype(">u2"), scale).tobytes()
+        idat.append(compressor.compress(row) + compressor.compress(repeat * (scale - 1)))
+    idat.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(idat)) + chunk(b"IEND", b"")
+
+
+_MEASURE_DECODE = """
+import json, resource, sys
+from childsafe.media import MediaLimits, decode_small_rgb
+from childsafe.signals import pdq_hash
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+small = decode_small_rgb(data, "image/png", MediaLimits())
+found = pdq_hash(small)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"grown_kib": grown, "size": small.size, "pdq": found.hex}))
+"""
+
+
+def test_large_16_bit_image_is_hashed_in_bounded_memory(tmp_path: Path, coffee: Image.Image) -> None:
+    # 12,000 x 12,000 16-bit grey: 288 MB decoded, which Pillow must hold once;
+    # a full-size float copy would add 1.15 GB.
+    picture = np.asarray(coffee.convert("L").crop((100, 0, 500, 400)), np.uint16) * 16 + 1000
+    path = tmp_path / "deep.png"
+    path.write_bytes(_grey16_png(picture, 30))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    run = subprocess.run(
+        [sys.executable, "-c", _MEASURE_DECODE, str(path)], capture_output=True, text=True, env=env, check=True
+    )
+    measured = json.loads(run.stdout)
+    assert measured["size"] == [261, 261]  # 12,000 / 46, rounded up
+    assert measured["grown_kib"] * 1024 < 600_000_000
+    stretched = Image.fromarray(((picture - picture.min()) * (255 / np.ptp(picture)) + 0.5).astype(np.uint8))
+    assert pdq_distance(measured["pdq"], pdq_hash(stretched.convert("RGB")).hex) <= 16
+
+
+# Modes Pillow cannot reduce as they are, and what decoding them once did at
+# full size before reducing.
+CONVERTED_FIRST: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "1": lambda image: image.convert("RGB").reduce(7),
+    "P": lambda image: image.convert("RGB").reduce(7),
+    "LA": lambda image: image.reduce(7).convert("RGB"),
+    "RGBA": lambda image: image.reduce(7).convert("RGB"),
+    "I;16": lambda image: image_to_rgb(image.convert("I").reduce(7)),
+}
+
+
+@pytest.mark.parametrize("mode", CONVERTED_FIRST)
+def test_modes_converted_in_strips_decode_as_if_converted_whole(coffee: Image.Image, mode: str) -> None:
+    # 3000 x 2000 is reduced 7 times, in strips of 1,393 rows and a last shorter one.
+    image = _in_mode(coffee.resize((3000, 2000), Image.Resampling.BICUBIC), mode)
+    data = _encode(image, "TIFF")
+    decoded = decode_small_rgb(data, "image/tiff", MediaLimits())
+    assert np.array_equal(np.asarray(decoded), np.asarray(CONVERTED_FIRST[mode](image)))
+
+
+def test_a_long_thin_picture_is_decoded_to_a_bounded_size() -> None:
+    # 100 x 100,000: its shorter side alone would leave all 10 M pixels.
+    stripes = np.tile(np.repeat(np.arange(0, 250, 50, dtype=np.uint8), 20), (100_000, 1))
+    decoded = decode_small_rgb(_encode(Image.fromarray(stripes), "PNG"), "image/png", MediaLimits())
+    assert decoded.width * decoded.height <= 64 * 256 * 256
+    assert decoded.info["decoded_from"] == (100, 100_000)
+
+
 def test_jpeg_is_decoded_small_not_full_size() -> None:
     big = Image.fromarray((np.random.default_rng(1).random((2400, 3200, 3)) * 255).astype(np.uint8))
     decoded = decode_small_rgb(_encode(big, "JPEG", quality=80), "image/jpeg", MediaLimits())
@@ -137,16 +259,55 @@ def _bomb_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A grey PNG declaring width x height whose image data is damaged."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"not zlib") + chunk(b"IEND", b"")
+
+
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     data = _bomb_png(30000, 30000)
     assert len(data) < 300_000
-    with pytest.raises(MediaLimitError, match="decompression|pixel"):
+    with pytest.raises(MediaLimitError, match="30000x30000 pixels, over the 250,000,000-pixel limit"):
         decode_small_rgb(data, "image/png", MediaLimits())
+
+
+def test_the_pixel_limit_is_childsafes_alone() -> None:
+    # 200 M pixels is under CHILDSAFE_MAX_PIXELS, though over Pillow's own
+    # bomb limit (179 M): the damaged data is what stops it.
+    with pytest.raises(DecodeError, match="cannot decode image/png") as damaged:
+        decode_small_rgb(_png_header(20000, 10000), "image/png", MediaLimits())
+    assert "pixel" not in str(damaged.value)
+    with pytest.raises(MediaLimitError, match=r"20000x15000 .*; raise CHILDSAFE_MAX_PIXELS to read it$"):
+        decode_small_rgb(_png_header(20000, 15000), "image/png", MediaLimits())
+    # The larger decode of a full-resolution hash is under the same limit.
+    with pytest.raises(DecodeError, match="cannot decode image/png"):
+        full_resolution_hash(_png_header(20000, 10000), "image/png", MediaLimits())
+    with pytest.raises(MediaLimitError, match="CHILDSAFE_MAX_PIXELS"):
+        full_resolution_hash(_png_header(20000, 15000), "image/png", MediaLimits())
+
+
+@pytest.mark.parametrize(("fmt", "mime", "options"), FORMATS, ids=[f[0] for f in FORMATS])
+def test_pixel_limit_applies_to_every_format_before_decoding(
+    coffee: Image.Image, fmt: str, mime: str, options: dict[str, object]
+) -> None:
+    data = _encode(coffee, fmt, **options)
+    if fmt not in ("WEBP", "AVIF"):
+        # Cut the picture's data in half: refused all the same, so refused
+        # before decoding. (libwebp and libavif will not open a cut file.)
+        data = data[: len(data) // 2]
+    with pytest.raises(MediaLimitError, match="600x400 pixels, .*CHILDSAFE_MAX_PIXELS"):
+        decode_small_rgb(data, mime, MediaLimits(max_pixels=100_000))
 
 
 def test_pixel_limit_is_configurable(coffee: Image.Image) -> None:
     with pytest.raises(MediaLimitError, match="600x400"):
         decode_small_rgb(_encode(coffee, "PNG"), "image/png", MediaLimits(max_pixels=100_000))
+    assert decode_small_rgb(_encode(coffee, "PNG"), "image/png", MediaLimits(max_pixels=240_000)).size == (600, 400)
 
 
 def test_slow_decoding_is_cut_off_by_the_time_limit() -> None:
