@@ -38,6 +38,8 @@ __all__ = ["ScannedItem", "read_task", "recorded_item", "open_evidence", "MAX_DE
 MAX_DEPTH = 8
 #: A zip inside another archive must be held in memory to be read; larger ones are digested only.
 MAX_NESTED_ZIP_BYTES = 512 * 1024 * 1024
+#: Bytes read ahead to recognise a container: an ISO 9660 image says so at byte 32,769.
+CONTAINER_HEAD_BYTES = 40960
 
 #: Errors that damaged archive data raises while a member is read.
 _READ_ERRORS = (
@@ -102,8 +104,8 @@ class _Reader:
     def read(
         self, stream: IO[bytes], label: str, modified: float | None, seekable: bool, depth: int
     ) -> Iterator[ScannedItem]:
-        head = stream.read(SNIFF_BYTES)
-        sniffed = sniff_type(head)
+        head = stream.read(CONTAINER_HEAD_BYTES)
+        sniffed = sniff_type(head[:SNIFF_BYTES])
         container = container_for(sniffed.mime, head)
         if container is None:
             yield self._hash(prefixed(head, stream), label, modified)
