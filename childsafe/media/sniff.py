@@ -60,6 +60,9 @@ _MAGIC: list[tuple[int, bytes, MediaKind, str]] = [
     (0, b"7z\xbc\xaf\x27\x1c", "other", "application/x-7z-compressed"),
     (0, b"Rar!\x1a\x07", "other", "application/vnd.rar"),
     (257, b"ustar", "other", "application/x-tar"),
+    (0, b"070707", "other", "application/x-cpio"),  # odc (portable ASCII)
+    (0, b"070701", "other", "application/x-cpio"),  # newc
+    (0, b"070702", "other", "application/x-cpio"),  # newc with checksums
     (0, b"%PDF-", "other", "application/pdf"),
     (0, b"SQLite format 3\x00", "other", "application/vnd.sqlite3"),
 ]
@@ -104,6 +107,31 @@ def _sniff_riff(head: bytes) -> SniffedType | None:
     return SniffedType("other", "application/octet-stream")
 
 
+_CPIO_FILE_TYPES = {0o010000, 0o020000, 0o040000, 0o060000, 0o100000, 0o120000, 0o140000}
+
+
+def _sniff_binary_cpio(head: bytes) -> SniffedType | None:
+    """Old binary cpio: its magic is two bytes (0o070707 in either byte
+    order), too weak alone, so the rest of the 26-byte header must agree: a
+    file type in the mode, and a name whose stated length ends at a NUL."""
+    if len(head) < 28:
+        return None
+    order: Literal["little", "big"]
+    if head[:2] == b"\xc7\x71":
+        order = "little"
+    elif head[:2] == b"\x71\xc7":
+        order = "big"
+    else:
+        return None
+    mode = int.from_bytes(head[6:8], order)
+    name_size = int.from_bytes(head[20:22], order)
+    if mode & 0o170000 not in _CPIO_FILE_TYPES or not 2 <= name_size <= len(head) - 26:
+        return None
+    if head[26 + name_size - 1] != 0 or 0 in head[26 : 26 + name_size - 1]:
+        return None
+    return SniffedType("other", "application/x-cpio")
+
+
 def _looks_like_text(head: bytes) -> bool:
     if not head:
         return False
@@ -124,7 +152,7 @@ def sniff_type(head: bytes) -> SniffedType:
     for offset, magic, kind, mime in _MAGIC:
         if head[offset : offset + len(magic)] == magic:
             return SniffedType(kind, mime)
-    for special in (_sniff_ftyp(head), _sniff_riff(head)):
+    for special in (_sniff_ftyp(head), _sniff_riff(head), _sniff_binary_cpio(head)):
         if special is not None:
             return special
     if len(head) >= 189 and head[0] == 0x47 and head[188] == 0x47:

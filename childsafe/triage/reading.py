@@ -257,7 +257,15 @@ class _Reader:
         if position in self.poisoned:
             yield self._digest_only(stream, label, modified, position)
             return
-        head = stream.read(CONTAINER_HEAD_BYTES)
+        try:
+            head = stream.read(CONTAINER_HEAD_BYTES)
+        except BudgetExceeded as exc:
+            self._note_spent(exc)
+            yield _failed(label, 0, str(exc), modified, position)
+            return
+        except _READ_ERRORS as exc:  # a damaged member fails alone, however small
+            yield _failed(label, 0, f"damaged data, cannot be read: {_reason(exc)}", modified, position)
+            return
         sniffed = sniff_type(head[:SNIFF_BYTES])
         container = container_for(sniffed.mime, head)
         if container is None:

@@ -3,10 +3,20 @@
 Sources (what a user can name as evidence): a folder tree, a single file;
 disk images (E01/raw through pytsk3) would be one more module here.
 Containers (what is opened while reading): zip, tar, and gzip/bzip2/xz
-(compressed tars included).
+(compressed tars included); through libarchive, 7z, RAR, ISO 9660 and cpio.
 """
 
-from childsafe.triage.sources import compressed, directory, single_file, tar, zip  # noqa: F401  (registers them)
+from childsafe.triage.sources import (  # noqa: F401  (registers them)
+    compressed,
+    cpio,
+    directory,
+    iso9660,
+    rar,
+    sevenzip,
+    single_file,
+    tar,
+    zip,
+)
 from childsafe.triage.sources.base import (
     Container,
     ContainerError,
