@@ -16,6 +16,7 @@ import tarfile
 import time
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pytest
 import skimage.data
 from conftest import run_cli
 from PIL import Image
+from test_containers import _libarchive_write, _rar5, _set_utf8_flag, _write_tar_with_giant_long_name
 
 # A scan of this evidence must finish within this, however hostile (a hang check, not a speed test)...
 _TIME_BOUND_SECONDS = 300
@@ -131,6 +133,21 @@ def build_hostile(root: Path, pictures: dict[str, bytes]) -> tuple[Path, dict[st
             handle.write(put("astronaut"))
     finally:
         os.close(descriptor)
+    # A zip whose first member is damaged, and one whose names are flagged UTF-8 but are Latin-1.
+    damaged = bytearray(
+        _zip([("first.jpg", bytes(range(256)) * 64), ("second.jpg", put("chelsea")), ("third.jpg", put("rocket"))])
+    )
+    damaged[30 + len("first.jpg") : 30 + len("first.jpg") + 8] = b"\xff" * 8
+    _write(evidence / "damaged.zip", bytes(damaged))
+    flagged = _zip([("#t#.jpg", put("astronaut"))]).replace(b"#t#.jpg", b"\xe9t\xe9.jpg")  # zipfile writes only UTF-8
+    _write(evidence / "flagged.zip", _set_utf8_flag(flagged))
+    # A tar with a GNU long-name header claiming 64 MiB between two pictures.
+    _write_tar_with_giant_long_name(evidence / "longname.tar", 64 << 20, put("coffee"), put("chelsea"))
+    # Archives only libarchive reads.
+    _write(evidence / "formats" / "photos.7z", _libarchive_write("7zip", [("in-7z.jpg", put("coffee"))]))
+    _write(evidence / "formats" / "disc.iso", _libarchive_write("iso9660", [("IN_ISO.JPG", put("chelsea"))]))
+    _write(evidence / "formats" / "initrd.cpio", _libarchive_write("cpio", [("in-cpio.jpg", put("astronaut"))]))
+    _write(evidence / "formats" / "photos.rar", _rar5([(b"in-rar.jpg", put("coffee"))]))
     # A 42.zip-style nest of zeros, beside a picture that must still be read.
     _write(evidence / "bombs" / "nest.zip", nest_bomb())
     _write(evidence / "bombs" / "after.jpg", put("rocket"))
@@ -163,7 +180,7 @@ def _scan_measured(
 
 
 @pytest.fixture(scope="module")
-def hostile_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def hostile_scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("hostile")
     pictures = _pictures()
     evidence, placed = build_hostile(root, pictures)
@@ -186,7 +203,7 @@ def hostile_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
-    return {
+    yield {
         "report": report,
         "placed": placed,
         "pictures": pictures,
@@ -196,6 +213,27 @@ def hostile_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "evidence": evidence,
         "env": env,
     }
+    _remove_deep(evidence / "deep")
+
+
+def _remove_deep(folder: Path) -> None:
+    """Remove a folder a thousand deep (shutil.rmtree, and so pytest's own
+    clean-up of old temporary folders, recurses and fails on it)."""
+    trail = [os.open(folder, os.O_RDONLY)]
+    try:
+        while True:
+            names = os.listdir(trail[-1])
+            if "d" not in names:
+                break
+            trail.append(os.open("d", os.O_RDONLY, dir_fd=trail[-1]))
+        while len(trail) > 1:
+            for name in os.listdir(trail[-1]):
+                os.unlink(name, dir_fd=trail[-1])
+            os.close(trail.pop())
+            os.rmdir("d", dir_fd=trail[-1])
+    finally:
+        for descriptor in trail:
+            os.close(descriptor)
 
 
 def _by_path(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -247,7 +285,33 @@ def test_names_that_are_not_utf8_are_kept_as_bytes(hostile_scan: dict[str, Any])
     assert "caf\\xe9.jpg" in html and b"caf\xe9.jpg".hex() in html
     vics = json.loads((out / "case.vics.json").read_text(encoding="utf-8"))
     placed = [f for m in vics["value"][0]["Media"] for f in m["MediaFiles"] if f.get("PathBytes")]
-    assert {bytes.fromhex(f["PathBytes"]) for f in placed} == {b"caf\xe9.jpg", b"latin.tar!/na\xefve.jpg"}
+    assert {bytes.fromhex(f["PathBytes"]) for f in placed} == {
+        b"caf\xe9.jpg",
+        b"latin.tar!/na\xefve.jpg",
+        b"flagged.zip!/\xe9t\xe9.jpg",
+    }
+
+
+@pytest.mark.slow
+def test_damaged_members_fail_alone_and_headers_are_bounded(hostile_scan: dict[str, Any]) -> None:
+    items = _by_path(hostile_scan["report"])
+    assert items["damaged.zip!/first.jpg"]["error"] and items["damaged.zip!/first.jpg"]["sha1"] is None
+    assert items["damaged.zip!/second.jpg"]["category"] == "B" and items["damaged.zip!/third.jpg"]["error"] is None
+    flagged = items["flagged.zip!/\\xe9t\\xe9.jpg"]
+    assert bytes.fromhex(flagged["path_bytes"]) == b"flagged.zip!/\xe9t\xe9.jpg" and flagged["category"] == "C"
+    assert items["longname.tar!/before.png"]["category"] == "A" and items["longname.tar!/after.png"]["category"] == "B"
+    over = [i for i in hostile_scan["report"]["items"] if "CHILDSAFE_MAX_HEADER_BYTES" in (i["error"] or "")]
+    assert len(over) == 1 and len(over[0]["path"]) < 200  # the 64 MiB name is not in the report
+
+
+@pytest.mark.slow
+def test_seven_zip_rar_iso_and_cpio_are_opened(hostile_scan: dict[str, Any]) -> None:
+    items = _by_path(hostile_scan["report"])
+    assert items["formats/photos.7z!/in-7z.jpg"]["category"] == "A"
+    assert items["formats/photos.rar!/in-rar.jpg"]["category"] == "A"
+    assert items["formats/initrd.cpio!/in-cpio.jpg"]["category"] == "C"
+    (iso,) = [i for i in hostile_scan["report"]["items"] if i["path"].startswith("formats/disc.iso!/")]
+    assert iso["path"].lower().startswith("formats/disc.iso!/in_iso.jpg") and iso["category"] == "B"
 
 
 @pytest.mark.slow
