@@ -6,6 +6,7 @@ within a bound of time and memory."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -102,8 +103,9 @@ def _pictures() -> dict[str, bytes]:
     return {name: _jpeg(getattr(skimage.data, name)()) for name in ("coffee", "chelsea", "astronaut", "rocket")}
 
 
-def build_hostile(root: Path, pictures: dict[str, bytes]) -> tuple[Path, dict[str, int]]:
-    """The hostile evidence, and how many times each picture was put in it."""
+def build_hostile(root: Path, pictures: dict[str, bytes], bombs: bool = True) -> tuple[Path, dict[str, int]]:
+    """The hostile evidence, and how many times each picture was put in it
+    (``bombs=False``: without the nest and the giant tar header, whose cost is budgeted)."""
     evidence = root / "evidence"
     placed = {name: 0 for name in pictures}
 
@@ -142,21 +144,21 @@ def build_hostile(root: Path, pictures: dict[str, bytes]) -> tuple[Path, dict[st
     flagged = _zip([("#t#.jpg", put("astronaut"))]).replace(b"#t#.jpg", b"\xe9t\xe9.jpg")  # zipfile writes only UTF-8
     _write(evidence / "flagged.zip", _set_utf8_flag(flagged))
     # A tar with a GNU long-name header claiming 64 MiB between two pictures.
-    _write_tar_with_giant_long_name(evidence / "longname.tar", 64 << 20, put("coffee"), put("chelsea"))
+    if bombs:
+        _write_tar_with_giant_long_name(evidence / "longname.tar", 64 << 20, put("coffee"), put("chelsea"))
     # Archives only libarchive reads.
     _write(evidence / "formats" / "photos.7z", _libarchive_write("7zip", [("in-7z.jpg", put("coffee"))]))
     _write(evidence / "formats" / "disc.iso", _libarchive_write("iso9660", [("IN_ISO.JPG", put("chelsea"))]))
     _write(evidence / "formats" / "initrd.cpio", _libarchive_write("cpio", [("in-cpio.jpg", put("astronaut"))]))
     _write(evidence / "formats" / "photos.rar", _rar5([(b"in-rar.jpg", put("coffee"))]))
     # A 42.zip-style nest of zeros, beside a picture that must still be read.
-    _write(evidence / "bombs" / "nest.zip", nest_bomb())
+    if bombs:
+        _write(evidence / "bombs" / "nest.zip", nest_bomb())
     _write(evidence / "bombs" / "after.jpg", put("rocket"))
     return evidence, placed
 
 
-def _scan_measured(
-    args: list[str], env: dict[str, str], timeout: float
-) -> tuple[subprocess.CompletedProcess[str], int]:
+def scan_measured(args: list[str], env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess[str], int]:
     """Run ``childsafe ARGS`` and return it with the largest resident size of
     any of its processes (the scan and its workers), in bytes."""
     probe = (
@@ -195,7 +197,7 @@ def hostile_scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         assert added.returncode == 0, added.stderr
     out = root / "out"
     started = time.monotonic()
-    result, peak = _scan_measured(
+    result, peak = scan_measured(
         ["scan", str(evidence), "--case", "HOSTILE", "--out", str(out), "--workers", "2", "--json"],
         env,
         _TIME_BOUND_SECONDS,
@@ -242,7 +244,6 @@ def _by_path(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.slow
 def test_every_picture_is_reported_exactly_once(hostile_scan: dict[str, Any]) -> None:
-    import hashlib
 
     report = hostile_scan["report"]
     for name, data in hostile_scan["pictures"].items():
@@ -384,3 +385,46 @@ def test_a_killed_scan_of_names_that_are_not_utf8_leaves_a_partial_report_and_re
     assert final["status"] == "complete"
     assert final["items"] == expected["items"] and final["summary"] == expected["summary"]
     assert len({item["id"] for item in final["items"]}) == 60
+
+
+def _slow_png(side: int = 14_000) -> bytes:
+    """A large, highly compressible PNG that takes seconds of C code to decode."""
+    row = (np.arange(side, dtype=np.uint32) * 255 // side).astype(np.uint8)
+    pixels = np.empty((side, side, 3), np.uint8)
+    pixels[:] = row[None, :, None]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_an_item_that_hangs_its_worker_is_reported_and_the_rest_read(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    pictures = _pictures()
+    evidence = tmp_path / "evidence"
+    slow = _slow_png()
+    archive = _tar([(b"before.jpg", pictures["coffee"]), (b"slow.png", slow), (b"after.jpg", pictures["chelsea"])])
+    _write(evidence / "phone.tar", archive)
+    _write(tmp_path / "known" / "coffee.jpg", pictures["coffee"])
+    assert run_cli(["bank", "create", "police", "--scheme", "uk"], cli_env).returncode == 0
+    assert (
+        run_cli(
+            ["bank", "add", "police", str(tmp_path / "known" / "coffee.jpg"), "--category", "A"], cli_env
+        ).returncode
+        == 0
+    )
+    # Decoding the big picture takes seconds; one second is all an item may take here.
+    env = cli_env | {"CHILDSAFE_ITEM_SECONDS": "1"}
+    out = tmp_path / "out"
+    result = run_cli(
+        ["scan", str(evidence), "--case", "P", "--out", str(out), "--workers", "1", "--json"],
+        env,
+        timeout=_TIME_BOUND_SECONDS,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    items = _by_path(json.loads((out / "report.json").read_text()))
+    assert sorted(items) == ["phone.tar", "phone.tar!/after.jpg", "phone.tar!/before.jpg", "phone.tar!/slow.png"]
+    stopped = items["phone.tar!/slow.png"]
+    assert stopped["error"].startswith("time limit") and "CHILDSAFE_ITEM_SECONDS" in stopped["error"]
+    assert "digests only" in stopped["error"] and stopped["sha1"] == hashlib.sha1(slow).hexdigest()
+    assert items["phone.tar!/before.jpg"]["category"] == "A"
+    assert items["phone.tar!/after.jpg"]["sha1"] == hashlib.sha1(pictures["chelsea"]).hexdigest()
