@@ -67,6 +67,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--copies", type=int, default=10, help="copies of the hostile case (15 pictures each)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -75,7 +76,11 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHILDSAFE_")}
         env["CHILDSAFE_HOME"] = str(root / "home")
         pictures = _pictures()
-        hostile, placed = build_hostile(root, pictures, bombs=False)
+        hostile = root / "hostile"
+        placed = {name: 0 for name in pictures}
+        for copy in range(args.copies):
+            _, placed_here = build_hostile(hostile / f"copy-{copy:02d}", pictures, bombs=False)
+            placed = {name: placed[name] + placed_here[name] for name in placed}
         plain = plain_copy(root, pictures, placed)
         bombs = root / "bombs"
         _write(bombs / "nest.zip", nest_bomb())
@@ -89,6 +94,7 @@ def main() -> int:
         figures: dict[str, Any] = {
             "pictures": sum(placed.values()),
             "workers": args.workers,
+            "copies": args.copies,
             "repeats": args.repeats,
             "seconds": best,
             "peak_resident_bytes": peak,
@@ -106,7 +112,8 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps(figures, indent=1))
     finally:
-        _remove_deep(root / "evidence" / "deep")
+        for deep in (root / "hostile").glob("copy-*/evidence/deep"):
+            _remove_deep(deep)
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

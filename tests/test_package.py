@@ -78,7 +78,9 @@ def test_every_command_and_setting_is_documented() -> None:
         assert f"childsafe {command}" in docs, f"`childsafe {command}` is not in docs/cli.md"
     for setting in re.findall(
         r"CHILDSAFE_[A-Z_]+",
-        (REPO / "childsafe" / "config.py").read_text() + (REPO / "childsafe" / "media" / "limits.py").read_text(),
+        (REPO / "childsafe" / "config.py").read_text()
+        + (REPO / "childsafe" / "media" / "limits.py").read_text()
+        + (REPO / "childsafe" / "media" / "budgets.py").read_text(),
     ):
         assert setting in docs, f"{setting} is not in docs/cli.md"
 
