@@ -108,3 +108,14 @@ def test_demo_scans_a_benign_case_on_embedded_defaults(cli_env: dict[str, str]) 
     assert json.loads(version.stdout) == {"name": "childsafe", "version": childsafe.__version__}
     upgraded = run_cli(["db", "upgrade", "--json"], cli_env)
     assert json.loads(upgraded.stdout)["revision"] == head_revision()
+
+
+def test_the_projects_copy_of_the_contract_is_current() -> None:
+    shared = REPO.parent / "shared" / "SPEC.md"
+    if not shared.is_file():
+        pytest.skip(f"the steering repository's contract is not at {shared}")
+    copy = (REPO / "docs" / "spec.md").read_text()
+    contract = copy.split("\n## Deviations and additions in childsafe", 1)[0]
+    assert contract.split("\n", 3)[3].rstrip() == shared.read_text().rstrip(), (
+        "docs/spec.md differs from ../shared/SPEC.md"
+    )
