@@ -31,7 +31,8 @@ class ScanBudgets:
       size of one member, checked once it has expanded past
       ``ratio_floor_bytes`` (zip bombs expand about 1,000 times and more).
     - ``max_container_bytes`` (``CHILDSAFE_MAX_CONTAINER_BYTES``): expanded
-      bytes of all the members of one archive, nested ones included.
+      bytes of the members of one archive (an archive inside it counts its own
+      bytes there, and its members against itself).
     - ``max_members`` (``CHILDSAFE_MAX_MEMBERS``): members of one archive.
     - ``max_depth`` (``CHILDSAFE_MAX_DEPTH``): archives inside archives.
     - ``max_name_bytes`` (``CHILDSAFE_MAX_NAME_BYTES``): one member's name.

@@ -124,16 +124,17 @@ def _reason(exc: BaseException) -> str:
 
 @dataclass
 class _Tally:
-    """Bytes that the members of one archive (or of the file on disk) expanded to."""
+    """Bytes that the members of one archive expanded to (its direct members),
+    or that everything inside the file on disk did (all members, any depth)."""
 
     limit: int
-    ratio_limit: int | None  # expanded bytes allowed for the file on disk by the expansion ratio
+    error: str  # the over_budget message when the limit is passed
     expanded: int = 0
 
 
 class _BudgetedStream(io.RawIOBase):
-    """A member's content, counted against its own budget and every tally it
-    is inside; also says a long read is still going (``tick``)."""
+    """A member's content, counted against its own budget, its archive's and
+    its file's; also says a long read is still going (``tick``)."""
 
     def __init__(
         self,
@@ -175,15 +176,7 @@ class _BudgetedStream(io.RawIOBase):
         for tally in self._tallies:
             tally.expanded += fresh
             if tally.expanded > tally.limit:
-                raise _ArchiveOverBudget(
-                    tally,
-                    over_budget("max_container_bytes", tally.limit, "members of one archive expand to more bytes"),
-                )
-            if tally.ratio_limit is not None and tally.expanded > tally.ratio_limit:
-                raise _ArchiveOverBudget(
-                    tally,
-                    over_budget("max_ratio", budgets.max_ratio, "archive expands more times the size of its file"),
-                )
+                raise _ArchiveOverBudget(tally, tally.error)
         if self._count >= self._next_tick:
             self._next_tick += _TICK_BYTES
             self._tick()
@@ -239,7 +232,9 @@ class _Reader:
     #: The archive budget that ran out, until the archive it belongs to has stopped.
     spent: _ArchiveOverBudget | None = None
     current: Hashable = ()
+    #: The open archives' tallies, innermost last; and the file on disk's, when it is an archive.
     tallies: list[_Tally] = field(default_factory=list)
+    file_tally: _Tally | None = None
 
     def start(self, key: Hashable) -> None:
         self.current = key
@@ -338,10 +333,13 @@ class _Reader:
         """Items for every member of an archive. The archive's own problem, if
         any, is raised as ContainerError after the members read so far."""
         budgets = self.budgets
-        ratio_limit = None
         if own_size is not None and not position:  # the file on disk: its size is known and not attacker-inflated
-            ratio_limit = max(budgets.ratio_floor_bytes, budgets.max_ratio * own_size)
-        tally = _Tally(budgets.max_container_bytes, ratio_limit)
+            self.file_tally = _Tally(
+                max(budgets.ratio_floor_bytes, budgets.max_ratio * own_size),
+                over_budget("max_ratio", budgets.max_ratio, "archive expands more times the size of its file"),
+            )
+        limit = budgets.max_container_bytes
+        tally = _Tally(limit, over_budget("max_container_bytes", limit, "members of one archive expand to more bytes"))
         self.tallies.append(tally)
         try:
             members = container.members(stream, label, mime, budgets)
@@ -350,14 +348,14 @@ class _Reader:
                 key = (*position, "listing", number)
                 if key in self.poisoned:
                     raise ContainerError(f"{self.poisoned[key]} while listing member {number + 1}; the rest not read")
-                if number >= budgets.max_members:
-                    raise ContainerError(
-                        over_budget("max_members", budgets.max_members, "more members; the rest not read")
-                    )
                 self.start(key)
                 member = next(members, None)
                 if member is None:
                     return
+                if number >= budgets.max_members:
+                    raise ContainerError(
+                        over_budget("max_members", budgets.max_members, "more members; the rest not read")
+                    )
                 yield from self._member(member, label, (*position, number))
                 number += 1
                 if self.spent is not None:
@@ -374,6 +372,10 @@ class _Reader:
             raise ContainerError(f"damaged archive: {_reason(exc)}") from exc
         finally:
             self.tallies.pop()
+
+    def _counting(self) -> list[_Tally]:
+        """What a member's bytes count against: its own archive, and the file on disk."""
+        return [tally for tally in (self.tallies[-1], self.file_tally) if tally is not None]
 
     def _member(self, member: Member, parent: str, position: Position) -> Iterator[ScannedItem]:
         label = f"{parent}!/{member.name}"
@@ -406,7 +408,7 @@ class _Reader:
             stream = cast(
                 IO[bytes],
                 io.BufferedReader(
-                    _BudgetedStream(raw, self.budgets, member.compressed_size, list(self.tallies), self.tick),
+                    _BudgetedStream(raw, self.budgets, member.compressed_size, self._counting(), self.tick),
                     buffer_size=1 << 20,
                 ),
             )
@@ -458,7 +460,11 @@ class _Reader:
             yield from self._members(container, cast(IO[bytes], reader), mime, label, position, None)
         except ContainerError as exc:
             error = str(exc)
-        self.current = position
+        rest = (*position, "rest")  # digesting what the members did not need
+        if rest in self.poisoned:
+            yield _failed(label, reader.size, error or f"{self.poisoned[rest]}; not digested", modified, position, mime)
+            return
+        self.start(rest)
         try:
             digests = reader.finish()
         except BudgetExceeded as exc:
