@@ -90,6 +90,13 @@ def test_vics_alternative_hash_with_a_nested_name_is_an_input_format_error() -> 
         _read_vics(b'{"value": [{"AlternativeHashes": [{"HashName": ' + nested + b"}]}]}")
 
 
+def test_csv_quoted_field_over_csvs_limit_is_an_input_format_error() -> None:
+    # Found by reading the code the fuzzer pointed at: past libFuzzer's 4 KB inputs.
+    content = b"md5,note\n" + b"0" * 32 + b',"' + (b"x" * 19_000 + b"\n") * 8 + b'"\n'
+    with pytest.raises(InputFormatError, match=r"line 8: not valid CSV \(field larger than field limit"):
+        list(get_format("csv").read(io.BytesIO(content), ImportOptions()))
+
+
 # --- Containers: found by fuzz_containers.py; the fixes belong in the container modules.
 
 
