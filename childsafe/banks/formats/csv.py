@@ -48,7 +48,19 @@ class CsvFormat:
                 position["line"] = number
                 yield line
 
-        rows = csv_module.reader(numbered())
+        def parsed() -> Iterator[list[str]]:
+            # csv's own errors (a quoted field over its 128 KiB limit) name no line; ours do.
+            rows = csv_module.reader(numbered())
+            while True:
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    return
+                except csv_module.Error as exc:
+                    raise InputFormatError(f"line {position['line']}: not valid CSV ({exc})") from None
+                yield row
+
+        rows = parsed()
         try:
             header = [h.strip().lower() for h in next(rows)]
         except StopIteration:

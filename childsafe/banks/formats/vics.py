@@ -57,7 +57,18 @@ def _shape(stream: BinaryIO) -> str:
     raise InputFormatError('not a VICS file: "value" is not a list of records')
 
 
-def _text(value: Any) -> str | None:
+def _scalar(record: dict[str, Any], key: str, where: str) -> Any:
+    """``record[key]`` if it is a string, number, boolean or null; a list or object
+    there is a bad record (and turning a deeply nested one into text would recurse)."""
+    value = record.get(key)
+    if isinstance(value, dict | list):
+        kind = "an object" if isinstance(value, dict) else "a list"
+        raise InputFormatError(f"{where}: {key} must be a string or a number, not {kind}")
+    return value
+
+
+def _text(record: dict[str, Any], key: str, where: str) -> str | None:
+    value = _scalar(record, key, where)
     return None if value is None or value == "" else str(value).strip() or None
 
 
@@ -74,29 +85,35 @@ class VicsFormat:
     def _entry(self, record: Any, number: int, options: ImportOptions) -> ParsedEntry:
         if not isinstance(record, dict):
             raise InputFormatError(f"record {number}: a Media record must be a JSON object")
-        media_id = _text(record.get("MediaID"))
+        media_id = _text(record, "MediaID", f"record {number}")
         where = f"record {number}" + (f" (MediaID {media_id})" if media_id else "")
         found: list[tuple[str, str]] = []
         for key in ("MD5", "SHA1", "SHA256"):
-            value = _text(record.get(key))
+            value = _text(record, key, where)
             if value:
                 found.append(checked_signal(key.lower(), value, where))
         alternatives = record.get("AlternativeHashes") or []
         if not isinstance(alternatives, list):
             raise InputFormatError(f"{where}: AlternativeHashes must be a list")
         for alternative in alternatives:
-            name = str((alternative or {}).get("HashName", "")).strip().lower()
-            value = _text((alternative or {}).get("HashValue"))
+            if alternative is None:
+                continue
+            if not isinstance(alternative, dict):
+                raise InputFormatError(
+                    f"{where}: each of AlternativeHashes must be an object with HashName and HashValue"
+                )
+            name = (_text(alternative, "HashName", where) or "").lower()
+            value = _text(alternative, "HashValue", where)
             if name in signal_names() and value:
                 found.append(checked_signal(name, value, where))
-        label = _text(record.get("ChildsafeCategory"))
+        label = _text(record, "ChildsafeCategory", where)
         if label is None:
             try:
-                label = category_from_vics(options.vics_profile, options.scheme, record.get("Category"))
+                label = category_from_vics(options.vics_profile, options.scheme, _scalar(record, "Category", where))
             except UsageError as exc:
                 raise InputFormatError(f"{where}: {exc}") from None
         category = checked_category(options.scheme, label or options.category, where)
-        return ParsedEntry(sorted(set(found)), where, category, media_id, _text(record.get("Comments")))
+        return ParsedEntry(sorted(set(found)), where, category, media_id, _text(record, "Comments", where))
 
     def read(self, stream: BinaryIO, options: ImportOptions) -> Iterator[ParsedEntry]:
         try:
@@ -108,6 +125,8 @@ class VicsFormat:
         except ijson.JSONError as exc:
             reason = str(exc).splitlines()[0] if str(exc) else "invalid JSON"
             raise InputFormatError(f"not valid JSON ({reason}); a VICS file is a JSON object") from None
+        except UnicodeDecodeError:  # ijson's C backend decodes strings as it goes
+            raise InputFormatError("not UTF-8 text; a VICS file is UTF-8 JSON") from None
 
     def write(self, entries: Iterable[ExportEntry], out: TextIO, bank_name: str, scheme: str) -> None:
         out.write('{"@odata.context": ' + json.dumps(_CONTEXT) + ', "value": [')
