@@ -79,7 +79,7 @@ def seed_files() -> list[bytes]:
     md5, sha1, sha256 = "0" * 31 + "1", "ab" * 20, "cd" * 32
     pdq = "f" * 64
     text = f"# a list\n{md5}\n{sha1.upper()}\nsha256 {sha256} A\npdq {pdq}, B\n\nmd5 {md5} C # note\n"
-    csv = f"md5,sha1,sha256,pdq,category,id,note\n{md5},{sha1},,{pdq} {pdq},A,7,\"a, note\"\n,,{sha256},,,8,\n"
+    csv = f'md5,sha1,sha256,pdq,category,id,note\n{md5},{sha1},,{pdq} {pdq},A,7,"a, note"\n,,{sha256},,,8,\n'
     record = {
         "MediaID": 12,
         "MD5": md5.upper(),

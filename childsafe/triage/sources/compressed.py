@@ -6,6 +6,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, cast
@@ -49,7 +50,7 @@ class CompressedContainer:
         decompressed = _OPENERS[mime](stream)
         try:
             head = decompressed.read(512)
-        except (OSError, EOFError, lzma.LZMAError) as exc:
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
             raise ContainerError(f"damaged {mime.rsplit('/', 1)[-1].removeprefix('x-')} stream: {exc}") from exc
         content = prefixed(head, decompressed)
         if is_tar_header(head):
