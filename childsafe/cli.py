@@ -9,6 +9,7 @@ output), 1 when it failed, 2 for bad usage or unparseable input.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -156,7 +157,11 @@ def hash_command(
 def demo_command(
     json_output: JsonOption = False,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for the demo case (default: CHILDSAFE_HOME/demo; replaced).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="A new or empty folder for the demo case, or one an earlier demo made (default: CHILDSAFE_HOME/demo).",
+        ),
     ] = None,
 ) -> None:
     """Build a small benign case and a demo bank, scan it, and say where the report is."""
@@ -353,7 +358,6 @@ def bank_export_command(
 def _write_atomically(path: Path, write: Callable[[Any], T]) -> T:
     """Write a file through a temporary neighbour renamed into place: the
     file is complete or absent, never half-written."""
-    import os
     import tempfile
 
     folder = path.parent if str(path.parent) else Path(".")
@@ -540,16 +544,27 @@ def scan_command(
 
 
 @audit_app.command("verify")
-def audit_verify_command(json_output: JsonOption = False) -> None:
-    """Check the audit log's hash chain; exit 1 if an event was changed, added or removed."""
-    from childsafe.store import verify_audit_chain
+def audit_verify_command(
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="A scan's manifest.json: also check the log still holds its audit anchor."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check the audit log's hash chain; exit 1 if an event was changed, added, moved or removed."""
+    from childsafe.store import anchor_from_manifest, verify_audit_chain
 
     with _errors_to_exit_codes():
-        report = verify_audit_chain(_open_engine(Settings.from_env()))
+        anchor = anchor_from_manifest(manifest) if manifest is not None else None
+        report = verify_audit_chain(_open_engine(Settings.from_env()), anchor)
     if json_output:
         _print_json(report.to_dict())
     elif report.intact:
-        print(f"audit log intact: {report.events} events, each chained to the one before")
+        anchored = f"; holds the manifest's anchor (event {anchor.events})" if anchor else ""
+        head = report.head.head if report.head else ""
+        print(f"audit log intact: {report.events} events, each chained to the one before{anchored}; head {head}")
+    elif report.first_broken is None:
+        print(f"audit log BROKEN: {report.reason}")
     else:
         print(f"audit log BROKEN at event {report.first_broken}: {report.reason}")
     if not report.intact:
@@ -952,4 +967,8 @@ def version_command(json_output: JsonOption = False) -> None:
 
 def main() -> None:
     """Entry point of the ``childsafe`` console script."""
+    # Everything childsafe writes - the database, a scan's state and reports,
+    # preserved uploads, saved indexes - concerns criminal cases: readable by
+    # its owner only, whatever umask the shell had (workers inherit it).
+    os.umask(0o077)
     app()

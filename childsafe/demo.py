@@ -26,9 +26,12 @@ from childsafe.parallel import default_workers
 from childsafe.store import open_database
 from childsafe.triage import ScanRequest, ScanResult, scan_evidence
 
-__all__ = ["DEMO_BANK", "DemoResult", "write_demo_case", "run_demo"]
+__all__ = ["DEMO_BANK", "DEMO_MARKER", "DemoResult", "prepare_demo_folder", "write_demo_case", "run_demo"]
 
 DEMO_BANK = "demo-known"
+#: The file that marks a folder as made by the demo: only such a folder is
+#: ever replaced (deleted and written again) by a later run.
+DEMO_MARKER = ".childsafe-demo"
 #: The photos the demo bank "knows", with the category it gives them.
 KNOWN = {"coffee": "A", "chelsea": "B", "astronaut": "C"}
 #: Photos that appear in the evidence but are in no bank.
@@ -106,11 +109,26 @@ class DemoResult:
         )
 
 
+def prepare_demo_folder(folder: Path) -> None:
+    """Make ``folder`` ready for the demo: created if missing, used if empty,
+    replaced if an earlier demo made it (it holds ``DEMO_MARKER``); any other
+    folder, or a file, is refused with ``UsageError``, never deleted."""
+    if folder.is_dir() and not folder.is_symlink() and (folder / DEMO_MARKER).is_file():
+        shutil.rmtree(folder)
+    elif folder.exists() or folder.is_symlink():
+        if not folder.is_dir():
+            raise UsageError(f"{folder} exists and is not a folder; choose a new --out")
+        if any(folder.iterdir()):
+            raise UsageError(f"{folder} exists and is not empty, and no earlier demo made it; choose a new --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    # Written first, so that a demo stopped half-way can still be replaced.
+    (folder / DEMO_MARKER).write_text("made by `childsafe demo`: the next demo run here replaces this folder\n")
+
+
 def run_demo(settings: Settings, out: Path | None = None) -> DemoResult:
     """Write the demo case, fill a fresh demo bank, scan, and return where the report is."""
     folder = out or settings.home / "demo"
-    if folder.exists():
-        shutil.rmtree(folder)  # only ever our own demo folder
+    prepare_demo_folder(folder)
     known, evidence = write_demo_case(folder)
     engine = open_database(settings.database_url)
     try:

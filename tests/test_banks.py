@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -246,6 +247,44 @@ def test_bank_settings_are_checked(engine: Engine) -> None:
         create_bank(engine, "x")
 
 
+def test_every_bank_and_key_change_leaves_an_audit_event(engine: Engine, tmp_path: Path) -> None:
+    from childsafe.banks import BankAction, NewEntry, add_entries, delete_bank, remove_entry
+    from childsafe.service.keys import create_api_key, revoke_api_key
+    from childsafe.store import audit_events, verify_audit_chain
+
+    hook = BankAction("webhook", "https://hooks.example.org/in?token=t0ps3cret", "signing-secret")
+    create_bank(engine, "hooked", scheme="uk", action=hook, actor="api:curator-key")
+    import_bank_file(engine, "listed", _write(tmp_path, "list.txt", TEXT_LIST), create={"scheme": "uk"})
+    with pytest.raises(InputFormatError):  # a failed import changes nothing, and leaves no event
+        import_bank_file(engine, "listed", _write(tmp_path, "bad.txt", "not-a-hash\n"))
+    ids = add_entries(engine, "hooked", [NewEntry([("md5", MD5[0])], "A"), NewEntry([("md5", MD5[1])])]).ids
+    add_entries(engine, "hooked", [NewEntry([("md5", MD5[0])], "A")])  # already there: no change, no event
+    remove_entry(engine, "hooked", ids[0])
+    delete_bank(engine, "hooked")
+    key = create_api_key(engine, "platform", "matcher")
+    revoke_api_key(engine, "platform", actor="admin")
+    events = [(e.action, e.actor, e.detail) for e in audit_events(engine)]
+    me = events[1][1]
+    assert events == [
+        ("bank.create", "api:curator-key", {"bank": "hooked", "scheme": "uk", "kind": "match", "pdq_threshold": None,
+                                            "action": "webhook", "webhook_host": "hooks.example.org"}),
+        ("bank.create", me, {"bank": "listed", "scheme": "uk", "kind": "match", "pdq_threshold": None,
+                             "action": "none"}),
+        ("bank.import", me, {"bank": "listed", "file": "list.txt", "format": "text", "replace": False, "added": 5,
+                             "updated": 0, "removed": 0, "rejected": 0, "sha256": events[2][2]["sha256"]}),
+        ("bank.add", me, {"bank": "hooked", "added": 2, "given": 2, "first_ids": ids}),
+        ("bank.remove", me, {"bank": "hooked", "entry_id": ids[0]}),
+        ("bank.delete", me, {"bank": "hooked", "kind": "match", "entries": 1, "action": "webhook",
+                             "webhook_host": "hooks.example.org"}),
+        ("apikey.create", me, {"name": "platform", "role": "matcher"}),
+        ("apikey.revoke", "admin", {"name": "platform", "role": "matcher"}),
+    ]  # fmt: skip
+    assert len(events[2][2]["sha256"]) == 64
+    text = json.dumps(events)
+    assert key not in text and "t0ps3cret" not in text and "signing-secret" not in text
+    assert verify_audit_chain(engine).intact
+
+
 def test_bank_commands_end_to_end(tmp_path: Path, cli_env: dict[str, str]) -> None:
     path = _write(tmp_path, "list.txt", TEXT_LIST)
     imported = run_cli(["bank", "import", "police", str(path), "--scheme", "uk", "--json"], cli_env)
@@ -267,6 +306,15 @@ def test_bank_commands_end_to_end(tmp_path: Path, cli_env: dict[str, str]) -> No
     deleted = run_cli(["bank", "delete", "police", "--json"], cli_env)
     assert json.loads(deleted.stdout) == {"bank": "police", "deleted": True}
     assert json.loads(run_cli(["bank", "list", "--json"], cli_env).stdout) == []
+    # Each change is audited as the OS user running the command, whatever $USER says.
+    faked = {**cli_env, "USER": "someone-else", "LOGNAME": "someone-else"}
+    assert run_cli(["bank", "create", "empty", "--kind", "suppress"], faked).returncode == 0
+    listed_events = run_cli(["audit", "list", "--json"], cli_env).stdout.splitlines()
+    events = [(e["action"], e["actor"], e["detail"].get("bank")) for e in map(json.loads, listed_events)]
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert events == [("bank.create", me, "police"), ("bank.import", me, "police"), ("bank.delete", me, "police"),
+                      ("bank.create", me, "empty")]  # fmt: skip
+    assert run_cli(["audit", "verify"], cli_env).returncode == 0
 
 
 def test_every_format_module_is_registered() -> None:

@@ -13,6 +13,7 @@ from conftest import REPO, run_cli
 
 import childsafe
 import childsafe.signals
+from childsafe.demo import DEMO_MARKER, prepare_demo_folder
 from childsafe.errors import UsageError
 from childsafe.signals import SignalType, get_signal, parse_signal_value, register, signal_names
 from childsafe.store import head_revision
@@ -102,7 +103,12 @@ def test_demo_scans_a_benign_case_on_embedded_defaults(cli_env: dict[str, str]) 
     assert {m["transform"] for m in items["downloads/mirror.png"]["matches"]} == {"flipy"}
     assert items["backup/phone-2025.tar.gz!/photos.zip!/holiday/day1.jpg"]["category"] == "B"
     assert items["downloads/broken.jpg"]["error"]
-    human = run_cli(["demo"], cli_env, timeout=300)  # runs again from scratch
+    # What childsafe writes is its owner's only, whatever the caller's umask.
+    database = Path(demo["database"].removeprefix("sqlite:///"))
+    for written in (database, Path(demo["out"]) / "report.json", Path(demo["out"]) / "manifest.json"):
+        assert written.stat().st_mode & 0o077 == 0, f"{written} is readable by others"
+    assert (Path(demo["folder"]) / DEMO_MARKER).is_file()
+    human = run_cli(["demo"], cli_env, timeout=300)  # runs again from scratch: the folder is the demo's own
     assert human.returncode == 0 and "report.html" in human.stdout
     version = run_cli(["version", "--json"], cli_env)
     assert json.loads(version.stdout) == {"name": "childsafe", "version": childsafe.__version__}
@@ -119,3 +125,27 @@ def test_the_projects_copy_of_the_contract_is_current() -> None:
     assert contract.split("\n", 3)[3].rstrip() == shared.read_text().rstrip(), (
         "docs/spec.md differs from ../shared/SPEC.md"
     )
+
+
+def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    precious = tmp_path / "work"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    refused = run_cli(["demo", "--out", str(precious)], cli_env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"childsafe: error: {precious} exists and is not empty, and no earlier demo made it; choose a new --out"
+    ]
+    assert (precious / "notes.txt").read_text() == "keep me"
+    with pytest.raises(UsageError, match="is not a folder"):
+        prepare_demo_folder(precious / "notes.txt")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_demo_folder(empty)  # an empty folder may be used
+    assert [p.name for p in empty.iterdir()] == [DEMO_MARKER]
+    (empty / "report").mkdir()
+    (empty / "report" / "old.json").write_text("{}")
+    prepare_demo_folder(empty)  # the demo's own folder is replaced
+    assert [p.name for p in empty.iterdir()] == [DEMO_MARKER]
+    prepare_demo_folder(tmp_path / "new" / "demo")
+    assert (tmp_path / "new" / "demo" / DEMO_MARKER).is_file()

@@ -128,6 +128,13 @@ def test_every_route_and_its_errors(server: Server, reference_dir: Path) -> None
     assert "key=curator-key route=POST /v1/banks status=201" in log
     assert hashed["md5"] not in log and hashed["pdq"] not in log  # no hashes in the request log
 
+    # Every change made through the service is audited with the key that made it.
+    lines = run_cli(["audit", "list", "--json"], server.env).stdout.splitlines()
+    changes = [(e["action"], e["actor"]) for e in map(json.loads, lines) if e["action"].startswith("bank.")]
+    assert changes == [("bank.create", "api:curator-key"), ("bank.add", "api:curator-key"),
+                       ("bank.import", "api:curator-key"), ("bank.remove", "api:curator-key"),
+                       ("bank.delete", "api:admin-key")]  # fmt: skip
+
 
 def test_rate_limit_gives_429_with_retry_after(service_env: dict[str, str]) -> None:
     server = Server({**service_env, "CHILDSAFE_RATE_PER_SECOND": "2"})
@@ -177,6 +184,12 @@ def test_apikey_commands(cli_env: dict[str, str]) -> None:
     assert run_cli(["apikey", "revoke", "platform-1"], cli_env).returncode == 0
     assert json.loads(run_cli(["apikey", "list", "--json"], cli_env).stdout)[0]["revoked"] is True
     assert run_cli(["apikey", "revoke", "platform-1"], cli_env).returncode == 2
+    events = [json.loads(line) for line in run_cli(["audit", "list", "--json"], cli_env).stdout.splitlines()]
+    assert [(e["action"], e["detail"]) for e in events] == [
+        ("apikey.create", {"name": "platform-1", "role": "matcher"}),
+        ("apikey.revoke", {"name": "platform-1", "role": "matcher"}),
+    ]
+    assert created["key"] not in json.dumps(events)
     assert os.environ.get("CHILDSAFE_HOME") != cli_env["CHILDSAFE_HOME"]
 
 

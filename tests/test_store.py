@@ -3,7 +3,10 @@ on first use, safely when several processes start at once."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +14,21 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from conftest import run_cli
 
 from childsafe.errors import StorageError, UsageError
-from childsafe.store import Base, audit_events, head_revision, record_audit, schema_revision
+from childsafe.store import (
+    AuditAnchor,
+    Base,
+    audit_events,
+    audit_head,
+    head_revision,
+    record_audit,
+    schema_revision,
+    verify_audit_chain,
+)
 from childsafe.store import open_database as _open_database
+from childsafe.store.audit import GENESIS
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +145,100 @@ def test_concurrent_appends_keep_one_chain(database_url: str) -> None:
         pool.map(_append_in_child, [database_url] * 3)
     report = verify_audit_chain(open_database(database_url))
     assert (report.events, report.intact) == (30, True)
+
+
+def _chain_of_five(database_url: str) -> tuple[sa.Engine, list[AuditAnchor]]:
+    engine = open_database(database_url)
+    anchors = [record_audit(engine, "scan", {"case": f"C{n}"}, actor="analyst") for n in range(5)]
+    return engine, anchors
+
+
+def test_each_append_returns_the_anchor_of_the_log(database_url: str) -> None:
+    engine = open_database(database_url)
+    assert audit_head(engine) == AuditAnchor(0, GENESIS)
+    assert verify_audit_chain(engine, AuditAnchor(0, GENESIS)).intact
+    engine, anchors = _chain_of_five(database_url)
+    assert [a.events for a in anchors] == [1, 2, 3, 4, 5]
+    assert [a.head for a in anchors] == [e.entry_hash for e in audit_events(engine)]
+    assert audit_head(engine) == anchors[-1]
+    report = verify_audit_chain(engine, anchors[2])
+    assert report.intact and report.head == anchors[-1] and report.anchor == anchors[2]
+    assert report.to_dict()["anchor"] == {"events": 3, "head": anchors[2].head}
+
+
+def test_an_event_without_a_hash_breaks_the_chain(database_url: str) -> None:
+    engine, _ = _chain_of_five(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE audit_events SET entry_hash = '' WHERE id = 2"))
+    report = verify_audit_chain(engine)
+    assert (report.intact, report.first_broken, report.events) == (False, 2, 5)
+    assert "event 2 has no hash" in str(report.reason)
+    with engine.begin() as connection:  # the first event too: no "written before the chain" excuse
+        connection.execute(sa.text("UPDATE audit_events SET entry_hash = '', prev_hash = '' WHERE id = 1"))
+    assert verify_audit_chain(engine).first_broken == 1
+
+
+def test_reordered_events_break_the_chain(database_url: str) -> None:
+    engine, _ = _chain_of_five(database_url)
+    columns = "at, actor, action, detail, prev_hash, entry_hash"
+    with engine.begin() as connection:  # swap events 2 and 3, each intact in itself
+        rows = {r[0]: r[1:] for r in connection.execute(sa.text(f"SELECT id, {columns} FROM audit_events"))}
+        connection.execute(sa.text("DELETE FROM audit_events WHERE id IN (2, 3)"))
+        for new_id, old_id in ((2, 3), (3, 2)):
+            connection.execute(
+                sa.text(f"INSERT INTO audit_events (id, {columns}) VALUES (:id, :at, :actor, :action, :detail,"
+                        " :prev_hash, :entry_hash)"),
+                {"id": new_id, **dict(zip(columns.split(", "), rows[old_id], strict=True))}
+                | {"detail": json.dumps(rows[old_id][3])},
+            )  # fmt: skip
+    report = verify_audit_chain(engine)
+    assert (report.intact, report.first_broken) == (False, 2)
+    assert "reordered" in str(report.reason)
+
+
+def test_deleting_the_newest_events_is_caught_by_the_anchor(database_url: str) -> None:
+    engine, anchors = _chain_of_five(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_events WHERE id > 3"))
+    assert verify_audit_chain(engine).intact  # a shorter chain is whole: only an anchor shows the loss
+    assert verify_audit_chain(engine, anchors[2]).intact
+    short = verify_audit_chain(engine, anchors[4])
+    assert not short.intact
+    assert short.reason == "the log holds 3 events but the manifest anchors 5 (events deleted?)"
+    for number in range(2):  # the gap filled with new events: the count matches, the hash does not
+        record_audit(engine, "scan", {"case": f"X{number}"}, actor="analyst")
+    replaced = verify_audit_chain(engine, anchors[4])
+    assert (replaced.intact, replaced.events) == (False, 5)
+    assert str(replaced.reason).startswith("event 5 is not the anchored one")
+    assert not verify_audit_chain(engine, AuditAnchor(0, "f" * 64)).intact
+
+
+def test_the_actor_is_the_os_user_whatever_the_environment_says(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.setenv(name, "someone-else")
+    engine = open_database(database_url)
+    record_audit(engine, "test", {})
+    assert audit_events(engine)[0].actor == pwd.getpwuid(os.geteuid()).pw_name != "someone-else"
+
+
+def test_audit_verify_checks_a_manifest_anchor(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    assert run_cli(["apikey", "create", "k1", "--role", "matcher"], cli_env).returncode == 0
+    assert run_cli(["apikey", "create", "k2", "--role", "matcher"], cli_env).returncode == 0
+    verified = run_cli(["audit", "verify", "--json"], cli_env)
+    report = json.loads(verified.stdout)
+    assert verified.returncode == 0 and report["intact"] and report["events"] == 2 and report["anchor"] is None
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"case_id": "C1", "audit": report["head"]}))
+    held = run_cli(["audit", "verify", "--manifest", str(manifest), "--json"], cli_env)
+    assert held.returncode == 0 and json.loads(held.stdout)["anchor"] == report["head"]
+    manifest.write_text(json.dumps({"case_id": "C1", "audit": {"events": 3, "head": report["head"]["head"]}}))
+    lost = run_cli(["audit", "verify", "--manifest", str(manifest)], cli_env)
+    assert lost.returncode == 1
+    assert "the log holds 2 events but the manifest anchors 3 (events deleted?)" in lost.stdout
+    for text in ('{"case_id": "C1"}', '{"audit": {"events": true, "head": "00"}}', "not json"):
+        manifest.write_text(text)
+        wrong = run_cli(["audit", "verify", "--manifest", str(manifest)], cli_env)
+        assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+        assert "is not a scan manifest with an audit anchor" in wrong.stderr

@@ -2,7 +2,10 @@
 
 Every change that matching must see is written to the change log
 (``bank_changes``) in the same transaction, so every process's index can
-follow it (``childsafe.index``).
+follow it (``childsafe.index``); and every change is written to the audit
+log in that transaction too (``bank.create``, ``bank.delete``, ``bank.add``,
+``bank.remove``; imports: ``bank.import``), so the CLI and the service both
+leave an event, and a change is never committed without its event.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +28,7 @@ from childsafe.errors import ConflictError, NotFoundError, UsageError
 from childsafe.media import MediaLimits
 from childsafe.signals import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, get_signal, hash_file
 from childsafe.signals.keypoints import Keypoints
+from childsafe.store import append_audit
 from childsafe.store.models import (
     Bank,
     BankChange,
@@ -55,6 +60,7 @@ __all__ = [
     "remove_entry",
     "iter_bank_entries",
     "log_change",
+    "audit_bank_created",
 ]
 
 BANK_KINDS = ("match", "suppress")
@@ -173,6 +179,23 @@ class BankAction:
         return self
 
 
+def _action_detail(bank: Bank) -> dict[str, Any]:
+    """What a bank's match action is, for the audit log: the webhook's host,
+    never its full URL (it may carry a token) or its secret."""
+    detail: dict[str, Any] = {"action": bank.action}
+    if bank.action == "webhook" and bank.webhook_url:
+        detail["webhook_host"] = urlsplit(bank.webhook_url).hostname
+    if bank.action == "preserve":
+        detail["preserve_days"] = bank.preserve_days
+    return detail
+
+
+def audit_bank_created(connection: Connection, bank: Bank, actor: str | None) -> None:
+    """The audit event of a new bank (its webhook, if any, is created with it)."""
+    detail = {"bank": bank.name, "scheme": bank.scheme, "kind": bank.kind, "pdq_threshold": bank.pdq_threshold}
+    append_audit(connection, "bank.create", {**detail, **_action_detail(bank)}, actor)
+
+
 def create_in(
     connection: Connection,
     name: str,
@@ -180,8 +203,12 @@ def create_in(
     kind: str,
     pdq_threshold: int | None,
     action: BankAction | None = None,
+    actor: str | None = None,
+    audit: bool = True,
 ) -> Bank:
-    """Create a bank inside an open transaction (used by import too)."""
+    """Create a bank inside an open transaction (used by import too, which
+    passes ``audit=False`` and calls ``audit_bank_created`` when it is done,
+    so that a long import does not hold the audit log's lock)."""
     action = (action or BankAction()).checked()
     _check_name(name)
     check_scheme(scheme)
@@ -206,7 +233,10 @@ def create_in(
     except IntegrityError:
         raise ConflictError(f"a bank called {name!r} already exists") from None
     log_change(connection, bank_id, "create")
-    return get_bank(connection, name)
+    bank = get_bank(connection, name)
+    if audit:
+        audit_bank_created(connection, bank, actor)
+    return bank
 
 
 def create_bank(
@@ -216,10 +246,11 @@ def create_bank(
     kind: str = "match",
     pdq_threshold: int | None = None,
     action: BankAction | None = None,
+    actor: str | None = None,
 ) -> BankInfo:
-    """Create an empty bank."""
+    """Create an empty bank (audited as ``actor``, default the OS user)."""
     with engine.begin() as connection:
-        create_in(connection, name, scheme, kind, pdq_threshold, action)
+        create_in(connection, name, scheme, kind, pdq_threshold, action, actor)
     return bank_info(engine, name)
 
 
@@ -263,10 +294,11 @@ def list_banks(engine: Engine) -> list[BankInfo]:
         return [_info(connection, bank) for bank in banks]
 
 
-def delete_bank(engine: Engine, name: str) -> None:
-    """Delete a bank and all its entries."""
+def delete_bank(engine: Engine, name: str, actor: str | None = None) -> None:
+    """Delete a bank and all its entries (and its webhook, if it has one)."""
     with engine.begin() as connection:
         bank = get_bank(connection, name)
+        entries = connection.scalar(select(func.count()).select_from(BankEntry).where(BankEntry.bank_id == bank.id))
         connection.execute(delete(EntrySignal).where(EntrySignal.bank_id == bank.id))
         connection.execute(delete(EntryVariant).where(EntryVariant.bank_id == bank.id))
         connection.execute(delete(EntryKeypoints).where(EntryKeypoints.bank_id == bank.id))
@@ -274,6 +306,8 @@ def delete_bank(engine: Engine, name: str) -> None:
         connection.execute(delete(BankImport).where(BankImport.bank_id == bank.id))
         connection.execute(delete(Bank).where(Bank.id == bank.id))
         log_change(connection, bank.id, "drop")
+        detail = {"bank": bank.name, "kind": bank.kind, "entries": entries or 0, **_action_detail(bank)}
+        append_audit(connection, "bank.delete", detail, actor)
 
 
 @dataclass
@@ -284,7 +318,7 @@ class AddedEntries:
     added: int
 
 
-def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> AddedEntries:
+def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry], actor: str | None = None) -> AddedEntries:
     """Add entries one by one (API and ``bank add``), all or none.
 
     Values are checked and normalised; an entry whose signals are already in
@@ -347,10 +381,13 @@ def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry]) -> Added
             added.append(entry_id)
         if added:
             log_change(connection, bank.id, "add", added)
+            # The first ids only: an audit event stays small whatever was added.
+            detail = {"bank": bank.name, "added": len(added), "given": len(entries), "first_ids": added[:20]}
+            append_audit(connection, "bank.add", detail, actor)
         return AddedEntries(ids, len(added))
 
 
-def remove_entry(engine: Engine, name: str, entry_id: int) -> None:
+def remove_entry(engine: Engine, name: str, entry_id: int, actor: str | None = None) -> None:
     """Remove one entry; ``UsageError`` if the bank has no such entry."""
     with engine.begin() as connection:
         bank = get_bank(connection, name)
@@ -367,6 +404,7 @@ def remove_entry(engine: Engine, name: str, entry_id: int) -> None:
             delete(EntryKeypoints).where(EntryKeypoints.bank_id == bank.id, EntryKeypoints.entry_id == entry_id)
         )
         log_change(connection, bank.id, "remove", [entry_id])
+        append_audit(connection, "bank.remove", {"bank": bank.name, "entry_id": entry_id}, actor)
 
 
 def iter_bank_entries(connection: Connection, bank_id: int, batch: int = 10_000) -> Iterator[ExportEntry]:
@@ -423,6 +461,7 @@ def add_files_to_bank(
     limits: MediaLimits,
     category: str | None = None,
     source_id: str | None = None,
+    actor: str | None = None,
 ) -> AddFilesResult:
     """Hash media files and add one entry for each: md5, sha1, sha256 and,
     when its quality is usable, PDQ. A file that cannot be read is rejected
@@ -451,5 +490,5 @@ def add_files_to_bank(
                 hashes.keypoints,
             )
         )
-    added = add_entries(engine, name, entries).added
+    added = add_entries(engine, name, entries, actor).added
     return AddFilesResult(name, added, len(problems), problems)

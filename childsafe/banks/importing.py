@@ -9,7 +9,6 @@ signals (``entry_key``), so importing the same file again adds nothing.
 
 from __future__ import annotations
 
-import getpass
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
-from childsafe.banks.catalogue import create_in, entry_key, get_bank, log_change
+from childsafe.banks.catalogue import audit_bank_created, create_in, entry_key, get_bank, log_change
 from childsafe.banks.formats import (
     ImportOptions,
     ParsedEntry,
@@ -28,6 +27,7 @@ from childsafe.banks.formats import (
 )
 from childsafe.errors import InputFormatError, UsageError
 from childsafe.media.streams import DigestingReader
+from childsafe.store import append_audit, os_user
 from childsafe.store.models import Bank, BankImport, utc_now
 
 __all__ = ["ImportResult", "import_bank_file", "import_bank_stream", "BULK_CHANGE_LIMIT"]
@@ -241,9 +241,12 @@ def import_bank_stream(
     name for messages and provenance) into ``bank_name``, created if missing
     with the settings in ``create``. All of it or nothing: on a bad record
     ``InputFormatError`` names the file, the line or record and the reason,
-    and the database is unchanged."""
+    and the database is unchanged. ``importer`` (default: the OS user) is
+    recorded with the import and is the actor of its audit events
+    (``bank.create`` if the bank was made, then ``bank.import``)."""
     if vics_profile not in (None, "us", "uk"):
         raise UsageError(f"--vics-profile must be us or uk, got {vics_profile!r}")
+    importer = importer or os_user()
     with engine.begin() as connection:
         existing = connection.execute(select(Bank.id).where(Bank.name == bank_name)).first()
         if existing is None:
@@ -254,6 +257,7 @@ def import_bank_stream(
                 settings.get("scheme", "none"),
                 settings.get("kind", "match"),
                 settings.get("pdq_threshold"),
+                audit=False,  # audited when the import is done: see audit_bank_created below
             )
         else:
             bank = get_bank(connection, bank_name)
@@ -272,7 +276,7 @@ def import_bank_stream(
                 file_name=display,
                 file_sha256="",
                 format=bank_format.name,
-                importer=importer or getpass.getuser(),
+                importer=importer,
                 at=utc_now(),
                 added=0,
                 updated=0,
@@ -290,11 +294,17 @@ def import_bank_stream(
             added, updated, removed = _merge(connection, bank, names, import_id, replace)
         finally:
             _drop_staging(connection, names)
+        sha256 = reader.finish()["sha256"]
         connection.execute(
             update(BankImport)
             .where(BankImport.id == import_id)
-            .values(
-                file_sha256=reader.finish()["sha256"], added=added, updated=updated, removed=removed, rejected=rejected
-            )
+            .values(file_sha256=sha256, added=added, updated=updated, removed=removed, rejected=rejected)
         )
+        if existing is None:
+            audit_bank_created(connection, bank, importer)
+        detail = {
+            "bank": bank_name, "file": display, "sha256": sha256, "format": bank_format.name, "replace": replace,
+            "added": added, "updated": updated, "removed": removed, "rejected": rejected,
+        }  # fmt: skip
+        append_audit(connection, "bank.import", detail, importer)
     return ImportResult(bank_name, added, updated, removed, rejected)

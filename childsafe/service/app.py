@@ -67,6 +67,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Preserved uploads and saved indexes are case material: owner-only
+        # files, also when the service is started by uvicorn itself.
+        os.umask(0o077)
         app.state.context = ServiceContext.open(settings, upload_limit, rate)
         delivery = asyncio.create_task(_deliver_webhooks(app.state.context, poll, backoff))
         yield

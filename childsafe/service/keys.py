@@ -9,7 +9,8 @@ Roles, and what each may call:
 
 A key is ``cs_`` and 43 random URL-safe characters (256 bits), shown once;
 the database keeps only its SHA-256 (a slow password hash is not needed for
-a random secret of this length).
+a random secret of this length). Making and revoking a key are audited
+(``apikey.create``, ``apikey.revoke``: name and role, never the key).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from childsafe.errors import ConflictError, NotFoundError, UsageError
+from childsafe.store import append_audit
 from childsafe.store.models import ApiKey, utc_now
 
 __all__ = ["ROLES", "ApiKeyInfo", "create_api_key", "list_api_keys", "revoke_api_key", "find_api_key", "role_allows"]
@@ -60,7 +62,7 @@ def role_allows(role: str, permission: str) -> bool:
     return permission in _GRANTS.get(role, set())
 
 
-def create_api_key(engine: Engine, name: str, role: str) -> str:
+def create_api_key(engine: Engine, name: str, role: str, actor: str | None = None) -> str:
     """Make a key called ``name`` with ``role``; returns the key (shown once)."""
     if role not in ROLES:
         raise UsageError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
@@ -70,6 +72,7 @@ def create_api_key(engine: Engine, name: str, role: str) -> str:
     try:
         with engine.begin() as connection:
             connection.execute(insert(ApiKey).values(name=name, role=role, key_hash=_digest(key), created_at=utc_now()))
+            append_audit(connection, "apikey.create", {"name": name, "role": role}, actor)
     except IntegrityError:
         raise ConflictError(f"a key called {name!r} already exists; revoke it or choose another name") from None
     return key
@@ -82,14 +85,16 @@ def list_api_keys(engine: Engine) -> list[ApiKeyInfo]:
     return [ApiKeyInfo(r.name, r.role, r.created_at.isoformat(), r.revoked_at is not None) for r in rows]
 
 
-def revoke_api_key(engine: Engine, name: str) -> None:
+def revoke_api_key(engine: Engine, name: str, actor: str | None = None) -> None:
     """Revoke the key called ``name``: it stops working at once."""
     with engine.begin() as connection:
+        role = connection.scalar(select(ApiKey.role).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)))
         done = connection.execute(
             update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).values(revoked_at=utc_now())
         ).rowcount
-    if not done:
-        raise NotFoundError(f"no active key called {name!r}")
+        if not done:
+            raise NotFoundError(f"no active key called {name!r}")
+        append_audit(connection, "apikey.revoke", {"name": name, "role": role}, actor)
 
 
 def find_api_key(engine: Engine, key: str) -> tuple[str, str] | None:

@@ -1,6 +1,7 @@
 """Bank curation (role curator): create, list, show, delete, entries, import.
 A change is matched by the next request in every worker process (the
-change log, see childsafe/index/matcher.py)."""
+change log, see childsafe/index/matcher.py). Every change is audited with
+the caller's key as its actor (``api:KEY_NAME``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ from childsafe.service.auth import require
 from childsafe.service.routes.matching import _UPLOAD_BODY, upload_of
 
 router = APIRouter(prefix="/v1/banks", tags=["banks"], dependencies=[Depends(require("curate"))])
+
+
+def _actor(request: Request) -> str:
+    """The audit actor of a request: its key's name (set by ``require``)."""
+    return f"api:{getattr(request.state, 'key_name', '?')}"
 
 
 class BankCreate(BaseModel):
@@ -64,8 +70,9 @@ async def banks_create(request: Request, body: BankCreate) -> dict[str, Any]:
     """Create a bank; 409 if the name is taken."""
     action = BankAction(body.action, body.webhook_url, body.webhook_secret, body.preserve_days)
     info = await run_in_threadpool(
-        create_bank, context_of(request).engine, body.name, body.scheme, body.kind, body.pdq_threshold, action
-    )
+        create_bank,
+        context_of(request).engine, body.name, body.scheme, body.kind, body.pdq_threshold, action, _actor(request),
+    )  # fmt: skip
     return info.to_dict()
 
 
@@ -78,7 +85,7 @@ async def banks_show(request: Request, name: str) -> dict[str, Any]:
 @router.delete("/{name}")
 async def banks_delete(request: Request, name: str) -> dict[str, Any]:
     """Delete a bank and its entries."""
-    await run_in_threadpool(delete_bank, context_of(request).engine, name)
+    await run_in_threadpool(delete_bank, context_of(request).engine, name, _actor(request))
     return {"bank": name, "deleted": True}
 
 
@@ -86,14 +93,14 @@ async def banks_delete(request: Request, name: str) -> dict[str, Any]:
 async def entries_add(request: Request, name: str, body: EntriesIn) -> dict[str, Any]:
     """Add entries: ``{"added": int, "ids": [str...]}``, ids in the order given."""
     entries = [NewEntry([(e.signal, e.value)], e.category, e.source_id, e.note) for e in body.entries]
-    result = await run_in_threadpool(add_entries, context_of(request).engine, name, entries)
+    result = await run_in_threadpool(add_entries, context_of(request).engine, name, entries, _actor(request))
     return {"added": result.added, "ids": [str(i) for i in result.ids]}
 
 
 @router.delete("/{name}/entries/{entry_id}")
 async def entries_delete(request: Request, name: str, entry_id: int) -> dict[str, Any]:
     """Remove one entry."""
-    await run_in_threadpool(remove_entry, context_of(request).engine, name, entry_id)
+    await run_in_threadpool(remove_entry, context_of(request).engine, name, entry_id, _actor(request))
     return {"bank": name, "entry_id": str(entry_id), "deleted": True}
 
 
@@ -113,7 +120,7 @@ async def banks_import(request: Request, name: str) -> dict[str, Any]:
             signal=fields.get("signal") or None,
             category=fields.get("category") or None,
             replace=fields.get("replace", "").lower() in ("1", "true", "yes"),
-            importer=f"api:{getattr(request.state, 'key_name', '?')}",
+            importer=_actor(request),
         )
     )
     return result.to_dict()
