@@ -216,8 +216,16 @@ def test_scan_of_a_generated_case_gives_the_exact_counts(
         for line in run_cli(["audit", "list", "--action", "scan", "--json"], cli_env).stdout.splitlines()
     ]
     assert len(audit) == 2 and audit[0]["detail"]["case_id"] == "OP-TEST-1"
-    assert audit[0]["detail"]["manifest_sha256"] == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    assert audit[0]["detail"]["files"] == manifest["files"]  # the reports the event records are the manifest's
     assert json.loads(run_cli(["audit", "verify", "--json"], cli_env).stdout)["intact"] is True
+    anchored = run_cli(["audit", "verify", "--manifest", str(out / "manifest.json"), "--json"], cli_env)
+    assert anchored.returncode == 0 and json.loads(anchored.stdout)["anchor"] == manifest["audit"]
+    # Deleting the last events (both scans') is caught by the first scan's manifest, not by the chain alone.
+    with sqlite3.connect(Path(cli_env["CHILDSAFE_HOME"]) / "childsafe.db") as db:
+        db.execute("DELETE FROM audit_events WHERE id >= (SELECT MIN(id) FROM audit_events WHERE action = 'scan')")
+    assert run_cli(["audit", "verify"], cli_env).returncode == 0
+    truncated = run_cli(["audit", "verify", "--manifest", str(out / "manifest.json")], cli_env)
+    assert truncated.returncode == 1 and "deleted" in truncated.stdout + truncated.stderr
 
 
 def test_scan_refuses_bad_requests(tmp_path: Path, cli_env: dict[str, str]) -> None:

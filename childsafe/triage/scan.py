@@ -339,8 +339,23 @@ class _PartialReports:
 
 
 def _finish(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]], engine: Engine) -> ScanResult:
+    """The complete reports, then the audit event that records them, then the
+    manifest, which anchors the audit log at that event: ``childsafe audit
+    verify --manifest`` later proves no event up to it was removed or changed."""
     case = _case(request, state, banks, complete=True)
     outputs = _write_reports(request, case)
+    anchor = record_audit(
+        engine,
+        "scan",
+        {
+            "case_id": case.case_id,
+            "evidence": case.evidence,
+            "out": display_name(str(request.out.resolve())),
+            "banks": [{"name": b["name"], "digest": b["digest"]} for b in banks],
+            "files": outputs,
+            "summary": {k: v for k, v in case.summary.items() if k != "by_category"},
+        },
+    )
     manifest = {
         "tool": case.tool,
         "case_id": case.case_id,
@@ -350,18 +365,7 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]],
         "finished_at": case.finished_at,
         "banks": banks,
         "files": outputs,
+        "audit": anchor.to_dict(),
     }
     outputs[MANIFEST] = _write_output(request.out, MANIFEST, lambda h: json.dump(manifest, h, indent=1))
-    record_audit(
-        engine,
-        "scan",
-        {
-            "case_id": case.case_id,
-            "evidence": case.evidence,
-            "out": display_name(str(request.out.resolve())),
-            "banks": [{"name": b["name"], "digest": b["digest"]} for b in banks],
-            "manifest_sha256": outputs[MANIFEST],
-            "summary": {k: v for k, v in case.summary.items() if k != "by_category"},
-        },
-    )
     return ScanResult(request.out, case.summary, outputs)
