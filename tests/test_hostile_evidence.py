@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 import skimage.data
 from conftest import run_cli
 from PIL import Image
-from test_containers import _libarchive_write, _rar5, _set_utf8_flag, _write_tar_with_giant_long_name
+from test_containers import _libarchive_write, _rar5, _set_utf8_flag, _write_tar_with_giant_long_name, _zip
 
 # A scan of this evidence must finish within this, however hostile (a hang check, not a speed test)...
 _TIME_BOUND_SECONDS = 300
@@ -54,14 +53,6 @@ def _tar(members: list[tuple[bytes, bytes]]) -> bytes:
             info = tarfile.TarInfo(name.decode("utf-8", "surrogateescape"))
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _zip(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
-        for name, data in members:
-            archive.writestr(name, data)
     return buffer.getvalue()
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
-import tarfile
-import zipfile
 from collections.abc import Hashable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_containers import _zip
+from test_hostile_evidence import _tar as _tar_of_bytes_names
 
 from childsafe.errors import UsageError
 from childsafe.media import MediaLimits, ScanBudgets
@@ -20,22 +19,8 @@ from childsafe.triage.reading import ScannedItem, read_task
 from childsafe.triage.sources import Task
 
 
-def _zip(members: list[tuple[str, bytes]]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members:
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def _tar(members: list[tuple[str, bytes]]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return _tar_of_bytes_names([(name.encode(), data) for name, data in members])
 
 
 def _read(
