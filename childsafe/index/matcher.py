@@ -66,6 +66,17 @@ class _Hit:
     transform: str
 
 
+def _suppressed(hits: list[_Hit]) -> list[_Hit]:
+    """``hits`` as a suppress bank leaves them. A hit in a suppress bank says
+    the picture is a known false positive, so it removes the query's
+    perceptual matches (PDQ, its turns, cuts, bank-side variants and
+    keypoints); an exact digest match to an entry of another bank is a copy of
+    that very file and stays. Suppress hits themselves are never reported."""
+    if not any(hit.bank.kind == "suppress" for hit in hits):
+        return hits
+    return [hit for hit in hits if hit.bank.kind != "suppress" and get_signal(hit.signal).kind == "digest"]
+
+
 def index_root(home: Path, database_url: str) -> Path:
     """Where saved indexes of this database live: beside the database, one
     folder per database (so SQLite and PostgreSQL never share)."""
@@ -325,9 +336,9 @@ class Matcher:
 
     def _to_matches(self, hits: list[_Hit]) -> list[Match]:
         """Best hit per (bank, entry, signal), with category and source id
-        from the database; no matches at all if any hit is in a suppress bank."""
-        if any(hit.bank.kind == "suppress" for hit in hits):
-            return []
+        from the database; a hit in a suppress bank leaves only exact digest
+        matches (``_suppressed``)."""
+        hits = _suppressed(hits)
         # One match per entry and signal: a hash before keypoints, an entry's
         # own hash before its bank-side variants, then the closest, then the
         # query as it is before its turns and cuts.
