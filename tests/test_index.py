@@ -15,7 +15,7 @@ from childsafe.banks import NewEntry, add_entries, create_bank, delete_bank, rem
 from childsafe.index import DigestIndex, Matcher, PdqIndex, index_root
 from childsafe.index.pdq_index import SIDE_LIST_LIMIT
 from childsafe.signals import hash_file
-from childsafe.store import open_database
+from childsafe.store import audit_events, open_database
 
 
 def _brute(
@@ -162,6 +162,42 @@ def test_per_bank_threshold_and_suppress_banks(engine, tmp_path: Path, reference
     add_entries(engine, "known-false-positives", [NewEntry([("sha256", edit.sha256 or "")])])
     matcher.sync()
     assert matcher.match_hashes(edit) == []
+
+
+def test_a_suppress_hit_removes_perceptual_matches_and_never_exact_digest_matches(engine, tmp_path: Path, reference_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    original = hash_file(reference_dir / "bridge-mods" / "aaa-orig.jpg")
+    edit = hash_file(reference_dir / "bridge-mods" / "sharpen-a-lot.jpg", dihedral=True)
+    assert original.pdq and edit.pdq and edit.md5 and edit.sha1
+    create_bank(engine, "police")
+    # The very file (by md5, and by its PDQ), and a picture perceptually close to it.
+    exact, close = add_entries(
+        engine, "police", [NewEntry([("md5", edit.md5), ("pdq", edit.pdq)]), NewEntry([("pdq", original.pdq)])]
+    ).ids
+    matcher = Matcher(engine, index_root(tmp_path, str(engine.url)))
+    matcher.sync()
+    found = {(m.entry_id, m.signal) for m in matcher.match_hashes(edit)}
+    assert found == {(str(exact), "md5"), (str(exact), "pdq"), (str(close), "pdq")}
+    # A suppress entry perceptually close to the file (not the file itself),
+    # and one holding the file's own sha1.
+    create_bank(engine, "false-positives", kind="suppress")
+    add_entries(engine, "false-positives", [NewEntry([("pdq", original.pdq)]), NewEntry([("sha1", edit.sha1)])])
+    matcher.sync()
+    assert [(m.bank, m.entry_id, m.signal) for m in matcher.match_hashes(edit)] == [("police", str(exact), "md5")]
+    assert [m.signal for m in matcher.lookup([("md5", edit.md5)])[0]] == ["md5"]
+    assert matcher.lookup([("pdq", edit.pdq), ("sha1", edit.sha1)]) == [[], []]
+
+
+def test_a_suppress_bank_is_audited_with_its_threshold_when_made_and_deleted(engine) -> None:  # type: ignore[no-untyped-def]
+    # No command changes a bank's kind or threshold after it is made: making
+    # and deleting it are the changes to audit.
+    create_bank(engine, "false-positives", kind="suppress", pdq_threshold=4, actor="curator")
+    delete_bank(engine, "false-positives", actor="admin")
+    events = [(e.action, e.actor, e.detail) for e in audit_events(engine)]
+    assert events[0] == (
+        "bank.create", "curator", {"bank": "false-positives", "scheme": "none", "kind": "suppress", "pdq_threshold": 4,
+                                   "action": "none"},
+    )  # fmt: skip
+    assert events[1][:2] == ("bank.delete", "admin") and events[1][2]["kind"] == "suppress"
 
 
 def test_low_quality_pdq_is_not_used_for_matching(engine, tmp_path: Path, reference_dir: Path) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,12 @@ A ``Matcher`` loads each bank's saved index (or builds it from the database
 and saves it), then follows the change log (``bank_changes``) so that a
 change made by any process — the CLI, an API worker, another machine on the
 same PostgreSQL — is matched by the next query here, without a rebuild.
+
+On PostgreSQL the log's ``seq`` values are handed out when a change is
+written, not when it commits: a transaction that took seq 41 can commit after
+one that took 42. The follower therefore remembers the seqs it has not seen
+below the highest one it has (its *gaps*) and reads them again at each sync,
+until the database shows they can no longer appear (``_Gap``).
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Row, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import BigInteger
 
 from childsafe.banks.catalogue import read_banks
 from childsafe.index.bank_index import BankIndex
@@ -58,11 +66,107 @@ class _Hit:
     transform: str
 
 
+def _suppressed(hits: list[_Hit]) -> list[_Hit]:
+    """``hits`` as a suppress bank leaves them. A hit in a suppress bank says
+    the picture is a known false positive, so it removes the query's
+    perceptual matches (PDQ, its turns, cuts, bank-side variants and
+    keypoints); an exact digest match to an entry of another bank is a copy of
+    that very file and stays. Suppress hits themselves are never reported."""
+    if not any(hit.bank.kind == "suppress" for hit in hits):
+        return hits
+    return [hit for hit in hits if hit.bank.kind != "suppress" and get_signal(hit.signal).kind == "digest"]
+
+
 def index_root(home: Path, database_url: str) -> Path:
     """Where saved indexes of this database live: beside the database, one
     folder per database (so SQLite and PostgreSQL never share)."""
     tag = hashlib.sha1(database_url.encode()).hexdigest()[:12]
     return home / "index" / tag
+
+
+@dataclass(frozen=True)
+class _Gap:
+    """Change-log seqs ``lo``..``hi`` missing below the highest seq seen
+    (PostgreSQL only). The transactions that may still write them had their
+    ids before ``xmax`` (the first transaction id unassigned when the gap was
+    seen: every writer writes its change before it logs it, so it has an id
+    before it takes a seq), so once the snapshot's ``xmin`` reaches ``xmax``
+    they have all ended, and a seq still missing then is gone for good (a
+    rolled-back transaction, or values the sequence skipped after a crash).
+    ``seen_at`` (seconds, database clock) keeps a gap at least
+    ``Matcher.gap_min_age`` besides, in case a writer took a seq before its
+    transaction had an id."""
+
+    lo: int
+    hi: int
+    xmax: int
+    seen_at: float
+
+
+#: On PostgreSQL, one statement reads the changes above the high-water mark,
+#: those in the gaps, and the snapshot it read them in (one row even when
+#: there are no changes), so that gaps are judged against exactly what was read.
+_PG_CHANGES = text("""
+SELECT snap.xmin, snap.xmax, snap.now, c.seq, c.bank_id, c.op, c.entry_id
+FROM (
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+           pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
+           extract(epoch FROM statement_timestamp())::float8 AS now
+) AS snap
+LEFT JOIN (
+    SELECT seq, bank_id, op, entry_id FROM bank_changes WHERE seq > :hwm
+    UNION ALL
+    SELECT b.seq, b.bank_id, b.op, b.entry_id
+    FROM unnest(:los, :his) AS gap(lo, hi)
+    JOIN bank_changes AS b ON b.seq BETWEEN gap.lo AND gap.hi
+) AS c ON true
+ORDER BY c.seq
+""").bindparams(bindparam("los", type_=ARRAY(BigInteger)), bindparam("his", type_=ARRAY(BigInteger)))
+
+#: At start-up on PostgreSQL: the latest seq, and whether any transaction
+#: that writes is running (if none, no gap below the latest can be filled).
+_PG_LATEST = text("""
+SELECT (SELECT coalesce(max(seq), 0) FROM bank_changes) AS latest,
+       EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot())) AS busy
+""")
+
+#: If one is: the latest seq and every missing run below it (a window over
+#: the log's primary key: about a second a million changes), in one snapshot.
+_PG_GAPS = text("""
+WITH steps AS (SELECT lag(seq, 1, 0) OVER (ORDER BY seq) AS prev, seq FROM bank_changes)
+SELECT snap.xmin, snap.xmax, snap.now, snap.latest, g.lo, g.hi
+FROM (
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+           pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
+           extract(epoch FROM statement_timestamp())::float8 AS now,
+           (SELECT coalesce(max(seq), 0) FROM bank_changes) AS latest
+) AS snap
+LEFT JOIN (SELECT prev + 1 AS lo, seq - 1 AS hi FROM steps WHERE seq > prev + 1) AS g ON true
+ORDER BY g.lo
+""")
+
+
+def _next_gaps(gaps: list[_Gap], hwm: int, found: list[int], snapshot: Row[Any], min_age: float) -> list[_Gap]:
+    """The gaps after a read that found the seqs ``found`` (sorted) in
+    ``snapshot``: the old ones less what was found and less what can no
+    longer appear, and new ones wherever ``found`` skips a seq above ``hwm``."""
+    kept: list[_Gap] = []
+    for gap in gaps:
+        inside = [seq for seq in found if gap.lo <= seq <= gap.hi]
+        settled = snapshot.xmin >= gap.xmax and snapshot.now - gap.seen_at >= min_age
+        if settled:
+            continue
+        start = gap.lo
+        for seq in [*inside, gap.hi + 1]:
+            if seq > start:
+                kept.append(_Gap(start, seq - 1, gap.xmax, gap.seen_at))
+            start = seq + 1
+    previous = hwm
+    for seq in found:
+        if seq > previous + 1 and seq > hwm:
+            kept.append(_Gap(previous + 1, seq - 1, snapshot.xmax, snapshot.now))
+        previous = max(previous, seq)
+    return kept
 
 
 @dataclass
@@ -76,26 +180,37 @@ class Matcher:
     """Match hashes against every bank. Call ``sync()`` before a query (or a
     batch of queries) to see the latest changes; it is cheap when nothing changed."""
 
+    #: Seconds (database clock) a gap in the change log is kept at least; see ``_Gap``.
+    gap_min_age = 10.0
+
     def __init__(self, engine: Engine, root: Path) -> None:
         self.engine = engine
         self.root = root
         self.banks: dict[int, BankIndex] = {}
-        self.seq = -1
+        self.seq = -1  # the highest change-log seq read
         self._details: dict[int, _EntryDetails] = {}
+        # SQLite has one writer at a time, so seqs commit in order there: no gaps.
+        self._follows_gaps = engine.dialect.name == "postgresql"
+        self._gaps: list[_Gap] = []
 
     # -- keeping in step ---------------------------------------------------
 
     def sync(self) -> None:
-        """Apply every change logged since the last sync."""
+        """Apply every change logged since the last sync, and any that
+        committed late into a gap below it (one query when nothing changed)."""
         with self.engine.connect() as connection:
             if self.seq < 0:
                 self._load_all(connection)
                 return
-            changes = connection.execute(
-                select(BankChange.seq, BankChange.bank_id, BankChange.op, BankChange.entry_id)
-                .where(BankChange.seq > self.seq)
-                .order_by(BankChange.seq)
-            ).all()
+            changes: Sequence[Any]
+            if self._follows_gaps:
+                changes = self._read_changes(connection)
+            else:
+                changes = connection.execute(
+                    select(BankChange.seq, BankChange.bank_id, BankChange.op, BankChange.entry_id)
+                    .where(BankChange.seq > self.seq)
+                    .order_by(BankChange.seq)
+                ).all()
             pending_adds: dict[int, list[int]] = {}
 
             def flush_adds() -> None:
@@ -104,6 +219,8 @@ class Matcher:
                         self.banks[bank_id].add_entries(connection, ids)
                 pending_adds.clear()
 
+            # Late changes (in a gap) come first, by seq: an entry's later
+            # changes always have higher seqs, as they were made after it was committed.
             for seq, bank_id, op, entry_id in changes:
                 if op == "add" and entry_id is not None:
                     pending_adds.setdefault(bank_id, []).append(entry_id)
@@ -113,25 +230,49 @@ class Matcher:
                     self.banks[bank_id].remove_entries([entry_id])
                 elif op in ("create", "reload"):
                     for bank in read_banks(connection, bank_id):
-                        self.banks[bank_id] = BankIndex.build(connection, bank, seq)
+                        self.banks[bank_id] = BankIndex.build(connection, bank, self._complete_to(seq))
                         if op == "reload":
                             self.banks[bank_id].save(self.root)
                 elif op == "drop":
                     self.banks.pop(bank_id, None)
             flush_adds()
-            for _, bank_index in self.banks.items():
-                bank_index.seq = max(bank_index.seq, changes[-1].seq if changes else self.seq)
             if changes:
-                self.seq = changes[-1].seq
+                self.seq = max(self.seq, changes[-1][0])
                 self._details.clear()  # categories or source ids may have changed
+            for _, bank_index in self.banks.items():
+                bank_index.seq = max(bank_index.seq, self._complete_to(self.seq))
+
+    def _read_changes(self, connection: Any) -> list[tuple[int, int, str, int | None]]:
+        """PostgreSQL: the changes above the high-water mark and those that
+        filled a gap, by seq; the gaps are brought up to date."""
+        rows = connection.execute(
+            _PG_CHANGES,
+            {"hwm": self.seq, "los": [gap.lo for gap in self._gaps], "his": [gap.hi for gap in self._gaps]},
+        ).all()
+        changes = [row for row in rows if row.seq is not None]
+        self._gaps = _next_gaps(self._gaps, self.seq, [row.seq for row in changes], rows[0], self.gap_min_age)
+        return [(row.seq, row.bank_id, row.op, row.entry_id) for row in changes]
+
+    def _complete_to(self, seq: int) -> int:
+        """``seq``, or less when a gap below it may still be filled: what an
+        index may claim to hold (a saved index is replayed from there)."""
+        return min([seq, *(gap.lo - 1 for gap in self._gaps)])
 
     def _load_all(self, connection: Any) -> None:
-        latest = connection.scalar(select(func.max(BankChange.seq))) or 0
+        if self._follows_gaps:
+            latest, busy = connection.execute(_PG_LATEST).one()
+            if busy:
+                rows = connection.execute(_PG_GAPS).all()
+                latest = rows[0].latest
+                self._gaps = [_Gap(row.lo, row.hi, row.xmax, row.now) for row in rows if row.lo is not None]
+        else:
+            latest = connection.scalar(select(func.max(BankChange.seq))) or 0
+        complete = self._complete_to(latest)
         self.root.mkdir(parents=True, exist_ok=True)
         for bank in read_banks(connection):
             saved = BankIndex.load_newest(self.root, bank)
             if saved is None or saved.seq > latest:
-                index = BankIndex.build(connection, bank, latest)
+                index = BankIndex.build(connection, bank, complete)
                 index.save(self.root)
             else:
                 index = saved
@@ -140,15 +281,17 @@ class Matcher:
         self.seq = latest
 
     def _replay(self, connection: Any, index: BankIndex, latest: int) -> None:
-        """Bring a saved index of one bank from its seq to ``latest``."""
+        """Bring a saved index of one bank from its seq to ``latest`` (less
+        any gap still open: see ``_complete_to``)."""
         changes = connection.execute(
             select(BankChange.op, BankChange.entry_id)
             .where(BankChange.bank_id == index.bank_id, BankChange.seq > index.seq, BankChange.seq <= latest)
             .order_by(BankChange.seq)
         ).all()
+        complete = max(index.seq, self._complete_to(latest))
         if any(op == "reload" for op, _ in changes) or len(changes) > 100_000:
             (bank,) = read_banks(connection, index.bank_id)
-            rebuilt = BankIndex.build(connection, bank, latest)
+            rebuilt = BankIndex.build(connection, bank, complete)
             rebuilt.save(self.root)
             index.__dict__.update(rebuilt.__dict__)
             return
@@ -157,7 +300,7 @@ class Matcher:
                 index.add_entries(connection, [entry_id])
             elif op == "remove":
                 index.remove_entries([entry_id])
-        index.seq = latest
+        index.seq = complete
         if len(changes) > 1000:
             index.save(self.root)
 
@@ -193,9 +336,9 @@ class Matcher:
 
     def _to_matches(self, hits: list[_Hit]) -> list[Match]:
         """Best hit per (bank, entry, signal), with category and source id
-        from the database; no matches at all if any hit is in a suppress bank."""
-        if any(hit.bank.kind == "suppress" for hit in hits):
-            return []
+        from the database; a hit in a suppress bank leaves only exact digest
+        matches (``_suppressed``)."""
+        hits = _suppressed(hits)
         # One match per entry and signal: a hash before keypoints, an entry's
         # own hash before its bank-side variants, then the closest, then the
         # query as it is before its turns and cuts.
