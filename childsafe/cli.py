@@ -228,7 +228,7 @@ def bank_create_command(
     ] = "none",
     webhook_url: Annotated[str | None, typer.Option("--webhook-url", help="Where webhook events are POSTed.")] = None,
     webhook_secret: Annotated[
-        str | None, typer.Option("--webhook-secret", help="Key that signs webhook events.")
+        str | None, typer.Option("--webhook-secret", help="Key that signs webhook events (16+ characters; required).")
     ] = None,
     preserve_days: Annotated[
         int | None, typer.Option("--preserve-days", help="How long preserved uploads are kept (default 90).")
@@ -238,12 +238,38 @@ def bank_create_command(
     """Create an empty bank."""
     from childsafe.banks import BankAction, create_bank
 
+    settings = Settings.from_env()
     with _errors_to_exit_codes():
         info = create_bank(
-            _open_engine(Settings.from_env()), name, scheme, kind, pdq_threshold,
-            BankAction(action, webhook_url, webhook_secret, preserve_days),
+            _open_engine(settings), name, scheme, kind, pdq_threshold,
+            BankAction(action, webhook_url, webhook_secret, preserve_days, settings.webhook_allow_private),
         )  # fmt: skip
     _print_bank(info.to_dict(), json_output)
+
+
+@bank_app.command("set-webhook")
+def bank_set_webhook_command(
+    name: Annotated[str, typer.Argument(help="The bank.")],
+    webhook_secret: Annotated[
+        str, typer.Option("--webhook-secret", help="Key that signs webhook events (16+ characters).")
+    ],
+    webhook_url: Annotated[
+        str | None, typer.Option("--webhook-url", help="Where webhook events are POSTed (default: the bank's URL).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Give a bank a webhook, or a new secret or URL; events waiting in the outbox use them."""
+    from childsafe.banks import set_webhook
+
+    settings = Settings.from_env()
+    with _errors_to_exit_codes():
+        waiting = set_webhook(
+            _open_engine(settings), name, webhook_secret, webhook_url, settings.webhook_allow_private
+        )
+    if json_output:
+        _print_json({"bank": name, "action": "webhook", "waiting_events": waiting})
+    else:
+        print(f"{name}: webhook set; {waiting} waiting events will use it")
 
 
 def _print_bank(info: dict[str, Any], json_output: bool) -> None:

@@ -252,7 +252,10 @@ def test_every_bank_and_key_change_leaves_an_audit_event(engine: Engine, tmp_pat
     from childsafe.service.keys import create_api_key, revoke_api_key
     from childsafe.store import audit_events, verify_audit_chain
 
-    hook = BankAction("webhook", "https://hooks.example.org/in?token=t0ps3cret", "signing-secret")
+    # allow_private: the admin setting that skips the destination check, so the test looks up no DNS name.
+    hook = BankAction(
+        "webhook", "https://hooks.example.org/in?token=t0ps3cret", "signing-secret-0123", allow_private=True
+    )
     create_bank(engine, "hooked", scheme="uk", action=hook, actor="api:curator-key")
     import_bank_file(engine, "listed", _write(tmp_path, "list.txt", TEXT_LIST), create={"scheme": "uk"})
     with pytest.raises(InputFormatError):  # a failed import changes nothing, and leaves no event

@@ -231,20 +231,21 @@ class _Receiver:
 
 @pytest.mark.slow
 def test_webhook_events_survive_a_receiver_that_is_down(service_env: dict[str, str], reference_dir: Path) -> None:
-    import hashlib
-    import hmac
+    from childsafe.service.webhooks import verify_webhook
 
     receiver = _Receiver()
+    secret = "s3cret-of-enough-length"
     server = Server(
-        {**service_env, "CHILDSAFE_WEBHOOK_POLL_SECONDS": "0.2", "CHILDSAFE_WEBHOOK_BACKOFF_SECONDS": "0.2"}
-    )
+        {**service_env, "CHILDSAFE_WEBHOOK_POLL_SECONDS": "0.2", "CHILDSAFE_WEBHOOK_BACKOFF_SECONDS": "0.2",
+         "CHILDSAFE_WEBHOOK_ALLOW_PRIVATE": "1"}  # the receiver is on loopback
+    )  # fmt: skip
     try:
         curator = server.client("curator")
         url = f"http://127.0.0.1:{receiver.port}/hook"
         made = curator.post(
-            "/v1/banks", json={"name": "hotline", "action": "webhook", "webhook_url": url, "webhook_secret": "s3cret"}
+            "/v1/banks", json={"name": "hotline", "action": "webhook", "webhook_url": url, "webhook_secret": secret}
         )
-        assert made.status_code == 201 and made.json()["action"] == "webhook" and "s3cret" not in made.text
+        assert made.status_code == 201 and made.json()["action"] == "webhook" and secret not in made.text
         original = (reference_dir / ORIGINAL).read_bytes()
         pdq = curator.post("/v1/hash", files={"file": ("o.jpg", original)}).json()["pdq"]
         curator.post("/v1/banks/hotline/entries", json={"entries": [{"signal": "pdq", "value": pdq}]})
@@ -260,7 +261,7 @@ def test_webhook_events_survive_a_receiver_that_is_down(service_env: dict[str, s
             time.sleep(0.1)
         assert receiver.events, "the event was lost"
         headers, body = receiver.events[0]
-        assert headers["x-childsafe-signature"] == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        assert verify_webhook(secret, headers["x-childsafe-timestamp"], headers["x-childsafe-signature"], body)
         event = json.loads(body)
         assert event["bank"] == "hotline" and event["type"] == "match" and event["key"] == "curator-key"
         assert event["matches"][0]["transform"] == "rot270" and event["content"]["sha256"] == matched["hash"]["sha256"]
@@ -289,6 +290,10 @@ def test_preserved_uploads_equal_what_was_sent_and_expire(service_env: dict[str,
             == 201
         )
         _error(curator.post("/v1/banks", json={"name": "bad", "action": "webhook"}), 422)
+        loopback = {"name": "bad", "action": "webhook", "webhook_url": "http://127.0.0.1:9/", "webhook_secret": "s" * 20}
+        assert "CHILDSAFE_WEBHOOK_ALLOW_PRIVATE" in _error(curator.post("/v1/banks", json=loopback), 422)
+        no_secret = {"name": "bad", "action": "webhook", "webhook_url": "https://8.8.8.8/"}
+        assert "--webhook-secret" in _error(curator.post("/v1/banks", json=no_secret), 422)
         upload = (reference_dir / ORIGINAL).read_bytes()
         sha256 = hashlib.sha256(upload).hexdigest()
         curator.post("/v1/banks/keep/entries", json={"entries": [{"signal": "sha256", "value": sha256}]})

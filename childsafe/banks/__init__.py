@@ -16,6 +16,7 @@ from childsafe.banks.catalogue import (
     entry_key,
     list_banks,
     remove_entry,
+    set_webhook,
 )
 from childsafe.banks.exporting import export_bank
 from childsafe.banks.importing import ImportResult, import_bank_file, import_bank_stream
@@ -38,6 +39,7 @@ __all__ = [
     "delete_bank",
     "entry_key",
     "export_bank",
+    "set_webhook",
     "import_bank_file",
     "import_bank_stream",
     "list_banks",

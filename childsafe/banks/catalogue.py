@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from childsafe.banks.formats.base import ExportEntry
@@ -37,6 +37,7 @@ from childsafe.store.models import (
     EntryKeypoints,
     EntrySignal,
     EntryVariant,
+    WebhookEvent,
     utc_now,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "bank_info",
     "list_banks",
     "delete_bank",
+    "set_webhook",
     "add_entries",
     "AddedEntries",
     "add_files_to_bank",
@@ -158,19 +160,29 @@ def get_bank(connection: Connection, name: str) -> Bank:
 @dataclass(frozen=True)
 class BankAction:
     """What a match in a bank does: ``none``; ``webhook`` (POST a signed event
-    to ``webhook_url``); ``preserve`` (keep the upload for ``preserve_days``)."""
+    to ``webhook_url``); ``preserve`` (keep the upload for ``preserve_days``).
+
+    A webhook needs a secret (it signs every event) and a public destination;
+    ``allow_private`` is the admin setting ``CHILDSAFE_WEBHOOK_ALLOW_PRIVATE``
+    (``Settings.webhook_allow_private``) that also allows loopback and
+    private addresses."""
 
     action: str = "none"
     webhook_url: str | None = None
     webhook_secret: str | None = None
     preserve_days: int | None = None
+    allow_private: bool = False
 
     def checked(self) -> BankAction:
-        """This action, or ``UsageError`` saying what is missing."""
+        """This action, or ``UsageError`` saying what is missing or refused."""
         if self.action not in BANK_ACTIONS:
             raise UsageError(f"action must be one of {', '.join(BANK_ACTIONS)}, got {self.action!r}")
-        if self.action == "webhook" and not (self.webhook_url or "").startswith(("http://", "https://")):
-            raise UsageError("a webhook action needs --webhook-url http(s)://...")
+        if self.action == "webhook":
+            # Imported here: only webhooks need the service's HTTP client.
+            from childsafe.service.webhooks import check_webhook_secret, check_webhook_url
+
+            check_webhook_secret(self.webhook_secret)
+            check_webhook_url(self.webhook_url, self.allow_private)
         if self.action == "preserve":
             days = self.preserve_days if self.preserve_days is not None else DEFAULT_PRESERVE_DAYS
             if not 1 <= days <= 3650:
@@ -308,6 +320,36 @@ def delete_bank(engine: Engine, name: str, actor: str | None = None) -> None:
         log_change(connection, bank.id, "drop")
         detail = {"bank": bank.name, "kind": bank.kind, "entries": entries or 0, **_action_detail(bank)}
         append_audit(connection, "bank.delete", detail, actor)
+
+
+def set_webhook(
+    engine: Engine,
+    name: str,
+    secret: str | None,
+    url: str | None = None,
+    allow_private: bool = False,
+    actor: str | None = None,
+) -> int:
+    """Give bank ``name`` a webhook (its action becomes ``webhook``): a new
+    secret, and a new URL or the one it has. Events still waiting in the
+    outbox take the new URL and secret, so events held for want of a secret
+    are sent. Audited as ``bank.webhook``; returns how many waiting events
+    were changed."""
+    with engine.begin() as connection:
+        bank = get_bank(connection, name)
+        action = BankAction("webhook", url or bank.webhook_url, secret, allow_private=allow_private).checked()
+        connection.execute(
+            update(Bank).where(Bank.id == bank.id)
+            .values(action="webhook", webhook_url=action.webhook_url, webhook_secret=action.webhook_secret)
+        )  # fmt: skip
+        waiting = connection.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.bank == name, WebhookEvent.delivered_at.is_(None), WebhookEvent.dead_at.is_(None))
+            .values(url=action.webhook_url, secret=action.webhook_secret, next_attempt_at=utc_now())
+        ).rowcount
+        detail = {"bank": name, "action": "webhook", "webhook_host": urlsplit(action.webhook_url or "").hostname}
+        append_audit(connection, "bank.webhook", {**detail, "waiting_events": waiting}, actor)
+    return waiting
 
 
 @dataclass

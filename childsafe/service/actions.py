@@ -2,10 +2,8 @@
 upload as evidence.
 
 - ``webhook``: the event is written to the outbox (``webhook_events``) in
-  the request that found the match, and delivered by ``deliver_due``: POSTed
-  as JSON, signed with HMAC-SHA256 of the body under the bank's secret
-  (header ``X-Childsafe-Signature: sha256=HEX``), retried with growing delays
-  while the receiver fails, and kept (dead-lettered) if it never succeeds.
+  the request that found the match, and delivered by ``deliver_due``
+  (``childsafe.service.webhooks``: signing, the destination guard, retries).
   Nothing is lost when the receiver is down: the outbox is in the database.
 - ``preserve``: the uploaded bytes are written once to the evidence store
   (``CHILDSAFE_HOME/preserved/``, named by their SHA-256, read-only), with a
@@ -15,33 +13,21 @@ upload as evidence.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 from sqlalchemy import Engine, insert, select, update
 
 from childsafe.index import Match
+from childsafe.service.webhooks import MAX_ATTEMPTS, deliver_due
 from childsafe.signals import FileHashes
 from childsafe.store import record_audit
 from childsafe.store.models import Bank, PreservedItem, WebhookEvent, utc_now
 
-__all__ = ["act_on_matches", "deliver_due", "sign", "purge_expired", "preserved_path", "MAX_ATTEMPTS"]
-
-#: Deliveries tried before an event is dead-lettered (about a day with the default delays).
-MAX_ATTEMPTS = 12
-
-
-def sign(secret: str | None, body: bytes) -> str:
-    """The signature header value for ``body``."""
-    digest = hmac.new((secret or "").encode(), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
+# deliver_due is re-exported here, where the service has always found it.
+__all__ = ["act_on_matches", "deliver_due", "purge_expired", "preserved_path", "MAX_ATTEMPTS"]
 
 
 def preserved_path(home: Path, sha256: str) -> Path:
@@ -107,73 +93,6 @@ def act_on_matches(
                 {"sha256": hashes.sha256, "bank": name, "key": key_name, "size": len(data), "expires_at": expires.isoformat()},
                 actor=f"api:{key_name}",
             )  # fmt: skip
-
-
-def deliver_due(engine: Engine, client: httpx.Client, backoff_seconds: float, batch: int = 50) -> int:
-    """Deliver the webhook events that are due; returns how many succeeded.
-
-    Each event is claimed before it is sent (its next attempt moved into the
-    future), so several processes can deliver at once without sending one
-    event twice in the normal course. Delivery is at least once: a receiver
-    should ignore an ``event_id`` it has seen.
-    """
-    now = utc_now()
-    with engine.connect() as connection:
-        due = connection.execute(
-            select(WebhookEvent.id, WebhookEvent.next_attempt_at)
-            .where(
-                WebhookEvent.delivered_at.is_(None), WebhookEvent.dead_at.is_(None), WebhookEvent.next_attempt_at <= now
-            )
-            .order_by(WebhookEvent.id)
-            .limit(batch)
-        ).all()
-    delivered = 0
-    for event_id, planned in due:
-        with engine.begin() as connection:
-            claimed = connection.execute(
-                update(WebhookEvent)
-                .where(
-                    WebhookEvent.id == event_id,
-                    WebhookEvent.next_attempt_at == planned,
-                    WebhookEvent.delivered_at.is_(None),
-                )
-                .values(next_attempt_at=now + timedelta(seconds=60))
-            ).rowcount
-            event = connection.execute(select(WebhookEvent).where(WebhookEvent.id == event_id)).one()
-        if not claimed:
-            continue
-        body = json.dumps(event.payload, sort_keys=True).encode()
-        error: str | None = None
-        try:
-            response = client.post(
-                event.url,
-                content=body,
-                headers={
-                    "content-type": "application/json",
-                    "x-childsafe-signature": sign(event.secret, body),
-                    "x-childsafe-event-id": str(event.payload.get("event_id")),
-                },
-            )
-            if response.status_code >= 300:
-                error = f"receiver answered {response.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {str(exc)[:200]}"
-        attempts = event.attempts + 1
-        with engine.begin() as connection:
-            if error is None:
-                values: dict[str, Any] = {"attempts": attempts, "delivered_at": utc_now(), "last_error": None}
-                delivered += 1
-            elif attempts >= MAX_ATTEMPTS:
-                values = {"attempts": attempts, "dead_at": utc_now(), "last_error": error}
-            else:
-                delay = backoff_seconds * 2 ** (attempts - 1)
-                values = {
-                    "attempts": attempts,
-                    "next_attempt_at": utc_now() + timedelta(seconds=delay),
-                    "last_error": error,
-                }
-            connection.execute(update(WebhookEvent).where(WebhookEvent.id == event_id).values(**values))
-    return delivered
 
 
 def purge_expired(engine: Engine, home: Path) -> int:

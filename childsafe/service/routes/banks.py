@@ -67,11 +67,15 @@ async def banks_list(request: Request) -> list[dict[str, Any]]:
 
 @router.post("", status_code=201)
 async def banks_create(request: Request, body: BankCreate) -> dict[str, Any]:
-    """Create a bank; 409 if the name is taken."""
-    action = BankAction(body.action, body.webhook_url, body.webhook_secret, body.preserve_days)
+    """Create a bank; 409 if the name is taken, 422 for a webhook without a
+    secret or to a non-public address."""
+    context = context_of(request)
+    action = BankAction(
+        body.action, body.webhook_url, body.webhook_secret, body.preserve_days, context.settings.webhook_allow_private
+    )
     info = await run_in_threadpool(
         create_bank,
-        context_of(request).engine, body.name, body.scheme, body.kind, body.pdq_threshold, action, _actor(request),
+        context.engine, body.name, body.scheme, body.kind, body.pdq_threshold, action, _actor(request),
     )  # fmt: skip
     return info.to_dict()
 
