@@ -219,7 +219,7 @@ def _open_matcher(settings: Settings) -> Any:
 def bank_create_command(
     name: Annotated[str, typer.Argument(help="Name of the new bank.")],
     scheme: Annotated[str, typer.Option("--scheme", help="Category scheme: uk, us-vics, ncmec or none.")] = "none",
-    kind: Annotated[str, typer.Option("--kind", help="match, or suppress (hashes that must never match).")] = "match",
+    kind: Annotated[str, typer.Option("--kind", help="match, or suppress (known false positives: cancels perceptual matches, never exact digests).")] = "match",
     pdq_threshold: Annotated[
         int | None, typer.Option("--pdq-threshold", help="PDQ match distance for this bank (0-63; default 31).")
     ] = None,
