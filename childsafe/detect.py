@@ -39,6 +39,7 @@ from childsafe.signals.pdq import PDQ_MIN_QUALITY
 
 __all__ = [
     "ALL_QUERY_STEPS",
+    "PDQ_STEP",
     "PreparedQuery",
     "QueryStep",
     "QuerySteps",
@@ -47,6 +48,8 @@ __all__ = [
     "parse_query_steps",
     "prepare_paths",
     "prepare_query",
+    "stopped_steps",
+    "unanswered_steps",
     "useful_steps",
 ]
 
@@ -131,6 +134,16 @@ def match_prepared(matcher: Matcher, prepared: PreparedQuery) -> list[Match]:
     """The matches of a prepared file, from the matcher's indexes alone (the
     caller holds whatever lock its matcher needs; call ``sync`` first)."""
     return matcher.match_hashes(prepared.hashes, prepared)
+
+
+def unanswered_steps(prepared: PreparedQuery, matches: list[Match]) -> tuple[str, ...]:
+    """The steps that did not run (``prepared.incomplete``) and could have
+    changed ``matches``: all of them when nothing matched; when something did,
+    only if the file's own PDQ hash was among them, since it is looked up with
+    the digests and the later steps run only when those find nothing."""
+    if matches and PDQ_STEP not in prepared.incomplete:
+        return ()
+    return prepared.incomplete
 
 
 def digests_only(hashes: FileHashes) -> PreparedQuery:
