@@ -8,10 +8,13 @@ decoder that crashes, hangs in C code or runs out of memory costs its own
 worker only: the worker is killed (SIGKILL: nothing can refuse it) and
 replaced, and the uploads other workers are preparing go on untouched.
 
-- The time limit (``limits.decode_seconds``, ``CHILDSAFE_DECODE_SECONDS``)
-  is for the whole preparation of one upload and starts when its worker
-  starts it, not while it waits for a worker. The decoder's own alarm is
-  switched off in the workers: this limit is the one that counts.
+- The time limits start when the upload's worker starts it, not while it
+  waits for a worker. Each decode of the upload stops at
+  ``limits.decode_seconds`` (``CHILDSAFE_DECODE_SECONDS``; the decoder's own
+  alarm, in the worker's main thread), and the worker goes on to the next
+  upload. A worker still busy at ``kill_after`` (twice that, plus a second:
+  an upload has at most two decodes, and its other steps work on a small
+  copy) is stuck where no alarm reaches, in C code: it is killed.
 - The memory limit is an address-space limit on each worker
   (``CHILDSAFE_WORKER_MEMORY_BYTES``, as for scan workers).
 - At most ``waiting`` uploads wait for a worker; one more is refused at once
@@ -32,10 +35,11 @@ import io
 import logging
 import math
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
@@ -73,9 +77,12 @@ def _prepare_task(
 
 
 def _warm_up() -> None:
-    # Runs once in each worker before its first upload: OpenCV's import and
-    # the first use of each step cost a second or more, which must not count
-    # against the first upload's time limit.
+    # Runs once in each worker before its first upload. Workers yield the
+    # CPU to the service's request handling (lookups, /v1/health): a flood
+    # of slow uploads then slows only other uploads.
+    os.nice(10)
+    # OpenCV's import and the first use of each step cost a second or more,
+    # which must not count against the first upload's time limit.
     from PIL import Image
 
     from childsafe.signals.keypoints import opencv
@@ -97,14 +104,17 @@ class UploadWorkers:
     at most ``waiting`` uploads waiting for one (default: twice as many)."""
 
     def __init__(
-        self, limits: MediaLimits, processes: int, memory_bytes: int | None, waiting: int | None = None
+        self,
+        limits: MediaLimits,
+        processes: int,
+        memory_bytes: int | None,
+        waiting: int | None = None,
+        kill_after: float | None = None,
     ) -> None:
         self.limits = limits
         self.memory_bytes = memory_bytes
         self.waiting_limit = 2 * max(1, processes) if waiting is None else waiting
-        # The workers' own decode alarm is off: the limit here, from the
-        # upload's start, is the one that applies (and it can stop C code).
-        self._worker_limits = replace(limits, decode_seconds=0)
+        self.kill_after = 2 * limits.decode_seconds + 1 if kill_after is None else kill_after
         self._context = multiprocessing.get_context("spawn")
         self._condition = threading.Condition()
         self._idle: list[_Worker] = []
@@ -116,7 +126,7 @@ class UploadWorkers:
 
     @property
     def retry_after(self) -> int:
-        """Seconds a refused upload should wait: about one upload's time limit."""
+        """Seconds an upload stopped by a limit should wait: about one decode's time limit."""
         return max(1, math.ceil(min(self.limits.decode_seconds, 30)))
 
     def _start(self) -> _Worker:
@@ -129,6 +139,13 @@ class UploadWorkers:
         self._every.add(worker)
         return worker
 
+    def check_room(self) -> None:
+        """``UploadsBusy`` if an upload arriving now would be refused: the
+        routes ask before reading an upload's body, to spend nothing on it."""
+        with self._condition:
+            if not self._idle and self._waiting >= self.waiting_limit:
+                raise UploadsBusy(1)
+
     def prepare(self, data: bytes, name: str, steps: QuerySteps) -> PreparedQuery:
         """``prepare_query`` of an upload, in a worker. Never raises for the
         upload's content; ``UploadsBusy`` when too many uploads wait. When a
@@ -137,7 +154,7 @@ class UploadWorkers:
         worker = self._take()
         outcome: PreparedQuery | str
         try:
-            outcome, alive = self._run(worker, (data, name, self._worker_limits, steps))
+            outcome, alive = self._run(worker, (data, name, self.limits, steps))
         except BaseException:
             self._give_back(worker, alive=False)
             raise
@@ -156,7 +173,7 @@ class UploadWorkers:
             self._waiting += 1
             try:
                 # Each upload ahead takes at most its limit; the bound is only a safety net.
-                patience = START_SECONDS + (self.waiting_limit + 1) * self.limits.decode_seconds
+                patience = START_SECONDS + (self.waiting_limit + 1) * self.kill_after
                 if not self._condition.wait_for(lambda: self._idle or self._closed, timeout=patience):
                     raise UploadsBusy(self.retry_after)
                 if self._closed:
@@ -191,7 +208,7 @@ class UploadWorkers:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if started:
-                    return f"preparing the upload took longer than {self.limits.decode_seconds:g} s; stopped", False
+                    return f"preparing the upload took longer than {self.kill_after:g} s; stopped", False
                 return f"the upload's worker did not start within {START_SECONDS:g} s", False
             wait([worker.connection, worker.process.sentinel], remaining)
             if not worker.connection.poll():
@@ -204,7 +221,7 @@ class UploadWorkers:
                 return self._ended(worker), False
             kind = message[0]
             if kind == "progress":
-                started, deadline = True, time.monotonic() + self.limits.decode_seconds
+                started, deadline = True, time.monotonic() + self.kill_after
             elif kind == "done":
                 return message[1], True
             elif kind == "failed":  # prepare_query raised: a bug, the worker itself is fine

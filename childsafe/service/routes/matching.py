@@ -59,6 +59,16 @@ async def upload_of(request: Request) -> Upload:
         raise HTTPException(422, str(exc)) from None
 
 
+async def _picture_upload_of(request: Request) -> Upload:
+    """``upload_of`` for a picture to prepare; 503 at once, before its body
+    is read, when too many uploads wait for a worker."""
+    try:
+        context_of(request).uploads.check_room()
+    except UploadsBusy as busy:
+        raise HTTPException(503, str(busy), headers={"Retry-After": str(busy.retry_after)}) from None
+    return await upload_of(request)
+
+
 def _prepare(request: Request, upload: Upload, steps: QuerySteps) -> PreparedQuery:
     """The upload prepared for matching in a worker process (``service/decoding.py``);
     503 with ``Retry-After`` at once when too many uploads wait for one."""
@@ -84,7 +94,7 @@ def _not_prepared(request: Request, prepared: PreparedQuery) -> HTTPException:
 @router.post("/hash", openapi_extra=_UPLOAD_BODY, dependencies=[Depends(require("match"))])
 async def hash_upload(request: Request) -> dict[str, Any]:
     """The ``hash`` object of the uploaded file (type from its bytes)."""
-    upload = await upload_of(request)
+    upload = await _picture_upload_of(request)
     prepared = await run_in_threadpool(_prepare, request, upload, ())
     if prepared.incomplete:
         raise _not_prepared(request, prepared)
@@ -97,7 +107,7 @@ async def match_upload(request: Request) -> dict[str, Any]:
     rotations and flips tried, and the query variants); with ``"incomplete":
     [STEP...]`` when a limit stopped some steps but an exact digest matched
     (otherwise such an upload gets 503 with ``Retry-After``)."""
-    upload = await upload_of(request)
+    upload = await _picture_upload_of(request)
     context = context_of(request)
     with context.index_lock:  # a moment: only reads which banks have keypoints
         steps = useful_steps(context.matcher, context.settings.limits.query_variants)
