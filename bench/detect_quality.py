@@ -15,9 +15,9 @@ from a range. Every original gets one copy per class, saved as JPEG (quality 92)
 HMA's pipeline: threatexchange's ``pdq_from_file`` on the copy (in
 bench/.venv-baseline), a match when the copy's PDQ quality is >= 50 and its
 distance to an original's PDQ is <= 31. childsafe: the originals in a bank
-(``add_files_to_bank``), each copy hashed for matching (``hash_file`` with
-its query variants) and looked up with ``Matcher.match_hashes``, exactly as
-``childsafe match`` does.
+(``add_files_to_bank``), each copy prepared for matching
+(``detect.prepare_query``: its hashes and query variants) and looked up with
+``detect.match_prepared``, exactly as ``childsafe match`` does.
 
     .venv/bin/python bench/detect_quality.py            # a few minutes
     .venv/bin/python bench/detect_quality.py --quick    # 20 originals
@@ -44,6 +44,7 @@ from _edits import CLASSES
 from PIL import Image
 
 from childsafe.banks.catalogue import add_files_to_bank, create_bank
+from childsafe.detect import match_prepared, prepare_query, useful_steps
 from childsafe.index import Matcher
 from childsafe.media import MediaLimits
 from childsafe.signals.hashing import hash_file
@@ -233,6 +234,7 @@ def main() -> int:
             )
         matcher = Matcher(engine, folder / "index")
         matcher.sync()
+        steps = useful_steps(matcher, limits.query_variants)
         ours_found: dict[str, list[str]] = {}
         transforms: dict[str, str] = {}
         how: dict[str, list[tuple[str, str, int]]] = {}
@@ -242,8 +244,7 @@ def main() -> int:
             hash_file(path, limits)
             plain_cpu.append(time.process_time() - start)
             start = time.process_time()
-            hashes = hash_file(path, limits, dihedral=True)
-            matches = matcher.match_hashes(hashes)
+            matches = match_prepared(matcher, prepare_query(path.read_bytes(), str(path), limits, steps))
             ours_cpu.append(time.process_time() - start)
             ours_found[str(path)] = sorted({m.source_id or "" for m in matches if m.signal == "pdq"})
             how[str(path)] = [(m.source_id or "", m.transform, m.distance) for m in matches if m.signal == "pdq"]
@@ -258,7 +259,7 @@ def main() -> int:
             hash_file(path, limits)
             nothing_plain.append(time.process_time() - start)
             start = time.process_time()
-            nothing_found += bool(matcher.match_hashes(hash_file(path, limits, dihedral=True)))
+            nothing_found += bool(match_prepared(matcher, prepare_query(path.read_bytes(), str(path), limits, steps)))
             nothing_cpu.append(time.process_time() - start)
         keypoint_bytes = sum(bank.keypoints.memory_bytes() for bank in matcher.banks.values())
         engine.dispose()

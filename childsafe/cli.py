@@ -490,13 +490,15 @@ def match_command(
     workers: WorkersOption = None,
 ) -> None:
     """Hash files and match each against every bank (trying all 8 rotations and flips)."""
-    from childsafe.signals import hash_paths
+    from childsafe.detect import match_prepared, prepare_paths, useful_steps
 
     settings = Settings.from_env()
     with _errors_to_exit_codes(), _progress("matching") as advance:
         matcher = _open_matcher(settings)
-        for result in hash_paths(paths, settings.limits, workers or default_workers(), dihedral=True):
-            matches = matcher.match_hashes(result)
+        steps = useful_steps(matcher, settings.limits.query_variants)
+        for prepared in prepare_paths(paths, settings.limits, workers or default_workers(), steps):
+            result = prepared.hashes
+            matches = match_prepared(matcher, prepared)
             if json_output:
                 _print_json({**result.to_dict(), "matches": [m.to_dict() for m in matches]})
             else:

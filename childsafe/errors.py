@@ -10,6 +10,7 @@
         │                          as that item's `error`, never fatal to a run
         ├── UnsupportedMediaError  not a format we decode
         ├── MediaLimitError        over a size, pixel or time limit
+        │   └── ResourceLimitError out of time or memory: the content may be fine
         └── DecodeError            damaged, truncated or hostile content
 
 Third-party errors (Pillow, SQLAlchemy, OS errors) are translated into these
@@ -29,6 +30,7 @@ __all__ = [
     "MediaError",
     "UnsupportedMediaError",
     "MediaLimitError",
+    "ResourceLimitError",
     "DecodeError",
 ]
 
@@ -67,6 +69,11 @@ class UnsupportedMediaError(MediaError):
 
 class MediaLimitError(MediaError):
     """Content over a size, pixel-count or decoding-time limit."""
+
+
+class ResourceLimitError(MediaLimitError):
+    """Decoding ran out of time or memory: unlike a damaged or oversized file,
+    the same content may go through another time (the service answers 503)."""
 
 
 class DecodeError(MediaError):

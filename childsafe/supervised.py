@@ -46,7 +46,7 @@ from typing import Any, Generic, TypeVar
 from childsafe.errors import ChildsafeError
 from childsafe.parallel import die_with_parent
 
-__all__ = ["Poisoned", "TaskFailed", "supervised_map"]
+__all__ = ["Poisoned", "TaskFailed", "supervised_map", "worker_main", "death_reason"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -70,13 +70,15 @@ class TaskFailed:
     poisoned: tuple[Poisoned, ...] = ()
 
 
-def _worker_main(
+def worker_main(
     connection: Connection,
     function: Callable[[Any, Progress, Mapping[Hashable, str]], Any],
     initializer: Callable[..., None] | None,
     initargs: tuple[Any, ...],
     memory_bytes: int | None,
 ) -> None:
+    """A worker process's life (the protocol above); also the service's upload
+    workers (``service/decoding.py``), whose parent side is their own."""
     die_with_parent()
     # Ctrl-C reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -166,7 +168,7 @@ def supervised_map(
     def start() -> _Worker[T]:
         ours, theirs = context.Pipe()
         args = (theirs, function, initializer, initargs, memory_bytes)
-        process = context.Process(target=_worker_main, args=args, daemon=True, name="childsafe-worker")
+        process = context.Process(target=worker_main, args=args, daemon=True, name="childsafe-worker")
         process.start()
         theirs.close()  # ours alone stays open here
         pool.append(_Worker(process, ours))
@@ -256,8 +258,8 @@ def supervised_map(
                     if worker.replaced:
                         continue
                     if not worker.ready:
-                        raise ChildsafeError(f"a worker process could not start ({_death(worker.process)})")
-                    give_up(worker, _death(worker.process))
+                        raise ChildsafeError(f"a worker process could not start ({death_reason(worker.process)})")
+                    give_up(worker, death_reason(worker.process))
                 elif worker.job is not None and now >= worker.deadline:
                     give_up(worker, f"time limit: no progress for {item_seconds:g} s")
             yield from finished
@@ -287,7 +289,8 @@ def _kill(worker: _Worker[Any]) -> None:
     worker.connection.close()
 
 
-def _death(process: BaseProcess) -> str:
+def death_reason(process: BaseProcess) -> str:
+    """Why a worker process ended, in one line."""
     code = process.exitcode
     if code == -signal.SIGKILL:  # not a time limit (those are reported as such), so from outside
         return "worker killed (signal SIGKILL; by the out-of-memory killer?)"

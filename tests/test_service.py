@@ -340,34 +340,6 @@ def test_schemathesis_finds_no_server_errors(cli_env: dict[str, str]) -> None:
         server.stop()
 
 
-def test_a_decode_past_its_time_costs_only_its_process() -> None:
-    import hashlib
-
-    import numpy as np
-    from PIL import Image
-
-    from childsafe.media import MediaLimits
-    from childsafe.service.decoding import UploadHasher
-
-    buffer = __import__("io").BytesIO()
-    Image.fromarray((np.random.default_rng(3).random((600, 800, 3)) * 255).astype(np.uint8)).save(buffer, format="PNG")
-    data = buffer.getvalue()
-    # A limit that has passed before any worker process has even started.
-    impatient = UploadHasher(MediaLimits(decode_seconds=-4.99), processes=1)
-    try:
-        stopped = impatient.hash(data, "slow.png", dihedral=False)
-    finally:
-        impatient.close()
-    assert stopped.error is not None and "longer than" in stopped.error
-    assert stopped.sha256 == hashlib.sha256(data).hexdigest() and stopped.pdq is None
-    patient = UploadHasher(MediaLimits(), processes=1)
-    try:
-        done = patient.hash(data, "slow.png", dihedral=True)
-    finally:
-        patient.close()
-    assert done.error is None and done.pdq and done.pdq_variants and len(done.pdq_variants) == 8
-
-
 def test_deter_routes(service_env: dict[str, str], tmp_path: Path) -> None:
     terms = tmp_path / "terms.txt"
     terms.write_text("purple umbrella\n")

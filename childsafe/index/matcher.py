@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, Row, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -29,11 +29,11 @@ from childsafe.index.bank_index import BankIndex
 from childsafe.index.pdq_index import hex_to_words
 from childsafe.signals import PDQ_MIN_QUALITY, FileHashes, get_signal
 from childsafe.signals.derived import DERIVED_MAX_DISTANCE
-from childsafe.signals.keypoints import QUERY_KEYPOINTS, Keypoints
+from childsafe.signals.keypoints import Keypoints
 from childsafe.signals.pdq import pdq_distance
 from childsafe.store.models import BankChange, BankEntry, EntrySignal, EntryVariant
 
-__all__ = ["Match", "Matcher", "index_root", "KEYPOINTS_TRANSFORM"]
+__all__ = ["Match", "Matcher", "LaterSteps", "index_root", "KEYPOINTS_TRANSFORM"]
 
 #: How a match found by the entry's bank-side keypoints is reported.
 KEYPOINTS_TRANSFORM = "variant:keypoints"
@@ -54,6 +54,25 @@ class Match:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class LaterSteps(Protocol):
+    """The costlier query variants of one picture, for the cascade of
+    ``Matcher.match_hashes``: made on demand from the picture
+    (``signals.hashing.QueryPicture``), or made already, away from the index
+    (``childsafe.detect.PreparedQuery``)."""
+
+    def cut_hashes(self) -> dict[str, str]:
+        """PDQ hashes of its cuts, by transform name."""
+        ...
+
+    def keypoints(self) -> Keypoints | None:
+        """Its keypoints, or ``None`` when that mechanism is off."""
+        ...
+
+    def full_hashes(self) -> dict[str, str]:
+        """Its full-resolution hash as ``{"full": hex}``, when it needs one."""
+        ...
 
 
 @dataclass
@@ -405,13 +424,14 @@ class Matcher:
         hits = self._search([(signal, value, "none") for signal, value in queries])
         return [self._to_matches(h) for h in hits]
 
-    def match_hashes(self, hashes: FileHashes) -> list[Match]:
+    def match_hashes(self, hashes: FileHashes, later: LaterSteps | None = None) -> list[Match]:
         """Matches for one hashed file: its digests, and its PDQ hash with all
         8 rotations and flips when the hash is of usable quality; if those
         find nothing, the hashes of its cuts; if those find nothing either,
         its keypoints against the bank-side ones; and last, for a picture
         whose hash depends on the decode's scale, its full-resolution hash
-        (docs/detection.md)."""
+        (docs/detection.md). The later steps come from ``later``, or else
+        are made from ``hashes.picture`` as they are needed."""
         queries: list[tuple[str, str, str]] = []
         for name in ("md5", "sha1", "sha256"):
             value = getattr(hashes, name)
@@ -428,17 +448,20 @@ class Matcher:
         # those only if a bank has any.
         # Last, for the few pictures whose hash depends on the decode's scale,
         # a hash from a full-resolution decode (a decode costs most).
-        picture = hashes.picture
-        if not kept and picture is not None:
-            kept = self._derived_hits(picture.cut_hashes())
-        if not kept and picture is not None and hashes.pdq:
-            if any(len(bank.keypoints) for bank in self.banks.values()):
-                keypoints = picture.keypoints(QUERY_KEYPOINTS)
-                if keypoints is not None:
-                    kept = self._keypoint_hits(keypoints, hashes.pdq)
-        if not kept and picture is not None:
-            kept = self._derived_hits(picture.full_hashes())
+        steps = later if later is not None else hashes.picture
+        if not kept and steps is not None:
+            kept = self._derived_hits(steps.cut_hashes())
+        if not kept and steps is not None and hashes.pdq and self.has_keypoints():
+            keypoints = steps.keypoints()
+            if keypoints is not None:
+                kept = self._keypoint_hits(keypoints, hashes.pdq)
+        if not kept and steps is not None:
+            kept = self._derived_hits(steps.full_hashes())
         return self._to_matches(kept)
+
+    def has_keypoints(self) -> bool:
+        """Whether any bank has bank-side keypoints (else a query's are not looked for)."""
+        return any(len(bank.keypoints) for bank in self.banks.values())
 
     def _derived_hits(self, derived: dict[str, str]) -> list[_Hit]:
         """Hits for PDQ hashes derived from the query (by transform name),

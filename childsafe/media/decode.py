@@ -28,7 +28,7 @@ from types import FrameType
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from childsafe.errors import DecodeError, MediaLimitError, UnsupportedMediaError
+from childsafe.errors import DecodeError, MediaLimitError, ResourceLimitError, UnsupportedMediaError
 from childsafe.media.limits import MediaLimits
 
 __all__ = ["decode_small_rgb", "image_to_rgb", "PILLOW_FORMATS"]
@@ -217,7 +217,7 @@ def decode_small_rgb(data: bytes, mime: str, limits: MediaLimits) -> Image.Image
             small.info["decoded_from"] = source_size
             return small
     except _DecodeTimeout as exc:
-        raise MediaLimitError(f"decoding took longer than {limits.decode_seconds:g} s") from exc
+        raise ResourceLimitError(f"decoding took longer than {limits.decode_seconds:g} s") from exc
     except (UnsupportedMediaError, MediaLimitError, DecodeError):
         raise
     except UnidentifiedImageError as exc:
@@ -227,4 +227,4 @@ def decode_small_rgb(data: bytes, mime: str, limits: MediaLimits) -> Image.Image
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DecodeError(f"cannot decode {mime}: {reason}") from exc
     except (MemoryError, Image.DecompressionBombError) as exc:
-        raise MediaLimitError("image too large to decode") from exc
+        raise ResourceLimitError("image too large to decode") from exc

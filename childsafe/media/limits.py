@@ -4,8 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
-__all__ = ["MediaLimits"]
+__all__ = ["MediaLimits", "QueryStep", "QuerySteps", "ALL_QUERY_STEPS", "parse_query_steps"]
+
+
+class QueryStep(StrEnum):
+    """One query-side mechanism of matching (docs/detection.md), named as in
+    ``CHILDSAFE_QUERY_VARIANTS``. A ``StrEnum``, so a step equals its name."""
+
+    DIHEDRAL = "dihedral"  # the PDQ hash turned and flipped 8 ways
+    TRIM = "trim"  # cuts: frames, borders (childsafe/signals/derived.py)
+    CAPTION = "caption"  # cuts: caption bars
+    GRID = "grid"  # cuts: collage cells
+    KEYPOINTS = "keypoints"  # ORB keypoints against the bank-side ones (signals/keypoints.py)
+    FULL = "full"  # a full-resolution hash of scale-sensitive pictures (signals/full_resolution.py)
+
+
+#: The steps switched on, in the order above. A tuple of ``QueryStep``s, so
+#: ``QueryStep.TRIM in steps`` and ``steps == ("trim",)`` both read naturally.
+QuerySteps = tuple[QueryStep, ...]
+ALL_QUERY_STEPS: QuerySteps = tuple(QueryStep)
+
+
+def parse_query_steps(text: str) -> QuerySteps:
+    """The steps named in ``text`` (comma-separated, or ``none``), in the
+    canonical order; ``ValueError`` naming any unknown one."""
+    names = {name.strip() for name in text.split(",")} - {"", "none"}
+    unknown = names - set(ALL_QUERY_STEPS)
+    if unknown:
+        raise ValueError(
+            f"CHILDSAFE_QUERY_VARIANTS: unknown {', '.join(sorted(unknown))}; "
+            f"use {', '.join(ALL_QUERY_STEPS)} or none"
+        )
+    return tuple(step for step in ALL_QUERY_STEPS if step in names)
 
 
 @dataclass(frozen=True)
@@ -21,12 +53,13 @@ class MediaLimits:
     - ``pdq_min_side``: the smallest side of the decode PDQ is computed from.
       PDQ downsamples to 64 x 64 anyway; decoding at this size instead of full
       resolution is what makes hashing fast (see docs/benchmarks.md).
-    - ``query_variants``: the query-side mechanisms used when matching
-      (``childsafe/signals/derived.py``): ``dihedral``, ``trim``, ``caption``,
-      ``grid``, and ``keypoints`` (the query's keypoints, looked up against
-      the bank-side ones, ``childsafe/signals/keypoints.py``) and ``full`` (a
-      full-resolution hash of pictures whose hash depends on the decode's
-      scale, ``childsafe/signals/full_resolution.py``); each can be switched off.
+    - ``query_variants``: the query-side mechanisms (``QueryStep``) used when
+      matching: ``dihedral``, ``trim``, ``caption``, ``grid``
+      (``childsafe/signals/derived.py``), ``keypoints`` (the query's
+      keypoints, looked up against the bank-side ones,
+      ``childsafe/signals/keypoints.py``) and ``full`` (a full-resolution hash
+      of pictures whose hash depends on the decode's scale,
+      ``childsafe/signals/full_resolution.py``); each can be switched off.
     - ``bank_variants``: whether ``bank add`` also stores the hashes of
       crops and small rotations of each image, and its keypoints
       (``CHILDSAFE_BANK_VARIANTS=0`` switches them off).
@@ -36,7 +69,7 @@ class MediaLimits:
     max_pixels: int = 250_000_000
     decode_seconds: float = 30.0
     pdq_min_side: int = 256
-    query_variants: tuple[str, ...] = ("dihedral", "trim", "caption", "grid", "keypoints", "full")
+    query_variants: QuerySteps = ALL_QUERY_STEPS
     bank_variants: bool = True
 
     @classmethod
@@ -47,15 +80,7 @@ class MediaLimits:
         ``CHILDSAFE_BANK_VARIANTS``."""
         base = cls()
         variants = env.get("CHILDSAFE_QUERY_VARIANTS")
-        chosen = base.query_variants
-        if variants is not None:
-            chosen = tuple(v.strip() for v in variants.split(",") if v.strip() and v.strip() != "none")
-            unknown = set(chosen) - set(base.query_variants)
-            if unknown:
-                raise ValueError(
-                    f"CHILDSAFE_QUERY_VARIANTS: unknown {', '.join(sorted(unknown))}; "
-                    f"use {', '.join(base.query_variants)} or none"
-                )
+        chosen = base.query_variants if variants is None else parse_query_steps(variants)
         return cls(
             max_decode_bytes=int(env.get("CHILDSAFE_MAX_DECODE_BYTES", base.max_decode_bytes)),
             max_pixels=int(env.get("CHILDSAFE_MAX_PIXELS", base.max_pixels)),

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from childsafe.config import Settings
 from childsafe.deter.prevention import Prevention
 from childsafe.index import Matcher, index_root
-from childsafe.service.decoding import UploadHasher
+from childsafe.service.decoding import UploadWorkers
 from childsafe.service.keys import find_api_key
 from childsafe.store import open_database
 
@@ -58,7 +58,8 @@ class ServiceContext:
     matcher: Matcher
     limiter: RateLimiter
     max_upload_bytes: int
-    hasher: UploadHasher
+    #: Worker processes that prepare uploads for matching (decode, cuts, keypoints).
+    uploads: UploadWorkers
     prevention: Prevention
     #: Following the change log and searching are not thread-safe together.
     index_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -91,10 +92,10 @@ class ServiceContext:
         # with N the number of cores, and decoding uses them all without queueing
         # more decodes than there are cores.
         processes = int(os.environ.get("CHILDSAFE_DECODE_PROCESSES", 1))
-        hasher = UploadHasher(settings.limits, processes)
+        uploads = UploadWorkers(settings.limits, processes, settings.budgets.worker_memory_bytes)
         limiter = RateLimiter(rate, 2 * rate)
-        return cls(settings, engine, matcher, limiter, max_upload_bytes, hasher, Prevention(engine))
+        return cls(settings, engine, matcher, limiter, max_upload_bytes, uploads, Prevention(engine))
 
     def close(self) -> None:
-        self.hasher.close()
+        self.uploads.close()
         self.engine.dispose()

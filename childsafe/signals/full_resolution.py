@@ -25,7 +25,7 @@ from PIL import Image
 
 from childsafe.errors import MediaError
 from childsafe.media.decode import decode_small_rgb
-from childsafe.media.limits import MediaLimits
+from childsafe.media.limits import MediaLimits, QueryStep
 from childsafe.signals.pdq import PDQ_MIN_QUALITY, PdqHash, pdq_distance, pdq_hash
 
 __all__ = [
@@ -93,7 +93,7 @@ def query_full_source(
 ) -> FullSource | None:
     """For matching: the query's bytes if it may need a full-resolution hash
     (a reduced decode whose hash depends on scale), else ``None``."""
-    if "full" not in limits.query_variants or not was_reduced(small) or not is_scale_sensitive(small, small_hash):
+    if QueryStep.FULL not in limits.query_variants or not was_reduced(small) or not is_scale_sensitive(small, small_hash):
         return None
     return FullSource(data, mime, limits)
 

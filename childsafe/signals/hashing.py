@@ -10,32 +10,44 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from childsafe.errors import MediaError
+from childsafe.errors import MediaError, ResourceLimitError
 from childsafe.media.decode import decode_small_rgb
-from childsafe.media.limits import MediaLimits
+from childsafe.media.limits import MediaLimits, QueryStep, QuerySteps
 from childsafe.media.sniff import SNIFF_BYTES, MediaKind, name_claims_image, sniff_type
 from childsafe.media.walk import FoundFile, walk_paths
 from childsafe.parallel import ordered_map
 from childsafe.signals.derived import bank_variant_hashes, derived_pdq_hashes
 from childsafe.signals.full_resolution import FullSource, bank_full_variant, query_full_source
-from childsafe.signals.keypoints import BANK_KEYPOINTS, MIN_KEYPOINTS, Keypoints, image_keypoints
+from childsafe.signals.keypoints import BANK_KEYPOINTS, MIN_KEYPOINTS, QUERY_KEYPOINTS, Keypoints, image_keypoints
 from childsafe.signals.pdq import PDQ_MIN_QUALITY, PdqHash, pdq_dihedral_hashes, pdq_hash
 from childsafe.signals.registry import get_signal, signal_names
 
-__all__ = ["FileHashes", "hash_stream", "hash_file", "hash_found_file", "hash_paths"]
+__all__ = [
+    "FileHashes",
+    "QueryPicture",
+    "hash_stream",
+    "hash_file",
+    "hash_found_file",
+    "hash_paths",
+    "unreadable",
+    "found_unreadable",
+]
 
 _CHUNK = 1024 * 1024
 #: FileHashes fields that matching and ``bank add`` use, not part of the ``hash`` output.
-_NOT_OUTPUT = ("pdq_variants", "picture", "keypoints")
+_NOT_OUTPUT = ("pdq_variants", "picture", "keypoints", "unfinished")
 
 
 @dataclass(frozen=True)
 class QueryPicture:
     """The small decode of a file being matched, and the query-side
-    mechanisms switched on (``MediaLimits.query_variants``)."""
+    mechanisms switched on (``MediaLimits.query_variants``). Its methods make
+    the costlier query variants on demand (``Matcher.match_hashes`` asks for
+    them only when the cheaper ones matched nothing); ``childsafe.detect``
+    makes them all up front instead, away from the index."""
 
     image: Image.Image
-    mechanisms: tuple[str, ...]
+    mechanisms: QuerySteps
     #: The file's bytes, kept only when a full-resolution hash may find it.
     full_source: FullSource | None = None
 
@@ -43,9 +55,9 @@ class QueryPicture:
         """The PDQ hashes of its cuts (``derived.py``), by transform name."""
         return {name: h.hex for name, h in derived_pdq_hashes(self.image, self.mechanisms).items()}
 
-    def keypoints(self, most: int) -> Keypoints | None:
+    def keypoints(self, most: int = QUERY_KEYPOINTS) -> Keypoints | None:
         """Its keypoints, if that mechanism is on."""
-        if "keypoints" not in self.mechanisms:
+        if QueryStep.KEYPOINTS not in self.mechanisms:
             return None
         return image_keypoints(np.asarray(self.image.convert("L")), most)
 
@@ -66,8 +78,10 @@ class FileHashes:
     dihedral PDQ hashes (or, for ``bank add``, the bank-side variants) by
     transform name; it is not part of the ``hash`` output. Nor are ``picture``, kept
     when matching so that the costlier query variants (cuts, keypoints) are
-    made only when the cheaper ones matched nothing, and ``keypoints``, the
-    bank-side ones (``bank add``).
+    made only when the cheaper ones matched nothing, ``keypoints``, the
+    bank-side ones (``bank add``), and ``unfinished``: whether decoding ran
+    out of time or memory (``ResourceLimitError``; the ``error`` says which),
+    so that the content may still be a known picture.
     """
 
     path: str
@@ -83,6 +97,7 @@ class FileHashes:
     pdq_variants: dict[str, str] | None = None
     picture: QueryPicture | None = None
     keypoints: Keypoints | None = None
+    unfinished: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The object ``childsafe hash --json`` prints (SPEC field order)."""
@@ -154,7 +169,7 @@ def hash_stream(
         return result
     try:
         image = decode_small_rgb(data, sniffed.mime, limits)
-        if dihedral and "dihedral" in limits.query_variants:
+        if dihedral and QueryStep.DIHEDRAL in limits.query_variants:
             variants = pdq_dihedral_hashes(image)
             found: PdqHash = variants["none"]
         else:
@@ -166,7 +181,7 @@ def hash_stream(
             if found.quality < PDQ_MIN_QUALITY:
                 variants = {}  # a featureless hash turned 8 ways is no better; the cuts have their own check
             result.pdq_variants = {name: h.hex for name, h in variants.items()}
-            if set(limits.query_variants) - {"dihedral"}:
+            if set(limits.query_variants) - {QueryStep.DIHEDRAL}:
                 full_source = query_full_source(image, found, data, sniffed.mime, limits)
                 result.picture = QueryPicture(image, limits.query_variants, full_source)
         elif bank_variants and found.quality >= PDQ_MIN_QUALITY:
@@ -176,6 +191,7 @@ def hash_stream(
             result.keypoints = keypoints if len(keypoints) >= MIN_KEYPOINTS else None
     except MediaError as exc:
         result.error = str(exc)
+        result.unfinished = isinstance(exc, ResourceLimitError)
         return result
     result.pdq, result.pdq_quality = found.hex, found.quality
     return result
@@ -185,11 +201,23 @@ def _unreadable(path: str, size: int, error: str, mime: str) -> FileHashes:
     return FileHashes(path, size, "other", mime, None, None, None, None, None, error)
 
 
+def unreadable(name: str, exc: OSError) -> FileHashes:
+    """The ``hash`` object of a file that could not be opened or read."""
+    if isinstance(exc, FileNotFoundError):
+        return _unreadable(name, 0, "cannot read: no such file (moved or deleted?)", "inode/x-unreadable")
+    return _unreadable(name, 0, f"cannot read: {exc.strerror or type(exc).__name__}", "inode/x-unreadable")
+
+
+def found_unreadable(found: FoundFile) -> FileHashes | None:
+    """The ``hash`` object of a walked file recorded with an error, else ``None``."""
+    if found.error is None:
+        return None
+    return _unreadable(found.path, found.size, found.error, found.mime or "inode/x-unreadable")
+
+
 def hash_found_file(found: FoundFile, limits: MediaLimits, dihedral: bool = False) -> FileHashes:
     """Hash one walked file; a file that was recorded with an error stays so."""
-    if found.error is not None:
-        return _unreadable(found.path, found.size, found.error, found.mime or "inode/x-unreadable")
-    return hash_file(found.path, limits, dihedral=dihedral)
+    return found_unreadable(found) or hash_file(found.path, limits, dihedral=dihedral)
 
 
 def hash_file(
@@ -206,10 +234,8 @@ def hash_file(
     try:
         with open(name, "rb", buffering=0) as stream:
             return hash_stream(stream, name, limits, dihedral=dihedral, bank_variants=bank_variants)
-    except FileNotFoundError:
-        return _unreadable(name, 0, "cannot read: no such file (moved or deleted?)", "inode/x-unreadable")
     except OSError as exc:
-        return _unreadable(name, 0, f"cannot read: {exc.strerror or type(exc).__name__}", "inode/x-unreadable")
+        return unreadable(name, exc)
 
 
 def hash_paths(

@@ -37,11 +37,12 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
+from childsafe.detect import PreparedQuery, prepare_query
 from childsafe.media.budgets import BudgetExceeded, ScanBudgets, over_budget
 from childsafe.media.limits import MediaLimits
 from childsafe.media.sniff import SNIFF_BYTES, sniff_type
 from childsafe.media.streams import DigestingReader, prefixed
-from childsafe.signals import FileHashes, hash_stream
+from childsafe.signals import FileHashes
 from childsafe.triage.sources import Container, ContainerError, Member, Recorded, Task, container_for
 
 __all__ = [
@@ -87,6 +88,8 @@ class ScannedItem:
     hashes: FileHashes
     modified: float | None
     position: Position = ()
+    #: What matching it needs, when it was read whole (``hashes`` is its ``hashes``).
+    query: PreparedQuery | None = None
 
 
 def recorded_item(recorded: Recorded) -> ScannedItem:
@@ -282,7 +285,8 @@ class _Reader:
 
     def _hash(self, stream: IO[bytes], label: str, modified: float | None, position: Position) -> ScannedItem:
         try:
-            return ScannedItem(hash_stream(stream, label, self.limits, dihedral=True), modified, position)
+            prepared = prepare_query(stream, label, self.limits)
+            return ScannedItem(prepared.hashes, modified, position, prepared)
         except BudgetExceeded as exc:
             self._note_spent(exc)
             return _failed(label, 0, str(exc), modified, position)

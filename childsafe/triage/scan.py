@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from childsafe import __version__
 from childsafe.banks.catalogue import iter_bank_entries, read_banks
 from childsafe.config import Settings
+from childsafe.detect import digests_only, match_prepared, useful_steps
 from childsafe.errors import UsageError
 from childsafe.index import Matcher, index_root
 from childsafe.media.budgets import ScanBudgets
@@ -146,8 +147,10 @@ def _scan_task(
     items = []
     matched = 0
     poisoned = {key: _explained(reason) for key, reason in poisoned.items()}
-    for scanned in read_task(task, _worker.limits, _worker.budgets, progress, poisoned):
-        matches = _worker.matcher.match_hashes(scanned.hashes)
+    steps = useful_steps(_worker.matcher, _worker.limits.query_variants)
+    limits = replace(_worker.limits, query_variants=steps)
+    for scanned in read_task(task, limits, _worker.budgets, progress, poisoned):
+        matches = match_prepared(_worker.matcher, scanned.query or digests_only(scanned.hashes))
         matched += bool(matches)
         items.append((scanned, matches))
     _worker.state.save_task(task.label, items)

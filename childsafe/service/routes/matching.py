@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from childsafe.detect import PreparedQuery, QuerySteps, match_prepared, unanswered_steps, useful_steps
 from childsafe.errors import UsageError
 from childsafe.service.actions import act_on_matches
 from childsafe.service.app import context_of
 from childsafe.service.auth import require
+from childsafe.service.decoding import UploadsBusy
 from childsafe.service.uploads import BadUpload, Upload, UploadTooLarge, read_multipart
-from childsafe.signals import FileHashes, parse_signal_value
+from childsafe.signals import parse_signal_value
 
 router = APIRouter(prefix="/v1", tags=["matching"])
 
@@ -45,8 +47,6 @@ class BatchRequest(BaseModel):
 
 async def upload_of(request: Request) -> Upload:
     """The uploaded file, read into memory within the size limit."""
-    from fastapi import HTTPException
-
     context = context_of(request)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > context.max_upload_bytes:
@@ -59,32 +59,74 @@ async def upload_of(request: Request) -> Upload:
         raise HTTPException(422, str(exc)) from None
 
 
-def _hash(request: Request, upload: Upload, dihedral: bool) -> FileHashes:
-    return context_of(request).hasher.hash(upload.data, upload.filename, dihedral)
+async def _picture_upload_of(request: Request) -> Upload:
+    """``upload_of`` for a picture to prepare; 503 at once, before its body
+    is read, when too many uploads wait for a worker."""
+    try:
+        context_of(request).uploads.check_room()
+    except UploadsBusy as busy:
+        raise HTTPException(503, str(busy), headers={"Retry-After": str(busy.retry_after)}) from None
+    return await upload_of(request)
+
+
+def _prepare(request: Request, upload: Upload, steps: QuerySteps) -> PreparedQuery:
+    """The upload prepared for matching in a worker process (``service/decoding.py``);
+    503 with ``Retry-After`` at once when too many uploads wait for one."""
+    uploads = context_of(request).uploads
+    try:
+        return uploads.prepare(upload.data, upload.filename, steps)
+    except UploadsBusy as busy:
+        raise HTTPException(503, str(busy), headers={"Retry-After": str(busy.retry_after)}) from None
+
+
+def _not_prepared(request: Request, prepared: PreparedQuery) -> HTTPException:
+    """The 503 for an upload whose perceptual steps could not run (a time or
+    memory limit, a crash) and whose digests matched nothing: "no match" would
+    be a guess."""
+    reason = prepared.hashes.error or "the picture could not be prepared"
+    return HTTPException(
+        503,
+        f"{reason}: not matched as a picture; try again later",
+        headers={"Retry-After": str(context_of(request).uploads.retry_after)},
+    )
 
 
 @router.post("/hash", openapi_extra=_UPLOAD_BODY, dependencies=[Depends(require("match"))])
 async def hash_upload(request: Request) -> dict[str, Any]:
     """The ``hash`` object of the uploaded file (type from its bytes)."""
-    upload = await upload_of(request)
-    result = await run_in_threadpool(_hash, request, upload, False)
-    return result.to_dict()
+    upload = await _picture_upload_of(request)
+    prepared = await run_in_threadpool(_prepare, request, upload, ())
+    if prepared.incomplete:
+        raise _not_prepared(request, prepared)
+    return prepared.hashes.to_dict()
 
 
 @router.post("/match", openapi_extra=_UPLOAD_BODY, dependencies=[Depends(require("match"))])
 async def match_upload(request: Request) -> dict[str, Any]:
-    """``{"hash": {...}, "matches": [MATCH...]}`` for the uploaded file (all 8 rotations and flips tried)."""
-    upload = await upload_of(request)
+    """``{"hash": {...}, "matches": [MATCH...]}`` for the uploaded file (all 8
+    rotations and flips tried, and the query variants); with ``"incomplete":
+    [STEP...]`` when a limit stopped some steps but an exact digest matched
+    (otherwise such an upload gets 503 with ``Retry-After``)."""
+    upload = await _picture_upload_of(request)
     context = context_of(request)
+    with context.index_lock:  # a moment: only reads which banks have keypoints
+        steps = useful_steps(context.matcher, context.settings.limits.query_variants)
+    prepared = await run_in_threadpool(_prepare, request, upload, steps)
 
     def work() -> dict[str, Any]:
-        hashes = _hash(request, upload, True)
-        with context.index_lock:
+        with context.index_lock:  # index lookups only: the pixels were handled in a worker
             context.matcher.sync()
-            matches = context.matcher.match_hashes(hashes)
+            matches = match_prepared(context.matcher, prepared)
+        missing = unanswered_steps(prepared, matches)
+        if missing and not matches:
+            raise _not_prepared(request, prepared)
+        hashes = prepared.hashes
         if matches:
             act_on_matches(context.engine, context.settings.home, matches, hashes, upload.data, request.state.key_name)
-        return {"hash": hashes.to_dict(), "matches": [m.to_dict() for m in matches]}
+        answer: dict[str, Any] = {"hash": hashes.to_dict(), "matches": [m.to_dict() for m in matches]}
+        if missing:
+            answer["incomplete"] = list(missing)
+        return answer
 
     return await run_in_threadpool(work)
 
