@@ -46,10 +46,14 @@ def _found(matcher: Matcher, md5: str) -> bool:
     return bool(matcher.lookup([("md5", md5)])[0])
 
 
-def test_a_change_that_commits_after_a_later_one_is_still_seen(engine: Engine, tmp_path: Path) -> None:
+def _police_bank(engine: Engine) -> int:
     create_bank(engine, "police")
     with engine.connect() as probe:
-        bank_id = get_bank(probe, "police").id
+        return get_bank(probe, "police").id
+
+
+def test_a_change_that_commits_after_a_later_one_is_still_seen(engine: Engine, tmp_path: Path) -> None:
+    bank_id = _police_bank(engine)
     matcher = Matcher(engine, index_root(tmp_path, str(engine.url)))
     matcher.sync()
     with engine.connect() as first, engine.connect() as second:
@@ -68,9 +72,7 @@ def test_a_change_that_commits_after_a_later_one_is_still_seen(engine: Engine, t
 def test_a_matcher_started_while_a_change_is_uncommitted_sees_it_and_saves_no_index_past_it(
     engine: Engine, tmp_path: Path
 ) -> None:
-    create_bank(engine, "police")
-    with engine.connect() as probe:
-        bank_id = get_bank(probe, "police").id
+    bank_id = _police_bank(engine)
     root = index_root(tmp_path, str(engine.url))
     with engine.connect() as first, engine.connect() as second:
         first.begin()
@@ -90,9 +92,7 @@ def test_a_matcher_started_while_a_change_is_uncommitted_sees_it_and_saves_no_in
 def test_a_gap_left_by_a_rolled_back_change_is_given_up_once_it_can_no_longer_be_filled(
     engine: Engine, tmp_path: Path
 ) -> None:
-    create_bank(engine, "police")
-    with engine.connect() as probe:
-        bank_id = get_bank(probe, "police").id
+    bank_id = _police_bank(engine)
     matcher = Matcher(engine, index_root(tmp_path, str(engine.url)))
     matcher.sync()
     with engine.connect() as failed, engine.connect() as second:

@@ -214,16 +214,21 @@ def test_the_connection_goes_to_the_checked_address(engine: Engine) -> None:
     assert request.headers["connection"] == "close"
 
 
-def test_a_private_destination_is_refused_at_delivery(
-    engine: Engine, receiver: Receiver, client: httpx.Client, caplog: pytest.LogCaptureFixture
-) -> None:
-    # Made while the admin allowed private destinations, delivered after the
-    # setting was taken away (or a name that now resolves to a private address).
+def _private_hotline_with_a_match(engine: Engine, receiver: Receiver) -> None:
+    """A webhook bank on loopback (made while the admin allowed it) with one match waiting."""
     create_bank(
         engine, "hotline",
         action=BankAction("webhook", f"http://127.0.0.1:{receiver.port}/hook", SECRET, allow_private=True),
     )  # fmt: skip
     _match(engine, "hotline")
+
+
+def test_a_private_destination_is_refused_at_delivery(
+    engine: Engine, receiver: Receiver, client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Made while the admin allowed private destinations, delivered after the
+    # setting was taken away (or a name that now resolves to a private address).
+    _private_hotline_with_a_match(engine, receiver)
     with caplog.at_level(logging.WARNING, logger="childsafe.service.webhooks"):
         assert deliver_due(engine, client, 0.01, allow_private=False) == 0
     assert receiver.requests == []
@@ -238,11 +243,7 @@ def test_a_private_destination_is_refused_at_delivery(
 def test_the_setting_is_read_from_the_environment(
     engine: Engine, receiver: Receiver, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create_bank(
-        engine, "hotline",
-        action=BankAction("webhook", f"http://127.0.0.1:{receiver.port}/hook", SECRET, allow_private=True),
-    )  # fmt: skip
-    _match(engine, "hotline")
+    _private_hotline_with_a_match(engine, receiver)
     monkeypatch.delenv("CHILDSAFE_WEBHOOK_ALLOW_PRIVATE", raising=False)
     assert deliver_due(engine, client, 0.01) == 0 and receiver.requests == []
     time.sleep(0.05)
