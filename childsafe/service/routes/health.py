@@ -19,7 +19,7 @@ async def health(request: Request) -> dict[str, Any]:
 
     def sizes() -> dict[str, dict[str, int]]:
         with context.index_lock:
-            context.matcher.sync()
+            context.sync_index()
             return context.matcher.sizes()
 
     return {"status": "ok", "index": await run_in_threadpool(sizes)}

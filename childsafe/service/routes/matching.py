@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from childsafe.errors import UsageError
 from childsafe.service.actions import act_on_matches
 from childsafe.service.app import context_of
-from childsafe.service.auth import require
+from childsafe.service.auth import require, role_of
+from childsafe.service.responses import OrjsonResponse
 from childsafe.service.uploads import BadUpload, Upload, UploadTooLarge, read_multipart
 from childsafe.signals import FileHashes, parse_signal_value
 
@@ -84,7 +85,7 @@ async def match_upload(request: Request) -> dict[str, Any]:
             matches = context.matcher.match_hashes(hashes)
         if matches:
             act_on_matches(context.engine, context.settings.home, matches, hashes, upload.data, request.state.key_name)
-        return {"hash": hashes.to_dict(), "matches": [m.to_dict() for m in matches]}
+        return {"hash": hashes.to_dict(), "matches": context.match_json(matches, role_of(request))}
 
     return await run_in_threadpool(work)
 
@@ -92,31 +93,40 @@ async def match_upload(request: Request) -> dict[str, Any]:
 def _lookup(request: Request, queries: list[tuple[str, str]]) -> list[list[dict[str, Any]]]:
     context = context_of(request)
     with context.index_lock:
-        context.matcher.sync()
+        context.sync_index()
         results = context.matcher.lookup(queries)
-    return [[m.to_dict() for m in matches] for matches in results]
+    role = role_of(request)
+    return [context.match_json(matches, role) for matches in results]
 
 
-@router.get("/match", dependencies=[Depends(require("match"))])
+@router.get("/match", dependencies=[Depends(require("match"))], response_class=OrjsonResponse)
 async def match_hash(
     request: Request,
     signal: Annotated[str, Query(examples=["md5"])],
     value: Annotated[str, Query()],
-) -> dict[str, Any]:
+) -> OrjsonResponse:
     """``{"matches": [MATCH...]}`` for one hash."""
     query = parse_signal_value(f"{signal}:{value}")
     (matches,) = await run_in_threadpool(_lookup, request, [query])
-    return {"matches": matches}
+    return OrjsonResponse({"matches": matches})
 
 
-@router.post("/match/batch", dependencies=[Depends(require("match"))])
-async def match_batch(request: Request, body: BatchRequest) -> dict[str, Any]:
-    """``{"results": [{"matches": [...]}...]}`` in query order (at most 10,000 queries)."""
+@router.post("/match/batch", dependencies=[Depends(require("match"))], response_class=OrjsonResponse)
+async def match_batch(request: Request, body: BatchRequest) -> OrjsonResponse:
+    """``{"results": [{"matches": [...]}...]}`` in query order (at most 10,000
+    queries; each costs one request of the key's rate limit)."""
     parsed = []
     for number, query in enumerate(body.queries):
         try:
             parsed.append(parse_signal_value(f"{query.signal}:{query.value}"))
         except UsageError as exc:
             raise UsageError(f"queries[{number}]: {exc}") from None
+    context = context_of(request)
+    if len(parsed) > 1:  # the request itself paid for one
+        wait = await run_in_threadpool(context.key_limits.take, f"key:{request.state.key_name}", len(parsed) - 1)
+        if wait:
+            raise HTTPException(
+                429, f"rate limit of this key exceeded; retry in {wait} s", headers={"Retry-After": str(wait)}
+            )
     results = await run_in_threadpool(_lookup, request, parsed)
-    return {"results": [{"matches": matches} for matches in results]}
+    return OrjsonResponse({"results": [{"matches": matches} for matches in results]})
