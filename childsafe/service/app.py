@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import logging.handlers
 import os
-import queue
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,7 +27,8 @@ from childsafe import __version__
 from childsafe.config import Settings
 from childsafe.errors import ChildsafeError, ConflictError, InputFormatError, NotFoundError, UsageError
 from childsafe.service.context import ServiceContext, ServiceOptions
-from childsafe.service.guard import RequestGuard, request_log
+from childsafe.service.guard import RequestGuard
+from childsafe.service.requestlog import RequestLog
 from childsafe.service.responses import OrjsonResponse, error_response
 
 __all__ = ["create_app", "context_of", "error_response"]
@@ -48,29 +46,6 @@ def _status_of(error: ChildsafeError) -> int:
     return 500
 
 
-class _QueueHandler(logging.handlers.QueueHandler):
-    """Hands records to the log thread as they are: the thread formats them
-    (the standard handler would format in the request's own time)."""
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
-
-
-def _start_request_log() -> logging.handlers.QueueListener:
-    """Request log lines go through a queue to a thread that writes them to
-    stderr: in every worker process (uvicorn's workers do not inherit the
-    command's logging set-up), and off the path of the request."""
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    output = logging.StreamHandler(sys.stderr)
-    output.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-    listener = logging.handlers.QueueListener(records, output)
-    request_log.handlers = [_QueueHandler(records)]
-    request_log.setLevel(logging.INFO)
-    request_log.propagate = False
-    listener.start()
-    return listener
-
-
 def create_app(settings: Settings | None = None, options: ServiceOptions | None = None) -> FastAPI:
     """The childsafe API. Settings and options (body caps, rate limits, who
     sees match details) come from the environment unless given."""
@@ -85,13 +60,14 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
         # Preserved uploads and saved indexes are case material: owner-only
         # files, also when the service is started by uvicorn itself.
         os.umask(0o077)
-        listener = _start_request_log()
+        # In every worker process: uvicorn's workers do not inherit the command's logging set-up.
+        app.state.request_log = RequestLog()
         app.state.context = ServiceContext.open(settings, options)
         delivery = asyncio.create_task(_deliver_webhooks(app.state.context, poll, backoff))
         yield
         delivery.cancel()
         app.state.context.close()
-        listener.stop()
+        app.state.request_log.close()
 
     app = FastAPI(
         title="childsafe",

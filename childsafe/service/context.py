@@ -5,15 +5,18 @@ in ``app.state``."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from childsafe.config import Settings
 from childsafe.deter.prevention import Prevention
@@ -38,7 +41,7 @@ __all__ = [
 KEY_CACHE_SECONDS = 1.0
 #: How often a worker follows the change log at most: a bank change made
 #: elsewhere is matched within this (one query each time, not one a request).
-SYNC_SECONDS = 0.005
+SYNC_SECONDS = 0.01
 #: Who sees a match's bank hash ``value`` and ``source_id`` (``CHILDSAFE_MATCH_DETAILS``).
 MATCH_DETAILS: dict[str, tuple[str, ...]] = {"curator": ("curator", "admin"), "all": ROLES, "none": ()}
 
@@ -142,6 +145,8 @@ class ServiceContext:
     #: Client address -> when its refusal for too many failed keys ends (monotonic).
     blocked_addresses: dict[str, float] = field(default_factory=dict)
     _synced_at: float = -1.0
+    #: The change-log sync under way in a thread, if any (requests that find the index due wait for it).
+    _sync: asyncio.Future[None] | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -156,6 +161,43 @@ class ServiceContext:
         if now - self._synced_at >= SYNC_SECONDS:
             self.matcher.sync()
             self._synced_at = now
+
+    def lookup(self, queries: list[tuple[str, str]]) -> list[list[Match]]:
+        """Matches of each ``(signal, value)`` query, the index brought up to date first."""
+        with self.index_lock:
+            self.sync_index()
+            return self.matcher.lookup(queries)
+
+    @asynccontextmanager
+    async def current_index(self) -> AsyncIterator[Matcher]:
+        """The matcher, held for the caller on the event loop and followed up
+        to date first when due (in a thread: the change log is a database
+        query, and applying a change can rebuild a bank's index; requests that
+        arrive meanwhile wait for that same sync).
+
+        For short work on the loop (one hash's lookup takes a fraction of a
+        millisecond on a 1M-hash bank, less than handing it to a thread and
+        back). While another thread holds the index (a batch, an upload's
+        lookup), the loop waits for it in short sleeps, so that other
+        requests go on meanwhile and lookups never pile up in threads."""
+        if time.monotonic() - self._synced_at >= SYNC_SECONDS:
+            if self._sync is None:
+                self._sync = asyncio.ensure_future(run_in_threadpool(self._sync_locked))
+                self._sync.add_done_callback(self._sync_finished)
+            await asyncio.shield(self._sync)
+        while not self.index_lock.acquire(blocking=False):
+            await asyncio.sleep(0.001)
+        try:
+            yield self.matcher
+        finally:
+            self.index_lock.release()
+
+    def _sync_finished(self, sync: asyncio.Future[None]) -> None:
+        self._sync = None
+
+    def _sync_locked(self) -> None:
+        with self.index_lock:
+            self.sync_index()
 
     def index_changed(self) -> None:
         """A bank was changed through this worker: its next match follows the change log at once."""

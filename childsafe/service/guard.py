@@ -10,19 +10,21 @@
 The cap is ``CHILDSAFE_MAX_UPLOAD_BYTES`` for the routes that take a
 multipart upload and ``CHILDSAFE_MAX_JSON_BYTES`` for every other route.
 Every request is then logged (key name, route, status, time; never a body
-or a query string) through a queue, so that writing the log is not part
-of answering.
+or a query string) through ``requestlog.RequestLog``, so that writing the
+log is not part of answering.
 
 A pure ASGI middleware rather than FastAPI's ``Depends``: FastAPI reads and
 parses a route's JSON body before its dependencies run, so a key check in a
 dependency comes after the memory is spent. It is also not Starlette's
 ``BaseHTTPMiddleware``, which would pass every request through extra
-streams and tasks.
+streams and tasks; nor Starlette's ``RequestBodyLimitMiddleware``, which
+refuses a declared length only once the route reads the body (after the key
+check would have to run), answers in plain text, and takes its limits when
+the routes are declared rather than from the settings.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -34,14 +36,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from childsafe.service.context import ServiceContext
 from childsafe.service.responses import OrjsonResponse, error_response
 
-__all__ = ["RequestGuard", "PUBLIC_PATHS", "request_log"]
+__all__ = ["RequestGuard", "PUBLIC_PATHS"]
 
 #: Routes anyone may call. Every other path needs a key (an unknown path too:
 #: failing closed, a route added without thought is not public).
 PUBLIC_PATHS = frozenset({"/v1/health", "/v1/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 PUBLIC_PREFIXES = ("/warning",)  # the warning page and its counting help links
-
-request_log = logging.getLogger("childsafe.service.requests")
 
 
 class RequestGuard:
@@ -63,8 +63,9 @@ class RequestGuard:
                 status = message["status"]
             await send(message)
 
+        state = scope["app"].state
         try:
-            context: ServiceContext = scope["app"].state.context
+            context: ServiceContext = state.context
             refusal, cap = await self._check(scope, context)
             if refusal is not None:
                 await refusal(scope, receive, send_noting_status)
@@ -74,8 +75,7 @@ class RequestGuard:
                 await self.app(scope, _capped(receive, *cap), send_noting_status)
         finally:
             route = scope.get("route")
-            request_log.info(
-                "key=%s route=%s %s status=%d ms=%.1f",
+            state.request_log.record(
                 scope.get("state", {}).get("key_name", "-"),
                 scope["method"],
                 getattr(route, "path", None) or scope["path"],

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from childsafe.errors import UsageError
 from childsafe.service.actions import act_on_matches
 from childsafe.service.app import context_of
-from childsafe.service.auth import require, role_of
+from childsafe.service.auth import check_role, require, role_of
 from childsafe.service.responses import OrjsonResponse
 from childsafe.service.uploads import BadUpload, Upload, UploadTooLarge, read_multipart
 from childsafe.signals import FileHashes, parse_signal_value
@@ -92,23 +92,23 @@ async def match_upload(request: Request) -> dict[str, Any]:
 
 def _lookup(request: Request, queries: list[tuple[str, str]]) -> list[list[dict[str, Any]]]:
     context = context_of(request)
-    with context.index_lock:
-        context.sync_index()
-        results = context.matcher.lookup(queries)
     role = role_of(request)
-    return [context.match_json(matches, role) for matches in results]
+    return [context.match_json(matches, role) for matches in context.lookup(queries)]
 
 
-@router.get("/match", dependencies=[Depends(require("match"))], response_class=OrjsonResponse)
+@router.get("/match", response_class=OrjsonResponse)
 async def match_hash(
     request: Request,
     signal: Annotated[str, Query(examples=["md5"])],
     value: Annotated[str, Query()],
 ) -> OrjsonResponse:
     """``{"matches": [MATCH...]}`` for one hash."""
+    check_role(request, "match")  # not a dependency: the hottest route, and FastAPI's dependencies cost
     query = parse_signal_value(f"{signal}:{value}")
-    (matches,) = await run_in_threadpool(_lookup, request, [query])
-    return OrjsonResponse({"matches": matches})
+    context = context_of(request)
+    async with context.current_index() as matcher:
+        (matches,) = matcher.lookup([query])
+    return OrjsonResponse({"matches": context.match_json(matches, role_of(request))})
 
 
 @router.post("/match/batch", dependencies=[Depends(require("match"))], response_class=OrjsonResponse)
