@@ -144,6 +144,8 @@ class ServiceContext:
     index_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Client address -> when its refusal for too many failed keys ends (monotonic).
     blocked_addresses: dict[str, float] = field(default_factory=dict)
+    #: Database work that requests share while it runs (see guard._single_flight).
+    in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     _synced_at: float = -1.0
     #: The change-log sync under way in a thread, if any (requests that find the index due wait for it).
     _sync: asyncio.Future[None] | None = None

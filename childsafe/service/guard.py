@@ -25,8 +25,11 @@ the routes are declared rather than from the settings.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +45,8 @@ __all__ = ["RequestGuard", "PUBLIC_PATHS"]
 #: failing closed, a route added without thought is not public).
 PUBLIC_PATHS = frozenset({"/v1/health", "/v1/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 PUBLIC_PREFIXES = ("/warning",)  # the warning page and its counting help links
+
+T = TypeVar("T")
 
 
 class RequestGuard:
@@ -138,7 +143,8 @@ async def _authenticate(scope: Scope, context: ServiceContext, authorization: st
         context.blocked_addresses.pop(address, None)
     found = context.keys.cached(key)
     if found is None:
-        found = await run_in_threadpool(context.keys.lookup, key)
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        found, _ = await _single_flight(context, f"key:{digest}", lambda: context.keys.lookup(key))
     if found is None:
         wait = await run_in_threadpool(context.failure_limits.take, f"addr:{address}")
         if not wait:
@@ -150,13 +156,30 @@ async def _authenticate(scope: Scope, context: ServiceContext, authorization: st
     name, role = found
     state = scope.setdefault("state", {})
     state["key_name"], state["key_role"] = name, role
-    if not context.key_limits.take_leased(f"key:{name}"):
-        wait = await run_in_threadpool(context.key_limits.take, f"key:{name}")
+    bucket = f"key:{name}"
+    while not context.key_limits.take_leased(bucket):
+        wait, counted = await _single_flight(context, f"limit:{bucket}", lambda: context.key_limits.take(bucket))
         if wait:
             return error_response(
                 429, f"rate limit of this key exceeded; retry in {wait} s", {"Retry-After": str(wait)}
             )
+        if counted:  # this request's own call took its token (and a new lease); the others spend the lease
+            break
     return None
+
+
+async def _single_flight(context: ServiceContext, name: str, work: Callable[[], T]) -> tuple[T, bool]:
+    """``work()`` in a thread, once for all the requests that need it at the
+    same time (when a key's cached check or its lease of tokens runs out,
+    every request of that key in flight would otherwise query the database):
+    its result, and whether this request's call ran it."""
+    running = context.in_flight.get(name)
+    if running is not None:
+        return await asyncio.shield(running), False
+    running = asyncio.ensure_future(run_in_threadpool(work))
+    context.in_flight[name] = running
+    running.add_done_callback(lambda _: context.in_flight.pop(name, None))
+    return await asyncio.shield(running), True
 
 
 def _too_many_failures(wait: int) -> OrjsonResponse:
