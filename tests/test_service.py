@@ -16,6 +16,8 @@ import httpx
 import pytest
 from conftest import Server, free_port, run_cli
 
+from childsafe.service.context import SYNC_SECONDS
+
 ORIGINAL = "dih/bridge-1-original.jpg"
 ROTATED = "dih/bridge-2-rotate-90.jpg"
 
@@ -87,6 +89,13 @@ def test_every_route_and_its_errors(server: Server, reference_dir: Path) -> None
     assert matched["hash"]["path"] == "r.jpg"
     by_hash = matcher.get("/v1/match", params={"signal": "md5", "value": hashed["md5"]}).json()
     assert by_hash["matches"][0]["entry_id"] == added["ids"][1]
+    # A matcher is not shown the bank's exact hash or the supplier's id (an oracle for evasion); a curator is.
+    pdq_query = {"signal": "pdq", "value": hashed["pdq"]}
+    (withheld,) = matcher.get("/v1/match", params=pdq_query).json()["matches"]
+    (shown,) = curator.get("/v1/match", params=pdq_query).json()["matches"]
+    assert (withheld["value"], withheld["source_id"]) == (None, None) and withheld["category"] == "A"
+    assert (shown["value"], shown["source_id"]) == (hashed["pdq"], "vic-1")
+    assert [(m["value"], m["source_id"]) for m in matched["matches"]] == [(None, None)]
     _error(matcher.get("/v1/match", params={"signal": "md5", "value": "00"}), 422)
     _error(matcher.get("/v1/match", params={"signal": "phash", "value": "00"}), 422)
     _error(matcher.get("/v1/match"), 422)
@@ -145,6 +154,149 @@ def test_rate_limit_gives_429_with_retry_after(service_env: dict[str, str]) -> N
         assert limited and statuses[0].status_code == 200
         assert int(limited[0].headers["retry-after"]) >= 1
         assert "rate limit" in _error(limited[0], 429)
+        # A batch costs one request a query: 20 queries leave this key (2 a second) waiting about 9 s.
+        curator = server.client("curator")
+        batch = {"queries": [{"signal": "md5", "value": f"{n:032x}"} for n in range(20)]}
+        assert curator.post("/v1/match/batch", json=batch).status_code == 200
+        after = curator.get("/v1/match", params={"signal": "md5", "value": "0" * 32})
+        assert "rate limit" in _error(after, 429) and int(after.headers["retry-after"]) >= 5
+    finally:
+        server.stop()
+
+
+def test_rate_limits_are_shared_by_processes(database_url: str) -> None:
+    from childsafe.service.limits import SharedRateLimiter, limiter_engine
+    from childsafe.store import open_database
+
+    open_database(database_url).dispose()
+    # Two limiters with their own engines: two worker processes, or two machines.
+    first, second = (SharedRateLimiter(limiter_engine(database_url), rate=1, burst=3) for _ in range(2))
+    try:
+        assert [first.take("key:a"), second.take("key:a"), first.take("key:a")] == [0, 0, 0]
+        assert second.take("key:a") >= 1 and first.take("key:a") >= 1  # the burst of 3 is spent, in both
+        assert first.take("key:b", cost=10) == 0  # a batch bigger than what is left goes through ...
+        assert second.take("key:b") >= 8  # ... and leaves a debt every process waits out
+        leasing, other = (SharedRateLimiter(limiter_engine(database_url), 0.1, 100, lease=10) for _ in range(2))
+        assert [leasing.take("key:c") for _ in range(95)] == [0] * 95  # 10 leases of 10 taken from the bucket
+        assert other.take("key:c") >= 1  # so the other process finds it empty, with 5 left in the lease
+        assert [leasing.take("key:c") for _ in range(6)] == [0] * 5 + [10]
+    finally:
+        for limiter in (first, second, leasing, other):
+            limiter.engine.dispose()
+
+
+def test_a_locked_sqlite_database_does_not_stall_rate_limits(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from childsafe.service.limits import SharedRateLimiter, limiter_engine
+    from childsafe.store import open_database
+
+    url = f"sqlite:///{tmp_path / 'childsafe.db'}"
+    importer = open_database(url)
+    limiter = SharedRateLimiter(limiter_engine(url), rate=1, burst=2)
+    try:
+        # A writer holds the lock, as a long bank import does.
+        with importer.connect().execution_options(sqlite_immediate=True) as connection, connection.begin():
+            assert [limiter.take("key:a") for _ in range(3)][:2] == [0, 0]  # counted in this process meanwhile
+            assert limiter.take("key:a") >= 1
+        with importer.connect() as connection:
+            assert connection.scalar(sa.text("SELECT count(*) FROM rate_limits")) == 0
+    finally:
+        limiter.engine.dispose()
+        importer.dispose()
+
+
+def test_match_details_are_withheld_by_role() -> None:
+    from childsafe.errors import UsageError
+    from childsafe.index import Match
+    from childsafe.service.context import ServiceOptions, shown_matches
+
+    match = Match("police", "7", "vic-1", "pdq", "ab" * 32, 4, "A", "none")
+    assert [(m["value"], m["source_id"], m["category"]) for m in shown_matches([match], "matcher")] == [
+        (None, None, "A")
+    ]
+    assert shown_matches([match], "curator")[0]["value"] == "ab" * 32
+    assert shown_matches([match], "matcher", "all")[0]["source_id"] == "vic-1"
+    assert shown_matches([match], "admin", "none")[0]["value"] is None
+    assert ServiceOptions.from_env({"CHILDSAFE_MATCH_DETAILS": "ALL"}).match_details == "all"
+    with pytest.raises(UsageError, match="CHILDSAFE_MATCH_DETAILS must be one of"):
+        ServiceOptions.from_env({"CHILDSAFE_MATCH_DETAILS": "matcher"})
+    with pytest.raises(UsageError, match="CHILDSAFE_MAX_JSON_BYTES must be a number"):
+        ServiceOptions.from_env({"CHILDSAFE_MAX_JSON_BYTES": "8M"})
+
+
+def _post_raw(port: int, path: str, headers: dict[str, str], size: int, chunked: bool) -> int:
+    """POST a ``size``-byte JSON-looking body over a raw socket (declared, or
+    chunked with no length); the status of the answer. The whole body is sent
+    even when the answer comes first, as an attacker would."""
+    import select
+    import socket
+
+    piece = b'{"signal": "md5", "value": "00000000000000000000000000000000"}, ' * 16_384  # 1 MiB
+    head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}")
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        try:
+            for start in range(0, size, len(piece)):
+                part = piece[: size - start]
+                sock.sendall(f"{len(part):x}\r\n".encode() + part + b"\r\n" if chunked else part)
+                while b"\r\n\r\n" not in answer and select.select([sock], [], [], 0)[0]:
+                    answer += sock.recv(65536) or b"\r\n\r\n"
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server may close the connection once it has answered
+            pass
+        while b"\r\n\r\n" not in answer:
+            received = sock.recv(65536)
+            if not received:
+                break
+            answer += received
+    return int(answer.split(b" ", 2)[1])
+
+
+def _peak_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+@pytest.mark.slow
+def test_bodies_are_capped_and_keys_checked_before_reading(cli_env: dict[str, str]) -> None:
+    server = Server(cli_env)
+    try:
+        pid = server.process.pid
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak resident size starts again from now
+        before = _peak_rss_mib(pid)
+        huge = 256 * 1024 * 1024
+        key = {"Authorization": f"Bearer {server.keys['matcher']}"}
+        # No key, or a wrong one: 401 before one byte of the body is read, declared or chunked.
+        assert _post_raw(server.port, "/v1/match/batch", {}, huge, chunked=False) in (401, 413)
+        assert _post_raw(server.port, "/v1/match/batch", {}, huge, chunked=True) == 401
+        assert _post_raw(server.port, "/v1/banks", {"Authorization": "Bearer cs_wrong"}, huge, chunked=True) == 401
+        # A valid key: 413 from the declared length at once, or while a chunked body streams past the cap.
+        assert _post_raw(server.port, "/v1/match/batch", key, huge, chunked=False) == 413
+        assert _post_raw(server.port, "/v1/match/batch", key, huge, chunked=True) == 413
+        grown = _peak_rss_mib(pid) - before
+        assert grown < 150, f"the server grew by {grown:.0f} MiB"
+        # A 10,000-query batch fits the JSON cap.
+        matcher = server.client("matcher")
+        batch = {"queries": [{"signal": "pdq", "value": f"{n:064x}"} for n in range(10_000)]}
+        assert len(matcher.post("/v1/match/batch", json=batch).json()["results"]) == 10_000
+
+        # Failed keys are limited per client address (10 a minute by default), then 429 with Retry-After
+        # for every request of that address that needs a key.
+        wrong = server.client(None, key="cs_guessed")
+        statuses = [wrong.get("/v1/banks").status_code for _ in range(12)]
+        # cs_wrong above was the first failure (one more may have been earned back since: 1 every 6 s)
+        assert statuses[:9] == [401] * 9 and statuses.count(401) <= 10 and statuses[-2:] == [429, 429]
+        refused = wrong.get("/v1/banks")
+        assert "failed API key attempts" in _error(refused, 429) and int(refused.headers["retry-after"]) >= 1
+        assert server.client("admin").get("/v1/banks").status_code == 429
+        assert server.client(None).get("/v1/health").status_code == 200  # public routes need no key
+        log = server.stop()
+        assert "route=GET /v1/banks status=429" in log and "route=POST /v1/match/batch status=413" in log
     finally:
         server.stop()
 
@@ -158,6 +310,7 @@ def test_changes_are_matched_at_once_by_every_worker(service_env: dict[str, str]
         for number in range(6):
             value = f"{number:032x}"
             curator.post("/v1/banks/fresh/entries", json={"entries": [{"signal": "md5", "value": value}]})
+            time.sleep(2 * SYNC_SECONDS)  # each worker follows the change log at most this often
             # Several requests in a row land on both workers; each must see the entry.
             for _ in range(6):
                 found = matcher.get("/v1/match", params={"signal": "md5", "value": value}).json()["matches"]

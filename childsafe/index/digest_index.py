@@ -103,7 +103,8 @@ class DigestIndex:
     @classmethod
     def load(cls, folder: Path, signal: str, width: int) -> DigestIndex:
         """Open an index written by ``save`` (memory-mapped)."""
-        arrays = {
-            name: np.load(folder / f"{signal}_{name}.npy", mmap_mode="r") for name in ("prefixes", "values", "ids")
+        arrays = {  # plain ndarray views of the maps: indexing an np.memmap costs more, on every query
+            name: np.asarray(np.load(folder / f"{signal}_{name}.npy", mmap_mode="r"))
+            for name in ("prefixes", "values", "ids")
         }
         return cls(width, arrays["prefixes"], arrays["values"], arrays["ids"], np.ones(len(arrays["ids"]), np.bool_))

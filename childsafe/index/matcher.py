@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,7 +53,7 @@ class Match:
     transform: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self.__dict__)  # the fields in order; dataclasses.asdict deep-copies each, on every answer
 
 
 class LaterSteps(Protocol):
@@ -400,6 +400,8 @@ class Matcher:
         # same matches again should not ask the database each time.
         details = {i: self._details[i] for i in entry_ids if i in self._details}
         ids = sorted(entry_ids - details.keys())
+        if not ids:  # all known: no connection (a hot match, or a query that found nothing)
+            return details
         with self.engine.connect() as connection:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]

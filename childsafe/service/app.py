@@ -1,11 +1,12 @@
 """The HTTP service: ``create_app`` builds the FastAPI application.
 
 Routes are thin, one module an area (``routes/``): they check the caller's
-key and role, parse, call one function of the package, and return JSON.
+role, parse, call one function of the package, and return JSON. Body caps,
+the API key and the rate limits are checked before a route runs, by
+``guard.RequestGuard``, which also logs every request with the key's name,
+route, status and time; never with image bytes or hashes.
 Every error has one shape, ``{"error": {"status": int, "message": str}}``,
 with a message written for the caller (never an internal exception text).
-Every request is logged with the key's name, route, status and time; never
-with image bytes or hashes.
 """
 
 from __future__ import annotations
@@ -13,33 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from childsafe import __version__
 from childsafe.config import Settings
 from childsafe.errors import ChildsafeError, ConflictError, InputFormatError, NotFoundError, UsageError
-from childsafe.service.context import ServiceContext
+from childsafe.service.context import ServiceContext, ServiceOptions
+from childsafe.service.guard import RequestGuard
+from childsafe.service.requestlog import RequestLog
+from childsafe.service.responses import OrjsonResponse, error_response
 
-__all__ = ["create_app", "DEFAULT_MAX_UPLOAD", "DEFAULT_RATE"]
-
-DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
-DEFAULT_RATE = 500.0
+__all__ = ["create_app", "context_of", "error_response"]
 
 log = logging.getLogger("childsafe.service")
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The one error shape of the API."""
-    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
 
 
 def _status_of(error: ChildsafeError) -> int:
@@ -52,15 +46,11 @@ def _status_of(error: ChildsafeError) -> int:
     return 500
 
 
-def create_app(
-    settings: Settings | None = None, max_upload_bytes: int | None = None, rate_per_second: float | None = None
-) -> FastAPI:
-    """The childsafe API. Settings come from the environment unless given;
-    ``CHILDSAFE_MAX_UPLOAD_BYTES`` and ``CHILDSAFE_RATE_PER_SECOND`` set the
-    upload limit and each key's rate limit."""
+def create_app(settings: Settings | None = None, options: ServiceOptions | None = None) -> FastAPI:
+    """The childsafe API. Settings and options (body caps, rate limits, who
+    sees match details) come from the environment unless given."""
     settings = settings or Settings.from_env()
-    upload_limit = max_upload_bytes or int(os.environ.get("CHILDSAFE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD))
-    rate = rate_per_second or float(os.environ.get("CHILDSAFE_RATE_PER_SECOND", DEFAULT_RATE))
+    options = options or ServiceOptions.from_env()
 
     poll = float(os.environ.get("CHILDSAFE_WEBHOOK_POLL_SECONDS", 2))
     backoff = float(os.environ.get("CHILDSAFE_WEBHOOK_BACKOFF_SECONDS", 30))
@@ -70,11 +60,14 @@ def create_app(
         # Preserved uploads and saved indexes are case material: owner-only
         # files, also when the service is started by uvicorn itself.
         os.umask(0o077)
-        app.state.context = ServiceContext.open(settings, upload_limit, rate)
+        # In every worker process: uvicorn's workers do not inherit the command's logging set-up.
+        app.state.request_log = RequestLog()
+        app.state.context = ServiceContext.open(settings, options)
         delivery = asyncio.create_task(_deliver_webhooks(app.state.context, poll, backoff))
         yield
         delivery.cancel()
         app.state.context.close()
+        app.state.request_log.close()
 
     app = FastAPI(
         title="childsafe",
@@ -84,38 +77,26 @@ def create_app(
     )
 
     @app.exception_handler(ChildsafeError)
-    async def childsafe_error(request: Request, error: ChildsafeError) -> JSONResponse:
+    async def childsafe_error(request: Request, error: ChildsafeError) -> OrjsonResponse:
         status = _status_of(error)
         return error_response(status, str(error) if status < 500 else "internal error; see the service log")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> OrjsonResponse:
         return error_response(error.status_code, str(error.detail), getattr(error, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> OrjsonResponse:
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         return error_response(422, f"{where}: {first.get('msg', 'invalid input')}" if where else "invalid input")
 
     @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    async def unexpected_error(request: Request, error: Exception) -> OrjsonResponse:
         log.exception("unexpected error on %s", request.url.path)
         return error_response(500, "internal error; see the service log")
 
-    @app.middleware("http")
-    async def log_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "key=%s route=%s %s status=%d ms=%.1f",
-            getattr(request.state, "key_name", "-"),
-            request.method,
-            request.scope.get("route").path if request.scope.get("route") else request.url.path,  # type: ignore[union-attr]
-            response.status_code,
-            (time.perf_counter() - start) * 1000,
-        )
-        return response
+    app.add_middleware(RequestGuard)
 
     from childsafe.service.routes import banks, deter, health, matching
 

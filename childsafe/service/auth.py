@@ -1,43 +1,40 @@
-"""Checking the caller: ``Authorization: Bearer KEY``, the key's role, and
-its rate limit. 401 without a valid key, 403 for the wrong role, 429 (with
-Retry-After) over the rate."""
+"""Checking the caller's role. Its key (401), its client address's failed
+attempts and the key's rate limit (429, with Retry-After) are checked
+before the route runs and before its body is read, by
+``childsafe.service.guard``; this dependency adds the role (403)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from fastapi import HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 
-from childsafe.service.app import context_of
 from childsafe.service.keys import role_allows
 
-__all__ = ["require"]
+__all__ = ["require", "check_role", "role_of"]
+
+
+def role_of(request: Request) -> str:
+    """The role of the request's key (set by the guard)."""
+    role: str = request.state.key_role
+    return role
+
+
+def check_role(request: Request, permission: str) -> str:
+    """The key's name if its role is allowed ``permission``; else 401 or 403."""
+    role = getattr(request.state, "key_role", None)
+    if role is None:  # the guard let it through as public: a mistake, so fail closed
+        raise HTTPException(401, "send an API key: Authorization: Bearer KEY", headers={"WWW-Authenticate": "Bearer"})
+    if not role_allows(role, permission):
+        raise HTTPException(403, f"a {role} key may not do this; it needs a key allowed to {permission}")
+    name: str = request.state.key_name
+    return name
 
 
 def require(permission: str) -> Callable[[Request], object]:
     """A dependency that lets a request through only with a key allowed ``permission``."""
 
     async def check(request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise HTTPException(
-                401, "send an API key: Authorization: Bearer KEY", headers={"WWW-Authenticate": "Bearer"}
-            )
-        context = context_of(request)
-        found = await run_in_threadpool(context.find_key, key.strip())
-        if found is None:
-            raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-        name, role = found
-        request.state.key_name = name
-        if not role_allows(role, permission):
-            raise HTTPException(403, f"a {role} key may not do this; it needs a key allowed to {permission}")
-        wait = context.limiter.retry_after(name)
-        if wait:
-            raise HTTPException(
-                429, f"rate limit of this key exceeded; retry in {wait} s", headers={"Retry-After": str(wait)}
-            )
-        return name
+        return check_role(request, permission)
 
     return check

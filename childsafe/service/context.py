@@ -1,52 +1,128 @@
 """What every request handler of one service process shares: settings, the
-database, the match index (kept in step through the change log) and the
-per-key rate limiter. Made once by ``create_app``, held in ``app.state``."""
+database, the match index (kept in step through the change log), the cache
+of checked API keys and the rate limiters. Made once by ``create_app``, held
+in ``app.state``."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import math
 import os
 import threading
 import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from childsafe.config import Settings
 from childsafe.deter.prevention import Prevention
-from childsafe.index import Matcher, index_root
+from childsafe.errors import UsageError
+from childsafe.index import Match, Matcher, index_root
 from childsafe.service.decoding import UploadWorkers
-from childsafe.service.keys import find_api_key
+from childsafe.service.keys import ROLES, find_api_key
+from childsafe.service.limits import SharedRateLimiter, limiter_engine
 from childsafe.store import open_database
 
-KEY_CACHE_SECONDS = 1.0
+__all__ = [
+    "ServiceContext",
+    "ServiceOptions",
+    "KeyCache",
+    "shown_matches",
+    "KEY_CACHE_SECONDS",
+    "SYNC_SECONDS",
+    "MATCH_DETAILS",
+]
 
-__all__ = ["ServiceContext", "RateLimiter", "KEY_CACHE_SECONDS"]
+#: How long a checked key is trusted: a revoked key stops working within this.
+KEY_CACHE_SECONDS = 1.0
+#: How often a worker follows the change log at most: a bank change made
+#: elsewhere is matched within this (one query each time, not one a request).
+SYNC_SECONDS = 0.01
+#: Who sees a match's bank hash ``value`` and ``source_id`` (``CHILDSAFE_MATCH_DETAILS``).
+MATCH_DETAILS: dict[str, tuple[str, ...]] = {"curator": ("curator", "admin"), "all": ROLES, "none": ()}
+
+
+def shown_matches(matches: list[Match], role: str, details: str = "curator") -> list[dict[str, Any]]:
+    """The MATCH objects a key of ``role`` is shown: the bank's hash ``value``
+    and ``source_id`` are null unless ``details`` (``CHILDSAFE_MATCH_DETAILS``)
+    lets the role see them: an exact bank hash helps whoever wants to tune an
+    image until it no longer matches."""
+    shown = [match.to_dict() for match in matches]
+    if role not in MATCH_DETAILS[details]:
+        for match in shown:
+            match["value"] = match["source_id"] = None
+    return shown
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """The service's limits, from ``CHILDSAFE_*`` settings (see docs/cli.md)."""
+
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_json_bytes: int = 8 * 1024 * 1024
+    rate_per_second: float = 500.0
+    auth_failures_per_minute: float = 10.0
+    match_details: str = "curator"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceOptions:
+        """Options from the environment; a bad value is a ``UsageError`` naming the setting."""
+        env = os.environ if environ is None else environ
+        default = cls()
+
+        def number(name: str, fallback: float) -> float:
+            text = env.get(name, "").strip()
+            try:
+                value = float(text) if text else fallback
+            except ValueError:
+                raise UsageError(f"{name} must be a number, got {text!r:.40}") from None
+            if value <= 0:
+                raise UsageError(f"{name} must be above 0, got {text}")
+            return value
+
+        details = env.get("CHILDSAFE_MATCH_DETAILS", "").strip().lower() or default.match_details
+        if details not in MATCH_DETAILS:
+            raise UsageError(f"CHILDSAFE_MATCH_DETAILS must be one of {', '.join(MATCH_DETAILS)}, got {details!r:.40}")
+        return cls(
+            max_upload_bytes=int(number("CHILDSAFE_MAX_UPLOAD_BYTES", default.max_upload_bytes)),
+            max_json_bytes=int(number("CHILDSAFE_MAX_JSON_BYTES", default.max_json_bytes)),
+            rate_per_second=number("CHILDSAFE_RATE_PER_SECOND", default.rate_per_second),
+            auth_failures_per_minute=number("CHILDSAFE_AUTH_FAILURES_PER_MINUTE", default.auth_failures_per_minute),
+            match_details=details,
+        )
 
 
 @dataclass
-class RateLimiter:
-    """A token bucket per API key, in this process: ``rate`` requests a second
-    on average, bursts up to ``burst``. With several worker processes each
-    has its own buckets (the limit applies per process)."""
+class KeyCache:
+    """Checked API keys, so that a request costs no database query for its
+    key: each key is looked up again at most once every KEY_CACHE_SECONDS."""
 
-    rate: float
-    burst: float
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    engine: Engine
+    #: SHA-256 of the key -> (name, role, checked at).
+    _checked: dict[str, tuple[str, str, float]] = field(default_factory=dict)
 
-    def retry_after(self, key: str) -> int:
-        """0 if the request may go ahead (and counts it); else seconds to wait."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                return 0
-            self._buckets[key] = (tokens, now)
-            return max(1, math.ceil((1 - tokens) / self.rate))
+    def cached(self, key: str) -> tuple[str, str] | None:
+        """``(name, role)`` of a key checked within the last second, else ``None`` (then call ``lookup``)."""
+        found = self._checked.get(hashlib.sha256(key.encode()).hexdigest())
+        if found and time.monotonic() - found[2] < KEY_CACHE_SECONDS:
+            return found[0], found[1]
+        return None
+
+    def lookup(self, key: str) -> tuple[str, str] | None:
+        """``(name, role)`` of an active key, asking the database."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        found = find_api_key(self.engine, key)
+        if found is None:
+            self._checked.pop(digest, None)
+            return None
+        if len(self._checked) > 10_000:
+            self._checked.clear()
+        self._checked[digest] = (found[0], found[1], time.monotonic())
+        return found
 
 
 @dataclass
@@ -54,37 +130,88 @@ class ServiceContext:
     """One service process's shared state."""
 
     settings: Settings
+    options: ServiceOptions
     engine: Engine
     matcher: Matcher
-    limiter: RateLimiter
-    max_upload_bytes: int
     #: Worker processes that prepare uploads for matching (decode, cuts, keypoints).
     uploads: UploadWorkers
     prevention: Prevention
+    keys: KeyCache
+    #: Requests of each key (a batch costs one token a query).
+    key_limits: SharedRateLimiter
+    #: Failed key attempts of each client address.
+    failure_limits: SharedRateLimiter
     #: Following the change log and searching are not thread-safe together.
     index_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Recently checked keys: digest -> (name, role, checked at). A revoked key
-    #: stops working within KEY_CACHE_SECONDS.
-    key_cache: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    #: Client address -> when its refusal for too many failed keys ends (monotonic).
+    blocked_addresses: dict[str, float] = field(default_factory=dict)
+    #: Database work that requests share while it runs (see guard._single_flight).
+    in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    _synced_at: float = -1.0
+    #: The change-log sync under way in a thread, if any (requests that find the index due wait for it).
+    _sync: asyncio.Future[None] | None = None
 
-    def find_key(self, key: str) -> tuple[str, str] | None:
-        """``(name, role)`` of an active key, asking the database at most once a second per key."""
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        cached = self.key_cache.get(digest)
+    @property
+    def max_upload_bytes(self) -> int:
+        """Uploads larger than this get 413."""
+        return self.options.max_upload_bytes
+
+    def sync_index(self) -> None:
+        """Follow the change log if it was last followed SYNC_SECONDS ago or
+        more (or after a change made through this worker). Call it holding
+        ``index_lock``."""
         now = time.monotonic()
-        if cached and now - cached[2] < KEY_CACHE_SECONDS:
-            return cached[0], cached[1]
-        found = find_api_key(self.engine, key)
-        if found is None:
-            self.key_cache.pop(digest, None)
-            return None
-        if len(self.key_cache) > 10_000:
-            self.key_cache.clear()
-        self.key_cache[digest] = (found[0], found[1], now)
-        return found
+        if now - self._synced_at >= SYNC_SECONDS:
+            self.matcher.sync()
+            self._synced_at = now
+
+    def lookup(self, queries: list[tuple[str, str]]) -> list[list[Match]]:
+        """Matches of each ``(signal, value)`` query, the index brought up to date first."""
+        with self.index_lock:
+            self.sync_index()
+            return self.matcher.lookup(queries)
+
+    @asynccontextmanager
+    async def current_index(self) -> AsyncIterator[Matcher]:
+        """The matcher, held for the caller on the event loop and followed up
+        to date first when due (in a thread: the change log is a database
+        query, and applying a change can rebuild a bank's index; requests that
+        arrive meanwhile wait for that same sync).
+
+        For short work on the loop (one hash's lookup takes a fraction of a
+        millisecond on a 1M-hash bank, less than handing it to a thread and
+        back). While another thread holds the index (a batch, an upload's
+        lookup), the loop waits for it in short sleeps, so that other
+        requests go on meanwhile and lookups never pile up in threads."""
+        if time.monotonic() - self._synced_at >= SYNC_SECONDS:
+            if self._sync is None:
+                self._sync = asyncio.ensure_future(run_in_threadpool(self._sync_locked))
+                self._sync.add_done_callback(self._sync_finished)
+            await asyncio.shield(self._sync)
+        while not self.index_lock.acquire(blocking=False):
+            await asyncio.sleep(0.001)
+        try:
+            yield self.matcher
+        finally:
+            self.index_lock.release()
+
+    def _sync_finished(self, sync: asyncio.Future[None]) -> None:
+        self._sync = None
+
+    def _sync_locked(self) -> None:
+        with self.index_lock:
+            self.sync_index()
+
+    def index_changed(self) -> None:
+        """A bank was changed through this worker: its next match follows the change log at once."""
+        self._synced_at = -1.0
+
+    def match_json(self, matches: list[Match], role: str) -> list[dict[str, Any]]:
+        """The MATCH objects a key of ``role`` is shown (see ``shown_matches``)."""
+        return shown_matches(matches, role, self.options.match_details)
 
     @classmethod
-    def open(cls, settings: Settings, max_upload_bytes: int, rate: float) -> ServiceContext:
+    def open(cls, settings: Settings, options: ServiceOptions) -> ServiceContext:
         engine = open_database(settings.database_url)
         matcher = Matcher(engine, index_root(settings.home, settings.database_url))
         matcher.sync()
@@ -93,9 +220,17 @@ class ServiceContext:
         # more decodes than there are cores.
         processes = int(os.environ.get("CHILDSAFE_DECODE_PROCESSES", 1))
         uploads = UploadWorkers(settings.limits, processes, settings.budgets.worker_memory_bytes)
-        limiter = RateLimiter(rate, 2 * rate)
-        return cls(settings, engine, matcher, limiter, max_upload_bytes, uploads, Prevention(engine))
+        limits_engine = limiter_engine(settings.database_url)
+        rate = options.rate_per_second
+        # A lease of a twentieth of a second's requests: one UPSERT per 20th of a second at full rate.
+        key_limits = SharedRateLimiter(limits_engine, rate, 2 * rate, lease=int(rate / 20))
+        failures = options.auth_failures_per_minute
+        failure_limits = SharedRateLimiter(limits_engine, failures / 60, failures)
+        return cls(
+            settings, options, engine, matcher, uploads, Prevention(engine), KeyCache(engine), key_limits, failure_limits
+        )
 
     def close(self) -> None:
         self.uploads.close()
+        self.key_limits.engine.dispose()
         self.engine.dispose()

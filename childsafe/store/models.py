@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -37,6 +38,7 @@ __all__ = [
     "BankChange",
     "WebhookEvent",
     "PreservedItem",
+    "RateLimit",
     "utc_now",
 ]
 
@@ -219,6 +221,23 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class RateLimit(Base):
+    """A token bucket shared by every service worker and machine: an API key's
+    requests (``key:NAME``) or a client address's failed key attempts
+    (``addr:ADDRESS``). Updated by one UPSERT per grant; see
+    ``childsafe/service/limits.py``."""
+
+    __tablename__ = "rate_limits"
+
+    bucket: Mapped[str] = mapped_column(String(120), primary_key=True)
+    #: Tokens left at ``at``; negative after a batch bigger than what was left (a debt).
+    tokens: Mapped[float] = mapped_column(Float)
+    #: Unix time of the last update (seconds): shared by machines, unlike a monotonic clock.
+    at: Mapped[float] = mapped_column(Float)
+    #: Whether the last request was let through (read back by the same UPSERT).
+    granted: Mapped[int] = mapped_column(Integer)
 
 
 class WebhookEvent(Base):

@@ -31,8 +31,13 @@ router = APIRouter(prefix="/v1/banks", tags=["banks"], dependencies=[Depends(req
 
 
 def _actor(request: Request) -> str:
-    """The audit actor of a request: its key's name (set by ``require``)."""
+    """The audit actor of a request: its key's name (set by the guard)."""
     return f"api:{getattr(request.state, 'key_name', '?')}"
+
+
+def _changed(request: Request) -> None:
+    """This worker's next match follows the change log at once (other workers within a few milliseconds)."""
+    context_of(request).index_changed()
 
 
 class BankCreate(BaseModel):
@@ -77,6 +82,7 @@ async def banks_create(request: Request, body: BankCreate) -> dict[str, Any]:
         create_bank,
         context.engine, body.name, body.scheme, body.kind, body.pdq_threshold, action, _actor(request),
     )  # fmt: skip
+    _changed(request)
     return info.to_dict()
 
 
@@ -90,6 +96,7 @@ async def banks_show(request: Request, name: str) -> dict[str, Any]:
 async def banks_delete(request: Request, name: str) -> dict[str, Any]:
     """Delete a bank and its entries."""
     await run_in_threadpool(delete_bank, context_of(request).engine, name, _actor(request))
+    _changed(request)
     return {"bank": name, "deleted": True}
 
 
@@ -98,6 +105,7 @@ async def entries_add(request: Request, name: str, body: EntriesIn) -> dict[str,
     """Add entries: ``{"added": int, "ids": [str...]}``, ids in the order given."""
     entries = [NewEntry([(e.signal, e.value)], e.category, e.source_id, e.note) for e in body.entries]
     result = await run_in_threadpool(add_entries, context_of(request).engine, name, entries, _actor(request))
+    _changed(request)
     return {"added": result.added, "ids": [str(i) for i in result.ids]}
 
 
@@ -105,6 +113,7 @@ async def entries_add(request: Request, name: str, body: EntriesIn) -> dict[str,
 async def entries_delete(request: Request, name: str, entry_id: int) -> dict[str, Any]:
     """Remove one entry."""
     await run_in_threadpool(remove_entry, context_of(request).engine, name, entry_id, _actor(request))
+    _changed(request)
     return {"bank": name, "entry_id": str(entry_id), "deleted": True}
 
 
@@ -127,4 +136,5 @@ async def banks_import(request: Request, name: str) -> dict[str, Any]:
             importer=_actor(request),
         )
     )
+    _changed(request)
     return result.to_dict()

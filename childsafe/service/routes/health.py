@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 
 from childsafe.service.app import context_of
 
@@ -15,11 +14,6 @@ router = APIRouter(prefix="/v1", tags=["health"])
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
     """``{"status": "ok", "index": {SIGNAL: {"size": int}}}``"""
-    context = context_of(request)
-
-    def sizes() -> dict[str, dict[str, int]]:
-        with context.index_lock:
-            context.matcher.sync()
-            return context.matcher.sizes()
-
-    return {"status": "ok", "index": await run_in_threadpool(sizes)}
+    async with context_of(request).current_index() as matcher:
+        sizes = matcher.sizes()
+    return {"status": "ok", "index": sizes}

@@ -12,8 +12,9 @@ from childsafe.detect import PreparedQuery, QuerySteps, match_prepared, unanswer
 from childsafe.errors import UsageError
 from childsafe.service.actions import act_on_matches
 from childsafe.service.app import context_of
-from childsafe.service.auth import require
+from childsafe.service.auth import check_role, require, role_of
 from childsafe.service.decoding import UploadsBusy
+from childsafe.service.responses import OrjsonResponse
 from childsafe.service.uploads import BadUpload, Upload, UploadTooLarge, read_multipart
 from childsafe.signals import parse_signal_value
 
@@ -115,7 +116,7 @@ async def match_upload(request: Request) -> dict[str, Any]:
 
     def work() -> dict[str, Any]:
         with context.index_lock:  # index lookups only: the pixels were handled in a worker
-            context.matcher.sync()
+            context.sync_index()
             matches = match_prepared(context.matcher, prepared)
         missing = unanswered_steps(prepared, matches)
         if missing and not matches:
@@ -123,7 +124,7 @@ async def match_upload(request: Request) -> dict[str, Any]:
         hashes = prepared.hashes
         if matches:
             act_on_matches(context.engine, context.settings.home, matches, hashes, upload.data, request.state.key_name)
-        answer: dict[str, Any] = {"hash": hashes.to_dict(), "matches": [m.to_dict() for m in matches]}
+        answer: dict[str, Any] = {"hash": hashes.to_dict(), "matches": context.match_json(matches, role_of(request))}
         if missing:
             answer["incomplete"] = list(missing)
         return answer
@@ -133,32 +134,41 @@ async def match_upload(request: Request) -> dict[str, Any]:
 
 def _lookup(request: Request, queries: list[tuple[str, str]]) -> list[list[dict[str, Any]]]:
     context = context_of(request)
-    with context.index_lock:
-        context.matcher.sync()
-        results = context.matcher.lookup(queries)
-    return [[m.to_dict() for m in matches] for matches in results]
+    role = role_of(request)
+    return [context.match_json(matches, role) for matches in context.lookup(queries)]
 
 
-@router.get("/match", dependencies=[Depends(require("match"))])
+@router.get("/match", response_class=OrjsonResponse)
 async def match_hash(
     request: Request,
     signal: Annotated[str, Query(examples=["md5"])],
     value: Annotated[str, Query()],
-) -> dict[str, Any]:
+) -> OrjsonResponse:
     """``{"matches": [MATCH...]}`` for one hash."""
+    check_role(request, "match")  # not a dependency: the hottest route, and FastAPI's dependencies cost
     query = parse_signal_value(f"{signal}:{value}")
-    (matches,) = await run_in_threadpool(_lookup, request, [query])
-    return {"matches": matches}
+    context = context_of(request)
+    async with context.current_index() as matcher:
+        (matches,) = matcher.lookup([query])
+    return OrjsonResponse({"matches": context.match_json(matches, role_of(request))})
 
 
-@router.post("/match/batch", dependencies=[Depends(require("match"))])
-async def match_batch(request: Request, body: BatchRequest) -> dict[str, Any]:
-    """``{"results": [{"matches": [...]}...]}`` in query order (at most 10,000 queries)."""
+@router.post("/match/batch", dependencies=[Depends(require("match"))], response_class=OrjsonResponse)
+async def match_batch(request: Request, body: BatchRequest) -> OrjsonResponse:
+    """``{"results": [{"matches": [...]}...]}`` in query order (at most 10,000
+    queries; each costs one request of the key's rate limit)."""
     parsed = []
     for number, query in enumerate(body.queries):
         try:
             parsed.append(parse_signal_value(f"{query.signal}:{query.value}"))
         except UsageError as exc:
             raise UsageError(f"queries[{number}]: {exc}") from None
+    context = context_of(request)
+    if len(parsed) > 1:  # the request itself paid for one
+        wait = await run_in_threadpool(context.key_limits.take, f"key:{request.state.key_name}", len(parsed) - 1)
+        if wait:
+            raise HTTPException(
+                429, f"rate limit of this key exceeded; retry in {wait} s", headers={"Retry-After": str(wait)}
+            )
     results = await run_in_threadpool(_lookup, request, parsed)
-    return {"results": [{"matches": matches} for matches in results]}
+    return OrjsonResponse({"results": [{"matches": matches} for matches in results]})
