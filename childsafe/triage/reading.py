@@ -294,12 +294,10 @@ class _Reader:
             return _failed(label, 0, f"damaged data, cannot be read: {_reason(exc)}", modified, position)
 
     def _digest_only(self, stream: IO[bytes], label: str, modified: float | None, position: Position) -> ScannedItem:
-        """A poison item read again: digests only, never decoded or opened; or
-        not read at all when digesting it failed too."""
+        """A poison item read again: digests only, never decoded or opened.
+        (One whose digesting failed too is recorded unread before it is
+        opened, by ``_member`` and ``read_task``.)"""
         reason = self.poisoned[position]
-        again = self.poisoned.get((*position, "digests"))
-        if again is not None:
-            return _failed(label, 0, f"{again}; not read", modified, position)
         self.start((*position, "digests"))
         reader = DigestingReader(stream, ("md5", "sha1", "sha256"))
         try:
