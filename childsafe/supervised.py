@@ -46,7 +46,7 @@ from typing import Any, Generic, TypeVar
 from childsafe.errors import ChildsafeError
 from childsafe.parallel import die_with_parent
 
-__all__ = ["Poisoned", "TaskFailed", "supervised_map", "worker_main", "death_reason"]
+__all__ = ["Poisoned", "SupervisedPool", "TaskFailed", "supervised_map", "worker_main", "death_reason"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -136,21 +136,9 @@ class _Worker(Generic[T]):
     deadline: float = float("inf")
 
 
-def supervised_map(
-    function: Callable[[T, Progress, Mapping[Hashable, str]], R],
-    tasks: Iterable[T],
-    workers: int,
-    *,
-    initializer: Callable[..., None] | None = None,
-    initargs: tuple[Any, ...] = (),
-    item_seconds: float,
-    memory_bytes: int | None,
-    max_attempts: int = 3,
-) -> Generator[tuple[T, R | TaskFailed], None, None]:
-    """Yield ``(task, function(task, progress, poisoned))`` for every task, as
-    tasks finish (not in input order), computed by ``workers`` spawn processes
-    (at least one: this process survives whatever a task does). The result is
-    ``TaskFailed`` when the function raised or the task kept killing workers.
+class SupervisedPool(Generic[T, R]):
+    """Worker processes for ``map``, started on entering the ``with`` block so
+    that they import and initialise while the caller prepares its tasks.
 
     ``function``, the tasks and the results must be picklable. It must call
     ``progress(position)`` before each unit of work, and treat the units in
@@ -158,78 +146,117 @@ def supervised_map(
     ``initializer(*initargs)`` runs once in each worker, replacements too.
     Each unit may take ``item_seconds`` and each worker ``memory_bytes`` of
     address space (None: no limit). The module docstring has the details."""
-    context = multiprocessing.get_context("spawn")
-    size = max(1, workers)
-    todo = iter(tasks)
-    retries: deque[_Job[T]] = deque()
-    pool: list[_Worker[T]] = []  # started as tasks need them, replaced when they die
-    finished: list[tuple[T, R | TaskFailed]] = []
 
-    def start() -> _Worker[T]:
-        ours, theirs = context.Pipe()
-        args = (theirs, function, initializer, initargs, memory_bytes)
-        process = context.Process(target=worker_main, args=args, daemon=True, name="childsafe-worker")
+    def __init__(
+        self,
+        function: Callable[[T, Progress, Mapping[Hashable, str]], R],
+        workers: int,
+        *,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+        item_seconds: float,
+        memory_bytes: int | None,
+        max_attempts: int = 3,
+    ) -> None:
+        self.function = function
+        self.size = max(1, workers)  # at least one: this process survives whatever a task does
+        self.initializer = initializer
+        self.initargs = initargs
+        self.item_seconds = item_seconds
+        self.memory_bytes = memory_bytes
+        self.max_attempts = max_attempts
+        self._context = multiprocessing.get_context("spawn")
+        self._pool: list[_Worker[T]] = []  # replaced when they die
+        self._completed = False
+
+    def __enter__(self) -> SupervisedPool[T, R]:
+        for _ in range(self.size):
+            self._start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for worker in self._pool:
+            if self._completed and worker.ready and worker.job is None:
+                try:
+                    worker.connection.send(None)  # let it leave normally, closing what its initializer opened
+                    worker.process.join(timeout=10)
+                except OSError:
+                    pass
+            _kill(worker)
+        self._pool.clear()
+
+    def _start(self) -> _Worker[T]:
+        ours, theirs = self._context.Pipe()
+        args = (theirs, self.function, self.initializer, self.initargs, self.memory_bytes)
+        process = self._context.Process(target=worker_main, args=args, daemon=True, name="childsafe-worker")
         process.start()
         theirs.close()  # ours alone stays open here
-        pool.append(_Worker(process, ours))
-        return pool[-1]
+        self._pool.append(_Worker(process, ours))
+        return self._pool[-1]
 
-    def give_up(worker: _Worker[T], reason: str) -> None:
-        """Drop a worker that died or is stopped; retry its task, or fail it."""
-        _kill(worker)
-        worker.replaced = True
-        pool.remove(worker)
-        job = worker.job
-        if job is None:
-            return
-        if worker.reported:
-            job.poisoned[worker.position] = reason
-            job.reasons.append(f"at {worker.position!r}: {reason}")
-        else:
-            job.reasons.append(f"{reason}, before reporting any progress")
-        if worker.reported and len(job.reasons) < max_attempts:
-            retries.append(job)
-        else:
-            poisoned = tuple(Poisoned(position, why) for position, why in job.poisoned.items())
-            finished.append((job.task, TaskFailed(tuple(job.reasons), poisoned)))
+    def map(self, tasks: Iterable[T]) -> Generator[tuple[T, R | TaskFailed], None, None]:
+        """Yield ``(task, function(task, progress, poisoned))`` for every task,
+        as tasks finish (not in input order). The result is ``TaskFailed`` when
+        the function raised or the task kept killing workers."""
+        pool, item_seconds, memory_bytes = self._pool, self.item_seconds, self.memory_bytes
+        todo = iter(tasks)
+        retries: deque[_Job[T]] = deque()
+        finished: list[tuple[T, R | TaskFailed]] = []
 
-    def receive(worker: _Worker[T], message: tuple[Any, ...], now: float) -> None:
-        kind = message[0]
-        if kind == "ready":
-            worker.ready = True
-            worker.deadline = now + item_seconds if worker.job else float("inf")
-        elif kind == "broken":
-            raise message[1]
-        elif kind == "progress":
-            worker.position, worker.reported, worker.deadline = message[1], True, now + item_seconds
-        elif kind == "memory":
-            limit = f" (limit {memory_bytes:,} bytes)" if memory_bytes else ""
-            give_up(worker, f"memory limit: {message[1]}{limit}")
-        else:  # "done" or "failed"
-            assert worker.job is not None
-            result = message[1] if kind == "done" else TaskFailed((message[1],))
-            finished.append((worker.job.task, result))
-            worker.job, worker.deadline = None, float("inf")
+        def give_up(worker: _Worker[T], reason: str) -> None:
+            """Drop a worker that died or is stopped; retry its task, or fail it."""
+            _kill(worker)
+            worker.replaced = True
+            pool.remove(worker)
+            job = worker.job
+            if job is None:
+                return
+            if worker.reported:
+                job.poisoned[worker.position] = reason
+                job.reasons.append(f"at {worker.position!r}: {reason}")
+            else:
+                job.reasons.append(f"{reason}, before reporting any progress")
+            if worker.reported and len(job.reasons) < self.max_attempts:
+                retries.append(job)
+            else:
+                poisoned = tuple(Poisoned(position, why) for position, why in job.poisoned.items())
+                finished.append((job.task, TaskFailed(tuple(job.reasons), poisoned)))
 
-    def drain(worker: _Worker[T], now: float, most: float) -> None:
-        count = 0
-        while not worker.replaced and count < most and worker.connection.poll():
-            try:
-                message = worker.connection.recv()
-            except (EOFError, OSError):
-                return  # it died; the caller sees that
-            receive(worker, message, now)
-            count += 1
+        def receive(worker: _Worker[T], message: tuple[Any, ...], now: float) -> None:
+            kind = message[0]
+            if kind == "ready":
+                worker.ready = True
+                worker.deadline = now + item_seconds if worker.job else float("inf")
+            elif kind == "broken":
+                raise message[1]
+            elif kind == "progress":
+                worker.position, worker.reported, worker.deadline = message[1], True, now + item_seconds
+            elif kind == "memory":
+                limit = f" (limit {memory_bytes:,} bytes)" if memory_bytes else ""
+                give_up(worker, f"memory limit: {message[1]}{limit}")
+            else:  # "done" or "failed"
+                assert worker.job is not None
+                result = message[1] if kind == "done" else TaskFailed((message[1],))
+                finished.append((worker.job.task, result))
+                worker.job, worker.deadline = None, float("inf")
 
-    completed = False
-    try:
+        def drain(worker: _Worker[T], now: float, most: float) -> None:
+            count = 0
+            while not worker.replaced and count < most and worker.connection.poll():
+                try:
+                    message = worker.connection.recv()
+                except (EOFError, OSError):
+                    return  # it died; the caller sees that
+                receive(worker, message, now)
+                count += 1
+
         while True:
             idle: list[_Worker[T] | None] = [worker for worker in pool if worker.job is None]
-            for worker in idle + [None] * (size - len(pool)):
+            for worker in idle + [None] * (self.size - len(pool)):
                 job = retries.popleft() if retries else _next_job(todo)
                 if job is None:
                     break
-                worker = worker or start()
+                worker = worker or self._start()
                 worker.job, worker.position, worker.reported = job, None, False
                 worker.deadline = time.monotonic() + item_seconds if worker.ready else float("inf")
                 try:
@@ -264,16 +291,32 @@ def supervised_map(
                     give_up(worker, f"time limit: no progress for {item_seconds:g} s")
             yield from finished
             finished.clear()
-        completed = True
-    finally:
-        for worker in pool:
-            if completed and worker.ready:
-                try:
-                    worker.connection.send(None)  # let it leave normally, closing what its initializer opened
-                    worker.process.join(timeout=10)
-                except OSError:
-                    pass
-            _kill(worker)
+        self._completed = True
+
+
+def supervised_map(
+    function: Callable[[T, Progress, Mapping[Hashable, str]], R],
+    tasks: Iterable[T],
+    workers: int,
+    *,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    item_seconds: float,
+    memory_bytes: int | None,
+    max_attempts: int = 3,
+) -> Generator[tuple[T, R | TaskFailed], None, None]:
+    """``SupervisedPool(...).map(tasks)`` in one call, for callers with
+    nothing to prepare while the workers start."""
+    with SupervisedPool(
+        function,
+        workers,
+        initializer=initializer,
+        initargs=initargs,
+        item_seconds=item_seconds,
+        memory_bytes=memory_bytes,
+        max_attempts=max_attempts,
+    ) as pool:
+        yield from pool.map(tasks)
 
 
 def _next_job(todo: Iterator[T]) -> _Job[T] | None:

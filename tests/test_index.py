@@ -147,6 +147,31 @@ def test_changes_are_visible_to_the_next_query_in_another_matcher(engine, tmp_pa
     assert third.lookup([("sha1", original.sha1 or "")]) == [[]]
 
 
+def test_ensure_saved_loads_nothing_while_the_saves_are_current_and_saves_what_a_new_process_would_replay(
+    engine, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    root = index_root(tmp_path, str(engine.url))
+    create_bank(engine, "police", scheme="uk")
+    hashes = [f"{n:064x}" for n in range(1, 1_202)]
+    add_entries(engine, "police", [NewEntry([("sha256", value)]) for value in hashes[:100]])
+    saver = Matcher(engine, root)
+    saver.ensure_saved()  # no save yet: built and saved
+    assert saver.banks and len(list(root.glob("bank-*@*"))) == 1
+    add_entries(engine, "police", [NewEntry([("sha256", value)]) for value in hashes[100:110]])
+    current = Matcher(engine, root)
+    current.ensure_saved()  # ten changes behind: a new process replays them, so nothing to do or load
+    assert current.banks == {}
+    (saved,) = root.glob("bank-*@*")
+    add_entries(engine, "police", [NewEntry([("sha256", value)]) for value in hashes[110:]])
+    behind = Matcher(engine, root)
+    behind.ensure_saved()  # over 1,000 behind: saved again
+    (resaved,) = root.glob("bank-*@*")
+    assert resaved != saved and behind.banks
+    fresh = Matcher(engine, root)
+    fresh.sync()
+    assert [len(hits) for hits in fresh.lookup([("sha256", hashes[0]), ("sha256", hashes[-1])])] == [1, 1]
+
+
 def test_per_bank_threshold_and_suppress_banks(engine, tmp_path: Path, reference_dir: Path) -> None:  # type: ignore[no-untyped-def]
     original = hash_file(reference_dir / "bridge-mods" / "aaa-orig.jpg")
     edit = hash_file(reference_dir / "bridge-mods" / "sharpen-a-lot.jpg", dihedral=True)
@@ -164,7 +189,9 @@ def test_per_bank_threshold_and_suppress_banks(engine, tmp_path: Path, reference
     assert matcher.match_hashes(edit) == []
 
 
-def test_a_suppress_hit_removes_perceptual_matches_and_never_exact_digest_matches(engine, tmp_path: Path, reference_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_suppress_hit_removes_perceptual_matches_and_never_exact_digest_matches(
+    engine, tmp_path: Path, reference_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
     original = hash_file(reference_dir / "bridge-mods" / "aaa-orig.jpg")
     edit = hash_file(reference_dir / "bridge-mods" / "sharpen-a-lot.jpg", dihedral=True)
     assert original.pdq and edit.pdq and edit.md5 and edit.sha1

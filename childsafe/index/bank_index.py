@@ -157,6 +157,19 @@ class BankIndex:
                 shutil.rmtree(older, ignore_errors=True)
         return final
 
+    @staticmethod
+    def newest_saved_seq(root: Path, bank: Bank) -> int | None:
+        """The change-log seq of the newest saved index of ``bank`` that
+        ``load_newest`` would take, without loading it; ``None`` when none."""
+        saves = sorted(root.glob(f"bank-{bank.id}@*"), key=_saved_seq)
+        if not saves:
+            return None
+        try:
+            meta: dict[str, Any] = json.loads((saves[-1] / "meta.json").read_text())
+            return int(meta["seq"]) if meta["created_at"] == bank.created_at.isoformat() else None
+        except (OSError, ValueError, KeyError):
+            return None
+
     @classmethod
     def load_newest(cls, root: Path, bank: Bank) -> BankIndex | None:
         """The newest saved index of ``bank`` under ``root``, or ``None``."""

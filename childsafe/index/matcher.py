@@ -35,6 +35,11 @@ from childsafe.store.models import BankChange, BankEntry, EntrySignal, EntryVari
 
 __all__ = ["Match", "Matcher", "LaterSteps", "index_root", "KEYPOINTS_TRANSFORM"]
 
+#: A saved index this many changes behind is saved again once brought up to
+#: date, so the next process does not replay them too; this many more, rebuilt.
+_REPLAY_SAVED_AFTER = 1000
+_REPLAY_REBUILT_AFTER = 100_000
+
 #: How a match found by the entry's bank-side keypoints is reported.
 KEYPOINTS_TRANSFORM = "variant:keypoints"
 
@@ -299,6 +304,29 @@ class Matcher:
             self.banks[bank.id] = index
         self.seq = latest
 
+    def ensure_saved(self) -> None:
+        """Make sure a new process's first ``sync`` only loads saved indexes
+        (a scan's workers each make one): build or refresh the saves that are
+        missing or that ``sync`` would rebuild or save again. When every save is
+        current, nothing is loaded: no index, and no compiled kernel, which
+        takes a process about two seconds to start."""
+        with self.engine.connect() as connection:
+            latest = connection.scalar(select(func.max(BankChange.seq))) or 0
+            for bank in read_banks(connection):
+                saved = BankIndex.newest_saved_seq(self.root, bank)
+                if saved is None or saved > latest:
+                    break
+                ops = connection.scalars(
+                    select(BankChange.op)
+                    .where(BankChange.bank_id == bank.id, BankChange.seq > saved, BankChange.seq <= latest)
+                    .limit(_REPLAY_SAVED_AFTER + 1)
+                ).all()
+                if "reload" in ops or len(ops) > _REPLAY_SAVED_AFTER:
+                    break
+            else:
+                return
+        self.sync()
+
     def _replay(self, connection: Any, index: BankIndex, latest: int) -> None:
         """Bring a saved index of one bank from its seq to ``latest`` (less
         any gap still open: see ``_complete_to``)."""
@@ -308,7 +336,7 @@ class Matcher:
             .order_by(BankChange.seq)
         ).all()
         complete = max(index.seq, self._complete_to(latest))
-        if any(op == "reload" for op, _ in changes) or len(changes) > 100_000:
+        if any(op == "reload" for op, _ in changes) or len(changes) > _REPLAY_REBUILT_AFTER:
             (bank,) = read_banks(connection, index.bank_id)
             rebuilt = BankIndex.build(connection, bank, complete)
             rebuilt.save(self.root)
@@ -320,7 +348,7 @@ class Matcher:
             elif op == "remove":
                 index.remove_entries([entry_id])
         index.seq = complete
-        if len(changes) > 1000:
+        if len(changes) > _REPLAY_SAVED_AFTER:
             index.save(self.root)
 
     def sizes(self) -> dict[str, dict[str, int]]:

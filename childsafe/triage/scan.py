@@ -32,7 +32,7 @@ from childsafe.index import Matcher, index_root
 from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits
 from childsafe.store import open_database, record_audit
-from childsafe.supervised import TaskFailed, supervised_map
+from childsafe.supervised import SupervisedPool, TaskFailed
 from childsafe.triage.case import CaseReport, summarise
 from childsafe.triage.names import display_name, raw_name
 from childsafe.triage.reading import ScannedItem, read_task, recorded_item
@@ -200,63 +200,42 @@ def scan_evidence(
     try:
         _prepare(request, (request.out / STATE_FOLDER / "state.sqlite").exists())
         request.out.mkdir(parents=True, exist_ok=True)
-        banks = bank_snapshot(engine)
         state = ScanState(request.out)
-        evidence = str(request.evidence.resolve())
-        if request.resume:
-            meta = state.meta()
-            if (meta.get("case_id"), meta.get("evidence_resolved")) != (request.case_id, evidence):
-                raise UsageError(
-                    f"the scan in {request.out} is of case {meta.get('case_id')!r}, evidence {meta.get('evidence')!r}:"
-                    " resume it with the same --case and EVIDENCE"
-                )
-            if meta.get("banks") != banks:
-                raise UsageError(
-                    "the banks changed since this scan started; start it again (new --out) without --resume"
-                )
-        else:
-            state.set_meta(
-                {
-                    "case_id": request.case_id,
-                    "evidence": display_name(str(request.evidence)),
-                    "evidence_resolved": evidence,
-                    "banks": banks,
-                    "started_at": _now(),
-                    "command": list(request.command),
-                }
-            )
         # Build or refresh the saved index once, so workers only load it.
-        Matcher(engine, index_root(settings.home, settings.database_url)).sync()
-        progress = ScanProgress(bytes_total=_total_bytes(source.walk(request.evidence)))
-        done = state.done_tasks()
-        tasks = _tasks(source.walk(request.evidence), state, done)
-        read_now = 0
+        Matcher(engine, index_root(settings.home, settings.database_url)).ensure_saved()
         budgets = settings.budgets
-        partial_reports = _PartialReports(request, state, banks, request.report_every)
-        partial_reports.due += request.report_every
-        for task, outcome in supervised_map(
+        workers = SupervisedPool(
             _scan_task,
-            tasks,
             request.workers,
             initializer=_start_worker,
             initargs=(settings, request.out),
             item_seconds=budgets.item_seconds,
             memory_bytes=budgets.worker_memory_bytes,
             max_attempts=_MAX_ATTEMPTS,
-        ):
-            if isinstance(outcome, TaskFailed):
-                # Never dropped: the file is reported with why it could not be read.
-                failed = _failed_task(task, outcome)
-                state.save_task(task.label, [(failed, [])])
-                outcome = (1, task.size, 0)
-            items, size, matched = outcome
-            progress.files += items
-            progress.bytes += size
-            progress.matches += matched
-            read_now += 1
-            partial_reports.maybe_write()
-            if on_progress:
-                on_progress(progress)
+        )
+        with workers:  # they start up while the banks are summed and the evidence walked
+            banks = bank_snapshot(engine)
+            _start_or_resume(request, state, banks)
+            progress = ScanProgress(bytes_total=_total_bytes(source.walk(request.evidence)))
+            done = state.done_tasks()
+            tasks = _tasks(source.walk(request.evidence), state, done)
+            read_now = 0
+            partial_reports = _PartialReports(request, state, banks, request.report_every)
+            partial_reports.due += request.report_every
+            for task, outcome in workers.map(tasks):
+                if isinstance(outcome, TaskFailed):
+                    # Never dropped: the file is reported with why it could not be read.
+                    failed = _failed_task(task, outcome)
+                    state.save_task(task.label, [(failed, [])])
+                    outcome = (1, task.size, 0)
+                items, size, matched = outcome
+                progress.files += items
+                progress.bytes += size
+                progress.matches += matched
+                read_now += 1
+                partial_reports.maybe_write()
+                if on_progress:
+                    on_progress(progress)
         result = _finish(request, state, banks, engine)
         result.read_now, result.done_before = read_now, len(done)
         state.close()
@@ -264,6 +243,31 @@ def scan_evidence(
         return result
     finally:
         engine.dispose()
+
+
+def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]]) -> None:
+    """Record what this scan is of, or check that a resumed one is of the same evidence against the same banks."""
+    evidence = str(request.evidence.resolve())
+    if not request.resume:
+        state.set_meta(
+            {
+                "case_id": request.case_id,
+                "evidence": display_name(str(request.evidence)),
+                "evidence_resolved": evidence,
+                "banks": banks,
+                "started_at": _now(),
+                "command": list(request.command),
+            }
+        )
+        return
+    meta = state.meta()
+    if (meta.get("case_id"), meta.get("evidence_resolved")) != (request.case_id, evidence):
+        raise UsageError(
+            f"the scan in {request.out} is of case {meta.get('case_id')!r}, evidence {meta.get('evidence')!r}:"
+            " resume it with the same --case and EVIDENCE"
+        )
+    if meta.get("banks") != banks:
+        raise UsageError("the banks changed since this scan started; start it again (new --out) without --resume")
 
 
 def _tasks(walk: Iterator[Task | Recorded], state: ScanState, done: set[bytes]) -> Iterator[Task]:
