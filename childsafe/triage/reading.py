@@ -40,7 +40,7 @@ from typing import IO, Any, cast
 from childsafe.detect import PreparedQuery, prepare_query
 from childsafe.media.budgets import BudgetExceeded, ScanBudgets, over_budget
 from childsafe.media.limits import MediaLimits
-from childsafe.media.sniff import SNIFF_BYTES, sniff_type
+from childsafe.media.sniff import SNIFF_BYTES, MediaKind, sniff_type
 from childsafe.media.streams import DigestingReader, prefixed
 from childsafe.signals import FileHashes
 from childsafe.triage.sources import Container, ContainerError, Member, Recorded, Task, container_for
@@ -309,19 +309,16 @@ class _Reader:
         except _READ_ERRORS as exc:
             return _failed(label, reader.size, f"{reason}; then damaged data: {_reason(exc)}", modified, position)
         sniffed = sniff_type(head)
-        hashes = FileHashes(
-            label,
-            reader.size,
-            sniffed.kind,
-            sniffed.mime,
-            digests["md5"],
-            digests["sha1"],
-            digests["sha256"],
-            None,
-            None,
-            f"{reason}; digests only, not decoded or opened",
+        error = f"{reason}; digests only, not decoded or opened"
+        return ScannedItem(
+            _digested(label, reader.size, sniffed.kind, sniffed.mime, digests, error), modified, position
         )
-        return ScannedItem(hashes, modified, position)
+
+    def unread(self, label: str, size: int, modified: float | None, position: Position) -> ScannedItem | None:
+        """The item at ``position`` recorded without reading it, when even
+        digesting it killed a worker; ``None`` when it may be read."""
+        reason = self.poisoned.get((*position, "digests"))
+        return None if reason is None else _failed(label, size, f"{reason}; not read", modified, position)
 
     def _note_spent(self, exc: BudgetExceeded) -> None:
         if isinstance(exc, _ArchiveOverBudget):
@@ -392,14 +389,8 @@ class _Reader:
                 member.mime or "application/octet-stream",
             )
             return
-        if (*position, "digests") in self.poisoned:
-            yield _failed(
-                label,
-                max(member.size, 0),
-                f"{self.poisoned[(*position, 'digests')]}; not read",
-                member.modified,
-                position,
-            )
+        if (unread := self.unread(label, max(member.size, 0), member.modified, position)) is not None:
+            yield unread
             return
         try:
             raw = member.open()
@@ -477,10 +468,14 @@ class _Reader:
             reason = error or f"damaged data, cannot be read: {_reason(exc)}"
             yield _failed(label, reader.size, reason, modified, position, mime)
             return
-        hashes = FileHashes(
-            label, reader.size, "other", mime, digests["md5"], digests["sha1"], digests["sha256"], None, None, error
-        )
-        yield ScannedItem(hashes, modified, position)
+        yield ScannedItem(_digested(label, reader.size, "other", mime, digests, error), modified, position)
+
+
+def _digested(
+    label: str, size: int, kind: MediaKind, mime: str, digests: dict[str, str], error: str | None
+) -> FileHashes:
+    """The ``hash`` object of an item known by its digests alone (no picture read)."""
+    return FileHashes(label, size, kind, mime, digests["md5"], digests["sha1"], digests["sha256"], None, None, error)
 
 
 def _ignore(key: Hashable) -> None:
@@ -499,8 +494,8 @@ def read_task(
     for bad content. ``progress`` and ``poisoned``: see the module docstring."""
     reader = _Reader(limits, budgets or ScanBudgets(), progress, poisoned or {})
     reader.start(())
-    if ((), "digests") in reader.poisoned:
-        yield _failed(task.label, task.size, f"{reader.poisoned[((), 'digests')]}; not read", task.modified, ())
+    if (unread := reader.unread(task.label, task.size, task.modified, ())) is not None:
+        yield unread
         return
     try:
         stream = open_evidence(task.path)
