@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -77,7 +77,6 @@ PathsArgument = Annotated[list[str], typer.Argument(help="Files or folders (walk
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", min=1, help="Processes to work with (default: the number of cores).")
 ]
-T = TypeVar("T")
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -367,35 +366,20 @@ def bank_export_command(
 ) -> None:
     """Export a bank in a format its supplier's tools read; re-importing it gives the same bank."""
     from childsafe.banks import export_bank
+    from childsafe.fileio import atomic_file
 
     with _errors_to_exit_codes():
         engine = _open_engine(Settings.from_env())
         if out is None:
             count = export_bank(engine, name, file_format, sys.stdout)
         else:
-            count = _write_atomically(out, lambda handle: export_bank(engine, name, file_format, handle))
+            with atomic_file(out) as handle:
+                count = export_bank(engine, name, file_format, handle)
     if out is not None:
         if json_output:
             _print_json({"bank": name, "format": file_format, "entries": count, "out": str(out)})
         else:
             print(f"wrote {count} entries of {name} to {out}")
-
-
-def _write_atomically(path: Path, write: Callable[[Any], T]) -> T:
-    """Write a file through a temporary neighbour renamed into place: the
-    file is complete or absent, never half-written."""
-    import tempfile
-
-    folder = path.parent if str(path.parent) else Path(".")
-    handle = tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{path.name}.", delete=False, encoding="utf-8")
-    try:
-        with handle:
-            result = write(handle)
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
-    return result
 
 
 @bank_app.command("delete")

@@ -9,7 +9,6 @@ pyplot, so no global figure state is kept between calls.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from childsafe.errors import UsageError
+from childsafe.fileio import atomic_binary_file
 from childsafe.measure.series import SeriesResult
 
 __all__ = ["draw_series", "draw_enforcement", "series_figure", "enforcement_figure"]
@@ -97,10 +97,8 @@ def enforcement_figure(monthly: Mapping[str, Mapping[str, int]], path: Path, tit
 
 def _save(figure: Figure, path: Path) -> None:
     """A PNG written through a temporary neighbour: complete or absent."""
-    partial = path.with_name(f".{path.name}.partial")
     try:
-        figure.savefig(partial, format="png")
-        os.replace(partial, path)
+        with atomic_binary_file(path) as handle:
+            figure.savefig(handle, format="png")
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -13,13 +13,13 @@ upload as evidence.
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, select, update
 
+from childsafe.fileio import atomic_binary_file
 from childsafe.index import Match
 from childsafe.service.webhooks import MAX_ATTEMPTS, deliver_due
 from childsafe.signals import FileHashes
@@ -40,13 +40,8 @@ def _preserve(home: Path, data: bytes, sha256: str) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{sha256}.{uuid.uuid4().hex}")
-    with open(partial, "wb") as handle:
+    with atomic_binary_file(path, permissions=0o400) as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(partial, 0o400)
-    os.replace(partial, path)
 
 
 def act_on_matches(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -28,6 +27,7 @@ from childsafe.banks.catalogue import iter_bank_entries, read_banks
 from childsafe.config import Settings
 from childsafe.detect import digests_only, match_prepared, useful_steps
 from childsafe.errors import UsageError
+from childsafe.fileio import atomic_file
 from childsafe.index import Matcher, index_root
 from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits
@@ -288,14 +288,9 @@ def _total_bytes(walk: Iterator[Task | Recorded]) -> int:
 
 def _write_output(folder: Path, name: str, write: Callable[[Any], None]) -> str:
     """Write one output through a temporary file renamed into place; returns its SHA-256."""
-    temporary = folder / f".{name}.partial"
-    with open(temporary, "w", encoding="utf-8", newline="") as handle:
+    with atomic_file(folder / name) as handle:
         write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
-    os.replace(temporary, folder / name)
-    return digest
+    return hashlib.sha256((folder / name).read_bytes()).hexdigest()
 
 
 def _case(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]], complete: bool) -> CaseReport:
