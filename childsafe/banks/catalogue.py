@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from childsafe.banks.formats.base import ExportEntry
 from childsafe.banks.schemes import check_category, check_scheme
 from childsafe.errors import ConflictError, NotFoundError, UsageError
 from childsafe.media import MediaLimits
+from childsafe.naming import checked_name
 from childsafe.signals import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, get_signal, hash_file
 from childsafe.signals.keypoints import Keypoints
 from childsafe.store import append_audit
@@ -69,7 +69,6 @@ BANK_KINDS = ("match", "suppress")
 #: What a match does in the service (see childsafe/service/actions.py).
 BANK_ACTIONS = ("none", "webhook", "preserve")
 DEFAULT_PRESERVE_DAYS = 90
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass
@@ -128,11 +127,7 @@ def log_change(connection: Connection, bank_id: int, op: str, entry_ids: Sequenc
 
 
 def _check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise UsageError(
-            f"bad bank name {name!r:.60}: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return name
+    return checked_name(name, "bank")
 
 
 def _check_threshold(threshold: int | None) -> int | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,12 @@ from sqlalchemy import Engine, func, select
 from childsafe.deter.terms import TermMatcher
 from childsafe.deter.urls import UrlMatcher, normalise_url
 from childsafe.errors import InputFormatError, UsageError
+from childsafe.naming import checked_name
 from childsafe.store import upsert
 from childsafe.store.models import DeterEntry
 
 __all__ = ["ListImport", "import_list", "load_matchers", "lists_version"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass
@@ -37,8 +36,7 @@ def import_list(engine: Engine, kind: str, path: Path, list_name: str, lang: str
     """Add the file's entries (one a line; ``#`` comments) to a list; entries
     already there are not added again. All or nothing: a bad line (an
     unreadable URL) names the file and line and changes nothing."""
-    if not _NAME.match(list_name):
-        raise UsageError(f"bad list name {list_name!r:.60}: use letters, digits, '.', '_' or '-'")
+    checked_name(list_name, "list")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:

@@ -16,7 +16,6 @@ a random secret of this length). Making and revoking a key are audited
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from childsafe.errors import ConflictError, NotFoundError, UsageError
+from childsafe.naming import checked_name
 from childsafe.store import append_audit
 from childsafe.store.models import ApiKey, utc_now
 
@@ -37,7 +37,6 @@ _GRANTS = {
     "matcher": {"match"},
     "deter": {"deter"},
 }
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,7 @@ def create_api_key(engine: Engine, name: str, role: str, actor: str | None = Non
     """Make a key called ``name`` with ``role``; returns the key (shown once)."""
     if role not in ROLES:
         raise UsageError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    if not _NAME.match(name):
-        raise UsageError(f"bad key name {name!r:.60}: use letters, digits, '.', '_', '@' or '-'")
+    checked_name(name, "key", also="@")
     key = "cs_" + secrets.token_urlsafe(32)
     try:
         with engine.begin() as connection:
