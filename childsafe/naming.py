@@ -8,7 +8,7 @@ from childsafe.errors import UsageError
 
 __all__ = ["checked_name"]
 
-_NAME = "A-Za-z0-9._-"
+_NAME = r"A-Za-z0-9._\-"
 
 
 def checked_name(name: str, what: str, *, also: str = "") -> str:

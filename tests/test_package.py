@@ -149,3 +149,13 @@ def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path: Path, cli_env
     assert [p.name for p in empty.iterdir()] == [DEMO_MARKER]
     prepare_demo_folder(tmp_path / "new" / "demo")
     assert (tmp_path / "new" / "demo" / DEMO_MARKER).is_file()
+
+
+def test_one_rule_for_names_with_the_extra_characters_asked_for() -> None:
+    from childsafe.naming import checked_name
+
+    assert checked_name("CAID-2026.v1_uk", "bank") == "CAID-2026.v1_uk"
+    assert checked_name("analyst@force", "key", also="@") == "analyst@force"
+    for bad, also in [("-leading", ""), ("trailing\n", ""), ("a@b", ""), ("x" * 101, ""), ("", "@"), ("a b", "@")]:
+        with pytest.raises(UsageError, match="bad bank name .* starting with a letter or digit"):
+            checked_name(bad, "bank", also=also)
