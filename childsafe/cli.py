@@ -758,7 +758,9 @@ def deter_check_command(
     from childsafe.deter.prevention import Prevention
 
     with _errors_to_exit_codes():
-        answer = Prevention(_open_engine(Settings.from_env())).check(text, url, region, lang)
+        settings = Settings.from_env()
+        prevention = Prevention(_open_engine(settings), settings.help_resources, settings.warning_texts)
+        answer = prevention.check(text, url, region, lang)
     if json_output:
         _print_json(answer)
     elif not answer["intercept"]:

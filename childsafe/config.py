@@ -31,6 +31,10 @@ class Settings:
     limits: MediaLimits = field(default_factory=MediaLimits)
     budgets: ScanBudgets = field(default_factory=ScanBudgets)
     webhook_allow_private: bool = False
+    #: ``CHILDSAFE_HELP_RESOURCES``: a JSON file of help services over the packaged ones.
+    help_resources: Path | None = None
+    #: ``CHILDSAFE_WARNING_TEXTS``: a folder of ``warning-<lang>.json`` texts over the packaged ones.
+    warning_texts: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -41,5 +45,10 @@ class Settings:
         allow_private = env.get("CHILDSAFE_WEBHOOK_ALLOW_PRIVATE", "").strip().lower() in ("1", "yes", "true", "on")
         return cls(
             home=home, database_url=url, limits=MediaLimits.from_env(env), budgets=ScanBudgets.from_env(env),
-            webhook_allow_private=allow_private,
+            webhook_allow_private=allow_private, help_resources=_path(env.get("CHILDSAFE_HELP_RESOURCES")),
+            warning_texts=_path(env.get("CHILDSAFE_WARNING_TEXTS")),
         )  # fmt: skip
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None

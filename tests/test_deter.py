@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from childsafe.config import Settings
 from childsafe.deter import TermMatcher, normalise_words, one_edit_apart
 
 LISTS = {"test-list": ["purple umbrella", "velvet lantern", "quiet harbour"], "other": ["marble"]}
@@ -168,7 +169,7 @@ def test_help_resources_by_region_with_fallbacks_and_overrides(tmp_path) -> None
     from childsafe.deter.resources import load_resources, resources_for
     from childsafe.errors import InputFormatError
 
-    resources = load_resources({})
+    resources = load_resources()
     assert all(r.source.startswith("https://") and r.checked for r in resources)
     (uk,) = resources_for("GB", resources)
     assert uk.to_dict() == {
@@ -193,12 +194,11 @@ def test_help_resources_by_region_with_fallbacks_and_overrides(tmp_path) -> None
             }
         )
     )
-    assert [r.phone for r in resources_for("NL", load_resources({"CHILDSAFE_HELP_RESOURCES": str(override)}))] == [
-        "0800 000 0000"
-    ]
+    settings = Settings.from_env({"CHILDSAFE_HELP_RESOURCES": str(override), "CHILDSAFE_HOME": str(tmp_path)})
+    assert [r.phone for r in resources_for("NL", load_resources(settings.help_resources))] == ["0800 000 0000"]
     override.write_text("{}")
     with pytest.raises(InputFormatError, match="help.json"):
-        load_resources({"CHILDSAFE_HELP_RESOURCES": str(override)})
+        load_resources(override)
 
 
 def test_deter_commands_end_to_end(tmp_path, cli_env) -> None:  # type: ignore[no-untyped-def]
@@ -256,7 +256,7 @@ def test_after_10000_checks_the_database_holds_no_query_text(database_url: str, 
         terms = tmp_path / "terms.txt"
         terms.write_text("purple umbrella\n")
         import_list(engine, "term", terms, "kw")
-        prevention = Prevention(engine, environ={})
+        prevention = Prevention(engine)
         queries = [
             f"query {n} purple umbrella from 203.0.113.{n % 250}" if n % 2 else f"query {n} tulips"
             for n in range(10_000)

@@ -93,15 +93,15 @@ def prevention(database_url: str, tmp_path: Path) -> Iterator[Prevention]:
     terms = tmp_path / "terms.txt"
     terms.write_text("purple umbrella\nvelvet lantern\n")
     import_list(engine, "term", terms, "kw")
-    yield Prevention(engine, environ={}, reload_seconds=0)
+    yield Prevention(engine, reload_seconds=0)
     engine.dispose()
 
 
 def test_only_reviewed_translations_are_served(tmp_path: Path) -> None:
-    english = load_warning_text("en", {})
+    english = load_warning_text("en")
     assert english.lang == "en" and "illegal" in english.body and "harms" in english.body
-    assert load_warning_text("xx", {}).lang == "en"  # no such text: English
-    assert load_warning_text("<script>", {}).lang == "en"
+    assert load_warning_text("xx").lang == "en"  # no such text: English
+    assert load_warning_text("<script>").lang == "en"
     texts = tmp_path / "texts"
     texts.mkdir()
     fields = {k: f"[{k} in test language]" for k in json.loads(json.dumps(english.__dict__))}
@@ -109,11 +109,10 @@ def test_only_reviewed_translations_are_served(tmp_path: Path) -> None:
         json.dumps({**fields, "lang": "cy", "reviewed_by": "Test reviewer", "reviewed_on": "2026-11-29"})
     )
     (texts / "warning-fr.json").write_text(json.dumps({**fields, "lang": "fr", "reviewed_by": None}))
-    environ = {"CHILDSAFE_WARNING_TEXTS": str(texts)}
-    assert load_warning_text("cy", environ).lang == "cy"
-    assert load_warning_text("cy-GB", environ).lang == "cy"
-    assert load_warning_text("fr", environ).lang == "en"  # not reviewed: not served
-    assert load_warning_text("fr-FR, cy;q=0.8, en;q=0.5", environ).lang == "cy"  # Accept-Language, in order
+    assert load_warning_text("cy", texts).lang == "cy"
+    assert load_warning_text("cy-GB", texts).lang == "cy"
+    assert load_warning_text("fr", texts).lang == "en"  # not reviewed: not served
+    assert load_warning_text("fr-FR, cy;q=0.8, en;q=0.5", texts).lang == "cy"  # Accept-Language, in order
 
 
 def test_warning_page_is_plain_accessible_html(prevention: Prevention) -> None:

@@ -4,7 +4,8 @@ Wrap the host application and name its search paths and query parameters;
 a search that matches a list gets the warning page instead of results, and
 the page's help links (under ``prefix``) count a click and redirect::
 
-    prevention = Prevention(open_database("postgresql+psycopg://..."))
+    settings = Settings.from_env()  # CHILDSAFE_DATABASE_URL, CHILDSAFE_HELP_RESOURCES...
+    prevention = Prevention(open_database(settings.database_url), settings.help_resources, settings.warning_texts)
     app = DeterrenceASGIMiddleware(app, prevention, InterceptRules(paths=("/search",), text_params=("q",)))
 
 Every other request passes through untouched. Both middlewares share

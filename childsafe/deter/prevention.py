@@ -5,11 +5,10 @@ warning page and follows its counting help links."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,7 +42,9 @@ class Prevention:
     """Checks, warning pages and help links over one database's lists."""
 
     engine: Engine
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: ``Settings.help_resources`` and ``Settings.warning_texts``: the operator's own help services and texts.
+    help_resources: Path | None = None
+    warning_texts: Path | None = None
     reload_seconds: float = RELOAD_SECONDS
     _loaded: _Loaded | None = None
     _checked_at: float = 0.0
@@ -57,7 +58,7 @@ class Prevention:
                 version = lists_version(self.engine)
                 if self._loaded is None or self._loaded.version != version:
                     terms, urls = load_matchers(self.engine)
-                    self._loaded = _Loaded(terms, urls, load_resources(dict(self.environ)), version)
+                    self._loaded = _Loaded(terms, urls, load_resources(self.help_resources), version)
                 self._checked_at = now
             return self._loaded
 
@@ -74,7 +75,7 @@ class Prevention:
         if matched is None:
             return {"intercept": False, "matched": None, "warning": None}
         count(self.engine, region, matched["list"], "shown")
-        wording = load_warning_text(lang, self.environ)
+        wording = load_warning_text(lang, self.warning_texts)
         resources = [r.to_dict() for r in resources_for(region, lists.resources)]
         warning = {"title": wording.title, "body": wording.body, "resources": resources}
         return {"intercept": True, "matched": matched, "warning": warning}
@@ -92,7 +93,7 @@ class Prevention:
         query = urlencode({"region": region, "list": self.counted_list(list_name)})
         page_resources = resources_for(region, self._lists().resources)
         return render_warning_page(
-            load_warning_text(lang, self.environ),
+            load_warning_text(lang, self.warning_texts),
             page_resources,
             lambda resource, kind: f"{base}/help/{resource.id}/{kind}?{query}",
             f"{base}/leave?{query}" if leave else None,

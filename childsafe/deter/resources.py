@@ -11,7 +11,6 @@ languages); ``GB-SCT`` and other subdivisions fall back to their country.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -75,13 +74,12 @@ def _parse(document: Any, where: str) -> list[HelpResource]:
         raise InputFormatError(f"{where}: each resource needs id, name and regions ({exc})") from None
 
 
-def load_resources(environ: dict[str, str] | None = None) -> list[HelpResource]:
-    """The packaged records, with the operator's overrides applied."""
+def load_resources(override: Path | None = None) -> list[HelpResource]:
+    """The packaged records, with the operator's overrides (``Settings.help_resources``) applied."""
     packaged = json.loads(files("childsafe.deter").joinpath("data/resources.json").read_text(encoding="utf-8"))
     records = {r.id: r for r in _parse(packaged, "childsafe/deter/data/resources.json")}
-    override = (os.environ if environ is None else environ).get("CHILDSAFE_HELP_RESOURCES")
-    if override:
-        path = Path(override)
+    if override is not None:
+        path = override
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -12,9 +12,8 @@ builds (``help_href``), so the page itself needs no script.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from importlib.resources import files
 from pathlib import Path
@@ -59,13 +58,13 @@ def _read_text(path: Path | Any, where: str, fallback: bool) -> WarningText | No
         raise InputFormatError(f"{where}: not a usable warning text ({exc})") from None
 
 
-def load_warning_text(lang: str, environ: Mapping[str, str] | None = None) -> WarningText:
+def load_warning_text(lang: str, texts: Path | None = None) -> WarningText:
     """The reviewed text in ``lang`` (``cy``, ``en-GB``, or an Accept-Language
-    header's list, first choice first), else English."""
-    environ = os.environ if environ is None else environ
+    header's list, first choice first), else English. Texts in the folder
+    ``texts`` (``Settings.warning_texts``) win over the packaged ones."""
     folders: list[Any] = [files("childsafe.deter").joinpath("data")]
-    if environ.get("CHILDSAFE_WARNING_TEXTS"):
-        folders.insert(0, Path(environ["CHILDSAFE_WARNING_TEXTS"]))
+    if texts is not None:
+        folders.insert(0, texts)
     candidates = []
     for part in lang.lower().split(",")[:10]:  # "cy" or an Accept-Language header: "cy-GB,cy;q=0.9,en;q=0.5"
         tag = part.split(";", 1)[0].strip()

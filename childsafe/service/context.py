@@ -227,7 +227,7 @@ class ServiceContext:
         failures = options.auth_failures_per_minute
         failure_limits = SharedRateLimiter(limits_engine, failures / 60, failures)
         return cls(
-            settings, options, engine, matcher, uploads, Prevention(engine), KeyCache(engine), key_limits, failure_limits
+            settings, options, engine, matcher, uploads, Prevention(engine, settings.help_resources, settings.warning_texts), KeyCache(engine), key_limits, failure_limits
         )
 
     def close(self) -> None:
