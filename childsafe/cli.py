@@ -985,4 +985,8 @@ def main() -> None:
     # preserved uploads, saved indexes - concerns criminal cases: readable by
     # its owner only, whatever umask the shell had (workers inherit it).
     os.umask(0o077)
-    app()
+    try:
+        with _errors_to_exit_codes():  # also what a command raises outside its own (a bad setting, say)
+            app()
+    except typer.Exit as stop:  # raised by _fail here, outside Typer
+        sys.exit(stop.exit_code)

@@ -22,6 +22,7 @@ from childsafe.detect import (
     unanswered_steps,
     useful_steps,
 )
+from childsafe.errors import UsageError
 from childsafe.index import Matcher
 from childsafe.index.matcher import Match
 from childsafe.media import MediaLimits
@@ -74,7 +75,7 @@ def test_prepared_queries_find_what_the_cascade_finds(tmp_path: Path) -> None:
 def test_steps_are_one_typed_setting() -> None:
     assert parse_query_steps("grid, trim,none") == (QueryStep.TRIM, QueryStep.GRID)
     assert parse_query_steps("none") == ()
-    with pytest.raises(ValueError, match="unknown bogus"):
+    with pytest.raises(UsageError, match="unknown bogus"):
         parse_query_steps("trim,bogus")
     limits = MediaLimits.from_env({"CHILDSAFE_QUERY_VARIANTS": "dihedral,keypoints"})
     assert limits.query_variants == (QueryStep.DIHEDRAL, QueryStep.KEYPOINTS)

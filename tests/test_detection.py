@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from childsafe.banks.catalogue import add_files_to_bank, create_bank, get_bank, iter_bank_entries, remove_entry
+from childsafe.errors import UsageError
 from childsafe.index import Matcher
 from childsafe.media import MediaLimits
 from childsafe.signals.hashing import hash_file
@@ -211,13 +212,11 @@ def test_no_mechanism_matches_one_distinct_image_to_another(engine, tmp_path: Pa
 
 
 def test_mechanisms_can_be_switched_off(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import sqlalchemy as sa
-
     plain = MediaLimits.from_env({"CHILDSAFE_QUERY_VARIANTS": "none", "CHILDSAFE_BANK_VARIANTS": "0"})
     assert plain.query_variants == () and plain.bank_variants is False
     only_trim = MediaLimits.from_env({"CHILDSAFE_QUERY_VARIANTS": "trim"})
     assert only_trim.query_variants == ("trim",)
-    with pytest.raises(ValueError, match="unknown bogus"):
+    with pytest.raises(UsageError, match="unknown bogus"):
         MediaLimits.from_env({"CHILDSAFE_QUERY_VARIANTS": "trim,bogus"})
     matcher = _bank_of(engine, tmp_path, {"coffee": _sample("coffee")}, plain)
     with engine.connect() as connection:

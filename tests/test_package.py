@@ -159,3 +159,19 @@ def test_one_rule_for_names_with_the_extra_characters_asked_for() -> None:
     for bad, also in [("-leading", ""), ("trailing\n", ""), ("a@b", ""), ("x" * 101, ""), ("", "@"), ("a b", "@")]:
         with pytest.raises(UsageError, match="bad bank name .* starting with a letter or digit"):
             checked_name(bad, "bank", also=also)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("CHILDSAFE_MAX_PIXELS", "lots", "CHILDSAFE_MAX_PIXELS must be a number, not 'lots'"),
+        ("CHILDSAFE_DECODE_SECONDS", "-1", "CHILDSAFE_DECODE_SECONDS must be above 0"),
+        ("CHILDSAFE_QUERY_VARIANTS", "trim,bogus", "CHILDSAFE_QUERY_VARIANTS: unknown bogus"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_code_2(
+    setting: str, value: str, message: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run_cli(["hash", str(tmp_path)], {**cli_env, setting: value})
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"childsafe: error: {message}") and done.stderr.count("\n") == 1, done.stderr

@@ -11,9 +11,9 @@ with two workers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from childsafe.errors import UsageError
+from childsafe.media.limits import number_setting
 
 __all__ = ["ScanBudgets", "BudgetExceeded", "over_budget"]
 
@@ -58,20 +58,9 @@ class ScanBudgets:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ScanBudgets:
         """Budgets with overrides from the ``CHILDSAFE_*`` settings above."""
-        values: dict[str, int | float] = {}
-        for spec in fields(cls):
-            setting = _SETTINGS.get(spec.name)
-            if setting is None or setting not in env:
-                continue
-            kind = float if spec.type in ("float", float) else int
-            try:
-                value = kind(env[setting].replace("_", ""))
-            except ValueError:
-                raise UsageError(f"{setting} must be a number, not {env[setting]!r}") from None
-            if value <= 0:
-                raise UsageError(f"{setting} must be above 0")
-            values[spec.name] = value
-        return cls(**values)  # type: ignore[arg-type]
+        base = cls()
+        values = {name: number_setting(env, setting, getattr(base, name)) for name, setting in _SETTINGS.items()}
+        return cls(**values)
 
 
 _SETTINGS = {

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
-__all__ = ["MediaLimits", "QueryStep", "QuerySteps", "ALL_QUERY_STEPS", "parse_query_steps"]
+from childsafe.errors import UsageError
+
+__all__ = ["MediaLimits", "QueryStep", "QuerySteps", "ALL_QUERY_STEPS", "number_setting", "parse_query_steps"]
 
 
 class QueryStep(StrEnum):
@@ -27,15 +30,33 @@ QuerySteps = tuple[QueryStep, ...]
 ALL_QUERY_STEPS: QuerySteps = tuple(QueryStep)
 
 
+Number = TypeVar("Number", int, float)
+
+
+def number_setting(env: Mapping[str, str], setting: str, default: Number) -> Number:
+    """The positive number ``env[setting]`` (``_`` allowed between digits), of
+    the type of ``default``; ``default`` when unset. A ``UsageError`` naming the
+    setting when it is not one."""
+    text = env.get(setting)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = type(default)(text.strip().replace("_", ""))
+    except ValueError:
+        raise UsageError(f"{setting} must be a number, not {text!r:.40}") from None
+    if not value > 0:  # also refuses NaN
+        raise UsageError(f"{setting} must be above 0, not {text!r:.40}")
+    return value
+
+
 def parse_query_steps(text: str) -> QuerySteps:
     """The steps named in ``text`` (comma-separated, or ``none``), in the
-    canonical order; ``ValueError`` naming any unknown one."""
+    canonical order; a ``UsageError`` naming any unknown one."""
     names = {name.strip() for name in text.split(",")} - {"", "none"}
     unknown = names - set(ALL_QUERY_STEPS)
     if unknown:
-        raise ValueError(
-            f"CHILDSAFE_QUERY_VARIANTS: unknown {', '.join(sorted(unknown))}; "
-            f"use {', '.join(ALL_QUERY_STEPS)} or none"
+        raise UsageError(
+            f"CHILDSAFE_QUERY_VARIANTS: unknown {', '.join(sorted(unknown))}; use {', '.join(ALL_QUERY_STEPS)} or none"
         )
     return tuple(step for step in ALL_QUERY_STEPS if step in names)
 
@@ -82,9 +103,9 @@ class MediaLimits:
         variants = env.get("CHILDSAFE_QUERY_VARIANTS")
         chosen = base.query_variants if variants is None else parse_query_steps(variants)
         return cls(
-            max_decode_bytes=int(env.get("CHILDSAFE_MAX_DECODE_BYTES", base.max_decode_bytes)),
-            max_pixels=int(env.get("CHILDSAFE_MAX_PIXELS", base.max_pixels)),
-            decode_seconds=float(env.get("CHILDSAFE_DECODE_SECONDS", base.decode_seconds)),
+            max_decode_bytes=number_setting(env, "CHILDSAFE_MAX_DECODE_BYTES", base.max_decode_bytes),
+            max_pixels=number_setting(env, "CHILDSAFE_MAX_PIXELS", base.max_pixels),
+            decode_seconds=number_setting(env, "CHILDSAFE_DECODE_SECONDS", base.decode_seconds),
             query_variants=chosen,
             bank_variants=env.get("CHILDSAFE_BANK_VARIANTS", "1").strip().lower() not in ("0", "no", "false", "off"),
         )
