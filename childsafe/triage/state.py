@@ -46,6 +46,9 @@ _NUMBERED = "SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY label ORDER BY ta
 _ITEM_COLUMNS = (
     "id, label, path, position, size, media_type, mime, md5, sha1, sha256, pdq, pdq_quality, error, modified, matches"
 )
+_INSERT_ITEM = (
+    f"INSERT INTO items (task, seq, {_ITEM_COLUMNS}) VALUES (:task, :seq, :{_ITEM_COLUMNS.replace(', ', ', :')})"
+)
 
 
 @dataclass
@@ -105,52 +108,58 @@ class ScanState:
         for seq, (scanned, matches) in enumerate(items):
             h = scanned.hashes
             rows.append(
-                (
-                    item_id(task, scanned.position),
-                    key,
-                    seq,
-                    display_name(h.path),
-                    raw_name(h.path),
-                    json.dumps(list(scanned.position)),
-                    h.size,
-                    h.media_type,
-                    h.mime,
-                    h.md5,
-                    h.sha1,
-                    h.sha256,
-                    h.pdq,
-                    h.pdq_quality,
-                    None if h.error is None else display_name(h.error),
-                    scanned.modified,
-                    json.dumps([m.to_dict() for m in matches]),
-                )
+                {
+                    "id": item_id(task, scanned.position),
+                    "task": key,
+                    "seq": seq,
+                    "label": display_name(h.path),
+                    "path": raw_name(h.path),
+                    "position": json.dumps(list(scanned.position)),
+                    "size": h.size,
+                    "media_type": h.media_type,
+                    "mime": h.mime,
+                    "md5": h.md5,
+                    "sha1": h.sha1,
+                    "sha256": h.sha256,
+                    "pdq": h.pdq,
+                    "pdq_quality": h.pdq_quality,
+                    "error": None if h.error is None else display_name(h.error),
+                    "modified": scanned.modified,
+                    "matches": json.dumps([m.to_dict() for m in matches]),
+                }
             )
         with self._transaction():
             self.db.execute("DELETE FROM items WHERE task = ?", (key,))
             # A plain INSERT: two items with one identity is a bug to stop at, never a silent overwrite.
-            self.db.executemany(f"INSERT INTO items VALUES ({','.join('?' * 17)})", rows)
+            self.db.executemany(_INSERT_ITEM, rows)
             self.db.execute("INSERT OR REPLACE INTO done VALUES (?)", (key,))
 
     def items(self) -> Iterator[StoredItem]:
         """Every item, sorted by label (the report's order), streamed."""
         cursor = self.db.execute(_NUMBERED.format(columns=_ITEM_COLUMNS) + " ORDER BY label, task, seq")
+        cursor.row_factory = sqlite3.Row
         for row in cursor:
-            (id_, label, path, position, size, media_type, mime, md5, sha1, sha256, pdq, quality, error, modified,
-             matches, occurrence) = row  # fmt: skip
             hashes = FileHashes(
-                path=label,
-                size=size,
-                media_type=media_type,
-                mime=mime,
-                md5=md5,
-                sha1=sha1,
-                sha256=sha256,
-                pdq=pdq,
-                pdq_quality=quality,
-                error=error,
+                path=row["label"],
+                size=row["size"],
+                media_type=row["media_type"],
+                mime=row["mime"],
+                md5=row["md5"],
+                sha1=row["sha1"],
+                sha256=row["sha256"],
+                pdq=row["pdq"],
+                pdq_quality=row["pdq_quality"],
+                error=row["error"],
             )
-            path_bytes = name_bytes_hex(bytes(path).decode("utf-8", "surrogateescape"))
-            yield StoredItem(id_, json.loads(position), hashes, modified, json.loads(matches), path_bytes, occurrence)
+            yield StoredItem(
+                id=row["id"],
+                position=json.loads(row["position"]),
+                hashes=hashes,
+                modified=row["modified"],
+                matches=json.loads(row["matches"]),
+                path_bytes=name_bytes_hex(bytes(row["path"]).decode("utf-8", "surrogateescape")),
+                occurrence=row["occurrence"],
+            )
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
