@@ -162,7 +162,8 @@ class ServiceContext:
         ``index_lock``."""
         now = time.monotonic()
         if now - self._synced_at >= SYNC_SECONDS:
-            self.matcher.sync()
+            if self.matcher.behind():
+                self.matcher.sync()
             self._synced_at = now
 
     def lookup(self, queries: list[tuple[str, str]]) -> list[list[Match]]:
@@ -174,16 +175,22 @@ class ServiceContext:
     @asynccontextmanager
     async def current_index(self) -> AsyncIterator[Matcher]:
         """The matcher, held for the caller on the event loop and followed up
-        to date first when due (in a thread: the change log is a database
-        query, and applying a change can rebuild a bank's index; requests that
-        arrive meanwhile wait for that same sync).
+        to date first when due: whether the change log moved is checked on the
+        loop (``Matcher.behind``, a few microseconds on SQLite); only when it
+        may have, the sync runs in a thread (it is a database query, and
+        applying a change can rebuild a bank's index; requests that arrive
+        meanwhile wait for that same sync).
 
         For short work on the loop (one hash's lookup takes a fraction of a
         millisecond on a 1M-hash bank, less than handing it to a thread and
         back). While another thread holds the index (a batch, an upload's
         lookup), the loop waits for it in short sleeps, so that other
         requests go on meanwhile and lookups never pile up in threads."""
-        if time.monotonic() - self._synced_at >= SYNC_SECONDS:
+        now = time.monotonic()
+        if now - self._synced_at >= SYNC_SECONDS and self._sync is None and not self.matcher.behind():
+            # Nothing new (a few microseconds on SQLite, on the loop): no thread, no lock.
+            self._synced_at = now
+        if now - self._synced_at >= SYNC_SECONDS:
             if self._sync is None:
                 self._sync = asyncio.ensure_future(run_in_threadpool(self._sync_locked))
                 self._sync.add_done_callback(self._sync_finished)
@@ -232,5 +239,6 @@ class ServiceContext:
 
     def close(self) -> None:
         self.uploads.close()
+        self.matcher.close()
         self.key_limits.engine.dispose()
         self.engine.dispose()

@@ -92,6 +92,22 @@ def _not_prepared(request: Request, prepared: PreparedQuery) -> HTTPException:
     )
 
 
+# Declared first, so that it is the first route FastAPI tries: the hottest one.
+@router.get("/match", response_class=OrjsonResponse)
+async def match_hash(
+    request: Request,
+    signal: Annotated[str, Query(examples=["md5"])],
+    value: Annotated[str, Query()],
+) -> OrjsonResponse:
+    """``{"matches": [MATCH...]}`` for one hash."""
+    check_role(request, "match")  # not a dependency: the hottest route, and FastAPI's dependencies cost
+    query = parse_signal_value(f"{signal}:{value}")
+    context = context_of(request)
+    async with context.current_index() as matcher:
+        (matches,) = matcher.lookup([query])
+    return OrjsonResponse({"matches": context.match_json(matches, role_of(request))})
+
+
 @router.post("/hash", openapi_extra=_UPLOAD_BODY, dependencies=[Depends(require("match"))])
 async def hash_upload(request: Request) -> dict[str, Any]:
     """The ``hash`` object of the uploaded file (type from its bytes)."""
@@ -136,21 +152,6 @@ def _lookup(request: Request, queries: list[tuple[str, str]]) -> list[list[dict[
     context = context_of(request)
     role = role_of(request)
     return [context.match_json(matches, role) for matches in context.lookup(queries)]
-
-
-@router.get("/match", response_class=OrjsonResponse)
-async def match_hash(
-    request: Request,
-    signal: Annotated[str, Query(examples=["md5"])],
-    value: Annotated[str, Query()],
-) -> OrjsonResponse:
-    """``{"matches": [MATCH...]}`` for one hash."""
-    check_role(request, "match")  # not a dependency: the hottest route, and FastAPI's dependencies cost
-    query = parse_signal_value(f"{signal}:{value}")
-    context = context_of(request)
-    async with context.current_index() as matcher:
-        (matches,) = matcher.lookup([query])
-    return OrjsonResponse({"matches": context.match_json(matches, role_of(request))})
 
 
 @router.post("/match/batch", dependencies=[Depends(require("match"))], response_class=OrjsonResponse)
