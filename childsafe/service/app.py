@@ -96,9 +96,9 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
         log.exception("unexpected error on %s", request.url.path)
         return error_response(500, "internal error; see the service log")
 
-    app.add_middleware(RequestGuard)
-
     from childsafe.service.routes import banks, deter, health, matching
+
+    app.add_middleware(RequestGuard, direct={("GET", "/v1/match"): matching.match_hash_directly})
 
     # The routes themselves, not the routers: FastAPI's ``include_router`` keeps
     # each router as a branch that every request descends into, which cost
