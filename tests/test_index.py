@@ -172,6 +172,30 @@ def test_ensure_saved_loads_nothing_while_the_saves_are_current_and_saves_what_a
     assert [len(hits) for hits in fresh.lookup([("sha256", hashes[0]), ("sha256", hashes[-1])])] == [1, 1]
 
 
+def test_behind_says_whether_another_writer_logged_a_change_this_matcher_has_not_applied(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    create_bank(engine, "police")
+    matcher = Matcher(engine, index_root(tmp_path, str(engine.url)))
+    assert matcher.behind()  # not loaded yet
+    matcher.sync()
+    on_sqlite = engine.dialect.name == "sqlite"
+    # SQLite: the cheap check answers; PostgreSQL: always "sync" (late commits fill gaps).
+    assert matcher.behind() is not on_sqlite
+    other = open_database(str(engine.url))  # another process's connections
+    try:
+        add_entries(other, "police", [NewEntry([("md5", "ab" * 16)])])
+    finally:
+        other.dispose()
+    assert matcher.behind()
+    matcher.sync()
+    assert len(matcher.lookup([("md5", "ab" * 16)])[0]) == 1
+    assert matcher.behind() is not on_sqlite
+    delete_bank(engine, "police")
+    assert matcher.behind()
+    matcher.sync()
+    assert matcher.lookup([("md5", "ab" * 16)]) == [[]]
+    matcher.close()
+
+
 def test_per_bank_threshold_and_suppress_banks(engine, tmp_path: Path, reference_dir: Path) -> None:  # type: ignore[no-untyped-def]
     original = hash_file(reference_dir / "bridge-mods" / "aaa-orig.jpg")
     edit = hash_file(reference_dir / "bridge-mods" / "sharpen-a-lot.jpg", dihedral=True)

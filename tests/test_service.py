@@ -324,6 +324,41 @@ def test_changes_are_matched_at_once_by_every_worker(service_env: dict[str, str]
         server.stop()
 
 
+def test_get_match_answered_by_the_guard_is_the_routes_answer(server: Server) -> None:
+    """``GET /v1/match`` in its plain form is answered by the request guard
+    (``match_hash_directly``); with an extra parameter FastAPI's route answers
+    it. Both answers must be the same, and everything else the route's."""
+    curator, matcher, deter = server.client("curator"), server.client("matcher"), server.client("deter")
+    curator.post("/v1/banks", json={"name": "police", "scheme": "uk"})
+    pdq = "f" * 48 + "0" * 16
+    entries = [
+        {"signal": "md5", "value": "ab" * 16, "category": "A", "source_id": "vic-1"},
+        {"signal": "pdq", "value": pdq, "category": "B", "source_id": "vic-2"},
+    ]
+    assert curator.post("/v1/banks/police/entries", json={"entries": entries}).status_code < 300
+    time.sleep(2 * SYNC_SECONDS)
+    for client in (matcher, curator):
+        for signal, value in (("md5", "ab" * 16), ("pdq", pdq[:-1] + "1"), ("md5", "cd" * 16), ("MD5", "AB" * 16)):
+            direct = client.get("/v1/match", params={"signal": signal, "value": value})
+            routed = client.get("/v1/match", params={"signal": signal, "value": value, "via": "fastapi"})
+            assert direct.status_code == routed.status_code == 200
+            assert direct.json() == routed.json()
+            assert direct.headers["content-type"] == routed.headers["content-type"] == "application/json"
+            assert direct.headers["content-length"] == str(len(direct.content))
+    found = matcher.get("/v1/match", params={"signal": "md5", "value": "ab" * 16}).json()["matches"]
+    assert [(m["category"], m["value"], m["source_id"]) for m in found] == [("A", None, None)]  # hidden from matchers
+    found = curator.get("/v1/match", params={"signal": "md5", "value": "ab" * 16}).json()["matches"]
+    assert [(m["category"], m["value"], m["source_id"]) for m in found] == [("A", "ab" * 16, "vic-1")]
+    # What the guard declines, the route answers: its errors, and repeated parameters (the last one counts).
+    assert "value" in _error(matcher.get("/v1/match", params={"signal": "md5"}), 422)
+    _error(matcher.get("/v1/match", params={"signal": "md5", "value": "xyz"}), 422)
+    _error(matcher.get("/v1/match", params={"signal": "nope", "value": "ab" * 16}), 422)
+    _error(deter.get("/v1/match", params={"signal": "md5", "value": "ab" * 16}), 403)
+    _error(server.client(None).get("/v1/match", params={"signal": "md5", "value": "ab" * 16}), 401)
+    repeated = matcher.get("/v1/match?signal=md5&value=" + "00" * 16 + "&value=" + "ab" * 16)
+    assert len(repeated.json()["matches"]) == 1
+
+
 def test_apikey_commands(cli_env: dict[str, str]) -> None:
     created = json.loads(run_cli(["apikey", "create", "platform-1", "--role", "matcher", "--json"], cli_env).stdout)
     assert created["name"] == "platform-1" and created["role"] == "matcher" and created["key"].startswith("cs_")

@@ -50,7 +50,8 @@ class RequestLog:
                     batch.append(self._lines.get_nowait())
                 except queue.Empty:
                     break
-            text = "".join(_format(line) for line in batch if line is not None)
+            stamps: dict[int, str] = {}  # one strftime a second, not one a line
+            text = "".join(_format(line, stamps) for line in batch if line is not None)
             if text:
                 self._stream.write(text)
                 self._stream.flush()
@@ -59,7 +60,10 @@ class RequestLog:
             time.sleep(WRITE_EVERY_SECONDS)
 
 
-def _format(line: _Line) -> str:
+def _format(line: _Line, stamps: dict[int, str]) -> str:
     at, key, method, route, status, ms = line
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    second = int(at)
+    stamp = stamps.get(second)
+    if stamp is None:
+        stamp = stamps[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
     return f"{stamp},{int(at * 1000) % 1000:03d} childsafe.service.requests key={key} route={method} {route} status={status} ms={ms:.1f}\n"
