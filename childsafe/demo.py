@@ -16,6 +16,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageEnhance
 
@@ -94,6 +95,10 @@ class DemoResult:
     folder: Path
     database: str
     scan: ScanResult
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as ``childsafe demo --json`` prints it."""
+        return {"folder": str(self.folder), "database": self.database, **self.scan.reports_dict()}
 
     def describe(self) -> str:
         """A few lines for a person."""

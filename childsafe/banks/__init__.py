@@ -18,7 +18,7 @@ from childsafe.banks.catalogue import (
     remove_entry,
     set_webhook,
 )
-from childsafe.banks.exporting import export_bank
+from childsafe.banks.exporting import export_bank, export_bank_file
 from childsafe.banks.importing import ImportResult, import_bank_file, import_bank_stream
 from childsafe.banks.schemes import SCHEMES, VICS_PROFILES, most_severe, severity_rank
 
@@ -39,6 +39,7 @@ __all__ = [
     "delete_bank",
     "entry_key",
     "export_bank",
+    "export_bank_file",
     "set_webhook",
     "import_bank_file",
     "import_bank_stream",

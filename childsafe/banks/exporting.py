@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy import Engine
 
 from childsafe.banks.catalogue import get_bank, iter_bank_entries
 from childsafe.banks.formats import ExportEntry, get_format
+from childsafe.fileio import atomic_file
 
-__all__ = ["export_bank"]
+__all__ = ["export_bank", "export_bank_file"]
 
 
 def export_bank(engine: Engine, name: str, file_format: str, out: TextIO) -> int:
@@ -29,3 +31,10 @@ def export_bank(engine: Engine, name: str, file_format: str, out: TextIO) -> int
 
         bank_format.write(counted(), out, bank.name, bank.scheme)
     return count
+
+
+def export_bank_file(engine: Engine, name: str, file_format: str, path: Path) -> int:
+    """:func:`export_bank` to the file ``path``, which is complete or absent,
+    never half-written; returns the number of entries."""
+    with atomic_file(path) as handle:
+        return export_bank(engine, name, file_format, handle)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import calendar
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ __all__ = [
     "Effect",
     "Period",
     "SeriesResult",
+    "campaign_series",
     "deterrence_series",
     "interrupted_series",
     "read_series_csv",
@@ -303,3 +304,38 @@ def interrupted_series(
         start=start,
         control_observed=[p.count for p in control] if control is not None else [],
     )
+
+
+def campaign_series(
+    start: date,
+    file: Path | None,
+    counters: str | None,
+    period: str,
+    region: str | None,
+    control: str | None,
+    open_engine: Callable[[], Engine],
+) -> tuple[SeriesResult, BeforeAfter]:
+    """A campaign's series fitted at ``start`` (:func:`interrupted_series`) and
+    its whole-period rate ratio (:func:`whole_period_change`).
+
+    The counts come from exactly one source: ``file`` (a CSV file of
+    :func:`read_series_csv`; ``region`` may be left out when it holds one) or
+    ``counters``, an outcome of childsafe's own prevention counters
+    (:func:`deterrence_series` per ``period``), read from the database that
+    ``open_engine`` opens (called only then). ``control`` is a region without
+    the campaign, from the same source."""
+    if (file is None) == (counters is None):
+        raise UsageError("give a FILE.csv or --counters OUTCOME (childsafe's own prevention counters), not both")
+    if file is not None:
+        series = read_series_csv(file, [name for name in (region, control) if name is not None])
+        if region is None:
+            if len(series) > 1:
+                raise UsageError(f"{file.name} holds {len(series)} regions: choose one with --region")
+            region = next(iter(series))
+        treated, controls = series[region], series[control] if control else None
+    else:
+        engine = open_engine()
+        treated = deterrence_series(engine, str(counters), region, period)
+        controls = deterrence_series(engine, str(counters), control, period) if control else None
+    result = interrupted_series(treated, start, controls, region, control)
+    return result, whole_period_change(treated, start)

@@ -84,6 +84,15 @@ class ScanResult:
     read_now: int = 0
     done_before: int = 0
 
+    def reports_dict(self) -> dict[str, Any]:
+        """Where the reports are and the summary, as JSON-ready fields (what
+        ``childsafe demo --json`` shows of its scan)."""
+        return {"out": str(self.out), "summary": self.summary, "outputs": self.outputs}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as ``childsafe scan --json`` prints it."""
+        return {**self.reports_dict(), "read_now": self.read_now, "done_before": self.done_before}
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
