@@ -636,7 +636,7 @@ def apikey_create_command(
     json_output: JsonOption = False,
 ) -> None:
     """Make an API key; it is printed once and stored only as a hash."""
-    from childsafe.service.keys import create_api_key
+    from childsafe.actions.keys import create_api_key
 
     with _errors_to_exit_codes():
         key = create_api_key(_open_engine(Settings.from_env()), name, role)
@@ -650,7 +650,7 @@ def apikey_create_command(
 @apikey_app.command("list")
 def apikey_list_command(json_output: JsonOption = False) -> None:
     """List API keys (names and roles; never the keys)."""
-    from childsafe.service.keys import list_api_keys
+    from childsafe.actions.keys import list_api_keys
 
     with _errors_to_exit_codes():
         keys = [k.to_dict() for k in list_api_keys(_open_engine(Settings.from_env()))]
@@ -663,7 +663,7 @@ def apikey_list_command(json_output: JsonOption = False) -> None:
 @apikey_app.command("revoke")
 def apikey_revoke_command(name: Annotated[str, typer.Argument()], json_output: JsonOption = False) -> None:
     """Revoke an API key: it stops working within a second."""
-    from childsafe.service.keys import revoke_api_key
+    from childsafe.actions.keys import revoke_api_key
 
     with _errors_to_exit_codes():
         revoke_api_key(_open_engine(Settings.from_env()), name)
@@ -703,7 +703,7 @@ def webhooks_command(
 @app.command("purge-preserved")
 def purge_preserved_command(json_output: JsonOption = False) -> None:
     """Delete preserved uploads whose retention period has passed (each one audited)."""
-    from childsafe.service.actions import purge_expired
+    from childsafe.actions.preservation import purge_expired
 
     settings = Settings.from_env()
     with _errors_to_exit_codes():
