@@ -1,17 +1,26 @@
-"""Settings read from the environment, passed explicitly (no global state)."""
+"""Settings read from the environment, passed explicitly (no global state).
+
+This is the only module that reads ``os.environ`` (tests/test_package.py
+checks it): everything else is given a ``Settings`` or ``ServiceOptions``."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
 
+from childsafe.errors import UsageError
 from childsafe.media.budgets import ScanBudgets
-from childsafe.media.limits import MediaLimits
+from childsafe.media.limits import MediaLimits, number_setting
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "ServiceOptions", "MATCH_DETAILS_LEVELS"]
+
+#: The values of ``CHILDSAFE_MATCH_DETAILS``: which roles each one lets see a match's
+#: bank hash is ``childsafe.service.context.MATCH_DETAILS``.
+MATCH_DETAILS_LEVELS = ("curator", "all", "none")
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,59 @@ class Settings:
             webhook_allow_private=allow_private, help_resources=_path(env.get("CHILDSAFE_HELP_RESOURCES")),
             warning_texts=_path(env.get("CHILDSAFE_WARNING_TEXTS")),
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """The service's limits, from ``CHILDSAFE_*`` settings (see docs/cli.md)."""
+
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_json_bytes: int = 8 * 1024 * 1024
+    rate_per_second: float = 500.0
+    auth_failures_per_minute: float = 10.0
+    match_details: str = "curator"
+    #: ``CHILDSAFE_DECODE_PROCESSES``: upload worker processes of each service worker.
+    decode_processes: int = 1
+    #: ``CHILDSAFE_WEBHOOK_POLL_SECONDS``: how often the webhook outbox is checked.
+    webhook_poll_seconds: float = 2.0
+    #: ``CHILDSAFE_WEBHOOK_BACKOFF_SECONDS``: the first delay before a failed delivery is retried.
+    webhook_backoff_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceOptions:
+        """Options from the environment; a bad value is a ``UsageError`` naming the setting."""
+        env = os.environ if environ is None else environ
+        default = cls()
+
+        # The service's first settings, read as they always were (their messages
+        # say "got"); the later ones use the package's number_setting.
+        def number(name: str, fallback: float) -> float:
+            text = env.get(name, "").strip()
+            try:
+                value = float(text) if text else fallback
+            except ValueError:
+                raise UsageError(f"{name} must be a number, got {text!r:.40}") from None
+            if value <= 0:
+                raise UsageError(f"{name} must be above 0, got {text}")
+            return value
+
+        details = env.get("CHILDSAFE_MATCH_DETAILS", "").strip().lower() or default.match_details
+        if details not in MATCH_DETAILS_LEVELS:
+            raise UsageError(
+                f"CHILDSAFE_MATCH_DETAILS must be one of {', '.join(MATCH_DETAILS_LEVELS)}, got {details!r:.40}"
+            )
+        return cls(
+            max_upload_bytes=int(number("CHILDSAFE_MAX_UPLOAD_BYTES", default.max_upload_bytes)),
+            max_json_bytes=int(number("CHILDSAFE_MAX_JSON_BYTES", default.max_json_bytes)),
+            rate_per_second=number("CHILDSAFE_RATE_PER_SECOND", default.rate_per_second),
+            auth_failures_per_minute=number("CHILDSAFE_AUTH_FAILURES_PER_MINUTE", default.auth_failures_per_minute),
+            match_details=details,
+            decode_processes=number_setting(env, "CHILDSAFE_DECODE_PROCESSES", default.decode_processes),
+            webhook_poll_seconds=number_setting(env, "CHILDSAFE_WEBHOOK_POLL_SECONDS", default.webhook_poll_seconds),
+            webhook_backoff_seconds=number_setting(
+                env, "CHILDSAFE_WEBHOOK_BACKOFF_SECONDS", default.webhook_backoff_seconds
+            ),
+        )
 
 
 def _path(value: str | None) -> Path | None:

@@ -248,8 +248,8 @@ def test_bank_settings_are_checked(engine: Engine) -> None:
 
 
 def test_every_bank_and_key_change_leaves_an_audit_event(engine: Engine, tmp_path: Path) -> None:
+    from childsafe.actions.keys import create_api_key, revoke_api_key
     from childsafe.banks import BankAction, NewEntry, add_entries, delete_bank, remove_entry
-    from childsafe.service.keys import create_api_key, revoke_api_key
     from childsafe.store import audit_events, verify_audit_chain
 
     # allow_private: the admin setting that skips the destination check, so the test looks up no DNS name.

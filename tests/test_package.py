@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import pkgutil
@@ -175,3 +176,78 @@ def test_a_bad_setting_is_one_line_and_exit_code_2(
     done = run_cli(["hash", str(tmp_path)], {**cli_env, setting: value})
     assert done.returncode == 2
     assert done.stderr.startswith(f"childsafe: error: {message}") and done.stderr.count("\n") == 1, done.stderr
+
+
+def _imported_modules(source: str, module: str) -> set[str]:
+    """Every module that ``source`` (the module named ``module``) imports, as
+    absolute names; for ``from X import Y`` both ``X`` and ``X.Y`` (``Y`` may be a module)."""
+    imported: set[str] = set()
+    package = module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, one level up for each dot past the first
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            imported.add(base)
+            imported |= {f"{base}.{alias.name}" for alias in node.names}
+    return imported
+
+
+def _reads_environment(source: str) -> bool:
+    """Whether ``source`` reads the process environment (``os.environ``,
+    ``os.environb``, ``os.getenv``, or those names imported from ``os``)."""
+    environment = {"environ", "environb", "getenv", "getenvb"}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in environment:
+            if isinstance(node.value, ast.Name) and node.value.id == "os":
+                return True
+        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            if any(alias.name in environment for alias in node.names):
+                return True
+    return False
+
+
+def _forbidden_route_imports(source: str, module: str) -> set[str]:
+    """The modules that route module ``module`` may not import, that ``source`` imports."""
+    return {
+        name
+        for name in _imported_modules(source, module)
+        if name == "childsafe.service.app" or (name.startswith("childsafe.service.routes.") and name != module)
+    }
+
+
+def test_the_import_checks_see_what_they_look_for() -> None:
+    route = "childsafe.service.routes.banks"
+    assert _forbidden_route_imports("from childsafe.service.app import context_of", route) == {"childsafe.service.app"}
+    assert _forbidden_route_imports("from childsafe.service import app", route) == {"childsafe.service.app"}
+    assert _forbidden_route_imports("from .matching import upload_of", route) == {
+        "childsafe.service.routes.matching",
+        "childsafe.service.routes.matching.upload_of",
+    }
+    assert _forbidden_route_imports("from ..app import create_app", route) == {"childsafe.service.app"}
+    assert _forbidden_route_imports("from childsafe.service.dependencies import context_of", route) == set()
+    assert _reads_environment("import os\nos.environ.get('X')")
+    assert _reads_environment("from os import getenv")
+    assert not _reads_environment("def f(environ: dict) -> None:\n    environ.get('PATH_INFO')")
+
+
+def test_routes_import_dependencies_never_the_app_or_each_other() -> None:
+    routes = Path(childsafe.__file__).parent / "service" / "routes"
+    modules = sorted(routes.glob("*.py"))
+    assert {path.stem for path in modules} >= {"banks", "deter", "health", "matching"}
+    for path in modules:
+        module = f"childsafe.service.routes.{path.stem}"
+        assert not _forbidden_route_imports(path.read_text(encoding="utf-8"), module), path
+
+
+def test_only_config_reads_the_environment() -> None:
+    package = Path(childsafe.__file__).parent
+    readers = {
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if _reads_environment(path.read_text(encoding="utf-8"))
+    }
+    assert readers == {"config.py"}

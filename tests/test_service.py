@@ -207,9 +207,10 @@ def test_a_locked_sqlite_database_does_not_stall_rate_limits(tmp_path: Path) -> 
 
 
 def test_match_details_are_withheld_by_role() -> None:
+    from childsafe.config import MATCH_DETAILS_LEVELS, ServiceOptions
     from childsafe.errors import UsageError
     from childsafe.index import Match
-    from childsafe.service.context import ServiceOptions, shown_matches
+    from childsafe.service.context import MATCH_DETAILS, shown_matches
 
     match = Match("police", "7", "vic-1", "pdq", "ab" * 32, 4, "A", "none")
     assert [(m["value"], m["source_id"], m["category"]) for m in shown_matches([match], "matcher")] == [
@@ -223,6 +224,28 @@ def test_match_details_are_withheld_by_role() -> None:
         ServiceOptions.from_env({"CHILDSAFE_MATCH_DETAILS": "matcher"})
     with pytest.raises(UsageError, match="CHILDSAFE_MAX_JSON_BYTES must be a number"):
         ServiceOptions.from_env({"CHILDSAFE_MAX_JSON_BYTES": "8M"})
+    assert tuple(MATCH_DETAILS) == MATCH_DETAILS_LEVELS  # every accepted value says who sees details
+
+
+def test_service_settings_of_the_webhook_loop_and_decoding_are_checked() -> None:
+    from childsafe.config import ServiceOptions
+    from childsafe.errors import UsageError
+
+    options = ServiceOptions.from_env(
+        {
+            "CHILDSAFE_WEBHOOK_POLL_SECONDS": "0.2",
+            "CHILDSAFE_WEBHOOK_BACKOFF_SECONDS": "5",
+            "CHILDSAFE_DECODE_PROCESSES": "3",
+        }
+    )
+    assert (options.webhook_poll_seconds, options.webhook_backoff_seconds, options.decode_processes) == (0.2, 5.0, 3)
+    assert ServiceOptions.from_env({}).decode_processes == 1
+    with pytest.raises(UsageError, match="CHILDSAFE_WEBHOOK_POLL_SECONDS must be a number"):
+        ServiceOptions.from_env({"CHILDSAFE_WEBHOOK_POLL_SECONDS": "soon"})
+    with pytest.raises(UsageError, match="CHILDSAFE_DECODE_PROCESSES must be a number"):
+        ServiceOptions.from_env({"CHILDSAFE_DECODE_PROCESSES": "1.5"})
+    with pytest.raises(UsageError, match="CHILDSAFE_WEBHOOK_BACKOFF_SECONDS must be above 0"):
+        ServiceOptions.from_env({"CHILDSAFE_WEBHOOK_BACKOFF_SECONDS": "0"})
 
 
 def _post_raw(port: int, path: str, headers: dict[str, str], size: int, chunked: bool) -> int:
@@ -419,7 +442,7 @@ class _Receiver:
 
 @pytest.mark.slow
 def test_webhook_events_survive_a_receiver_that_is_down(service_env: dict[str, str], reference_dir: Path) -> None:
-    from childsafe.service.webhooks import verify_webhook
+    from childsafe.actions.webhooks import verify_webhook
 
     receiver = _Receiver()
     secret = "s3cret-of-enough-length"
@@ -467,7 +490,7 @@ def test_preserved_uploads_equal_what_was_sent_and_expire(service_env: dict[str,
 
     import sqlalchemy as sa
 
-    from childsafe.service.actions import preserved_path, purge_expired
+    from childsafe.actions.preservation import preserved_path, purge_expired
     from childsafe.store import open_database
 
     server = Server(service_env)

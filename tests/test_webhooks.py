@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from conftest import free_port, run_cli
 from sqlalchemy import Engine
 
+from childsafe.actions.on_match import act_on_matches
+from childsafe.actions.webhooks import check_webhook_url, deliver_due, sign, verify_webhook
 from childsafe.banks import BankAction, create_bank, set_webhook
 from childsafe.errors import UsageError
 from childsafe.index import Match
-from childsafe.service.actions import act_on_matches
-from childsafe.service.webhooks import check_webhook_url, deliver_due, sign, verify_webhook
 from childsafe.signals import FileHashes
 from childsafe.store import audit_events, open_database
 from childsafe.store.models import Bank, WebhookEvent

@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 BANK_KINDS = ("match", "suppress")
-#: What a match does in the service (see childsafe/service/actions.py).
+#: What a match does in the service (see childsafe/actions/on_match.py).
 BANK_ACTIONS = ("none", "webhook", "preserve")
 DEFAULT_PRESERVE_DAYS = 90
 
@@ -174,7 +174,7 @@ class BankAction:
             raise UsageError(f"action must be one of {', '.join(BANK_ACTIONS)}, got {self.action!r}")
         if self.action == "webhook":
             # Imported here: only webhooks need the service's HTTP client.
-            from childsafe.service.webhooks import check_webhook_secret, check_webhook_url
+            from childsafe.actions.webhooks import check_webhook_secret, check_webhook_url
 
             check_webhook_secret(self.webhook_secret)
             check_webhook_url(self.webhook_url, self.allow_private)

@@ -25,8 +25,11 @@ def serve_command(
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from childsafe.config import ServiceOptions
+
     with command_context() as context:
         context.engine  # noqa: B018 - opening it migrates the schema once, before the workers start
+        ServiceOptions.from_env()  # a bad setting stops here, one line, not in every worker
     uvicorn.run(
         "childsafe.service.app:create_app", factory=True, host=host, port=port, workers=workers,
         log_level="warning", access_log=False,
@@ -40,7 +43,7 @@ def apikey_create_command(
     json_output: JsonOption = False,
 ) -> None:
     """Make an API key; it is printed once and stored only as a hash."""
-    from childsafe.service.keys import create_api_key
+    from childsafe.actions.keys import create_api_key
 
     with command_context() as context:
         key = create_api_key(context.engine, name, role)
@@ -54,7 +57,7 @@ def apikey_create_command(
 @apikey_app.command("list")
 def apikey_list_command(json_output: JsonOption = False) -> None:
     """List API keys (names and roles; never the keys)."""
-    from childsafe.service.keys import list_api_keys
+    from childsafe.actions.keys import list_api_keys
 
     with command_context() as context:
         keys = [k.to_dict() for k in list_api_keys(context.engine)]
@@ -67,7 +70,7 @@ def apikey_list_command(json_output: JsonOption = False) -> None:
 @apikey_app.command("revoke")
 def apikey_revoke_command(name: Annotated[str, typer.Argument()], json_output: JsonOption = False) -> None:
     """Revoke an API key: it stops working within a second."""
-    from childsafe.service.keys import revoke_api_key
+    from childsafe.actions.keys import revoke_api_key
 
     with command_context() as context:
         revoke_api_key(context.engine, name)
@@ -95,7 +98,7 @@ def webhooks_command(
 
 def purge_preserved_command(json_output: JsonOption = False) -> None:
     """Delete preserved uploads whose retention period has passed (each one audited)."""
-    from childsafe.service.actions import purge_expired
+    from childsafe.actions.preservation import purge_expired
 
     with command_context() as context:
         purged = purge_expired(context.engine, context.settings.home)

@@ -1,4 +1,5 @@
-"""The HTTP service (FastAPI): routes per area, API keys and roles.
+"""The HTTP service (FastAPI): routes per area over ``dependencies``.
 
 Import the app from ``childsafe.service.app``: this package's own import is
-kept light, because ``childsafe apikey`` needs only ``keys``."""
+kept light. API keys, webhooks and preservation, which the command line uses
+too, are in ``childsafe.actions``."""

@@ -1,7 +1,9 @@
 """The HTTP service: ``create_app`` builds the FastAPI application.
 
 Routes are thin, one module an area (``routes/``): they check the caller's
-role, parse, call one function of the package, and return JSON. Body caps,
+role, parse, call one function of the package, and return JSON. They take
+what they need from ``dependencies`` (the shared state, the role check,
+upload bodies) and never import this module, which only builds the app. Body caps,
 the API key and the rate limits are checked before a route runs, by
 ``guard.RequestGuard``, which also logs every request with the key's name,
 route, status and time; never with image bytes or hashes.
@@ -17,21 +19,21 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from childsafe import __version__
-from childsafe.config import Settings
+from childsafe.config import ServiceOptions, Settings
 from childsafe.errors import ChildsafeError, ConflictError, InputFormatError, NotFoundError, UsageError
-from childsafe.service.context import ServiceContext, ServiceOptions
+from childsafe.service.context import ServiceContext
 from childsafe.service.guard import RequestGuard
 from childsafe.service.requestlog import RequestLog
 from childsafe.service.responses import OrjsonResponse, error_response
+from childsafe.service.routes import banks, deter, health, matching
+from childsafe.service.webhook_loop import deliver_webhooks
 
-__all__ = ["create_app", "context_of", "error_response"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("childsafe.service")
 
@@ -52,9 +54,6 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
     settings = settings or Settings.from_env()
     options = options or ServiceOptions.from_env()
 
-    poll = float(os.environ.get("CHILDSAFE_WEBHOOK_POLL_SECONDS", 2))
-    backoff = float(os.environ.get("CHILDSAFE_WEBHOOK_BACKOFF_SECONDS", 30))
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Preserved uploads and saved indexes are case material: owner-only
@@ -63,7 +62,9 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
         # In every worker process: uvicorn's workers do not inherit the command's logging set-up.
         app.state.request_log = RequestLog()
         app.state.context = ServiceContext.open(settings, options)
-        delivery = asyncio.create_task(_deliver_webhooks(app.state.context, poll, backoff))
+        delivery = asyncio.create_task(
+            deliver_webhooks(app.state.context, options.webhook_poll_seconds, options.webhook_backoff_seconds)
+        )
         yield
         delivery.cancel()
         app.state.context.close()
@@ -96,8 +97,6 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
         log.exception("unexpected error on %s", request.url.path)
         return error_response(500, "internal error; see the service log")
 
-    from childsafe.service.routes import banks, deter, health, matching
-
     app.add_middleware(RequestGuard, direct={("GET", "/v1/match"): matching.match_hash_directly})
 
     # The routes themselves, not the routers: FastAPI's ``include_router`` keeps
@@ -107,22 +106,3 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
     for module in (matching, health, banks, deter):
         app.router.routes.extend(module.router.routes)
     return app
-
-
-async def _deliver_webhooks(context: ServiceContext, poll: float, backoff: float) -> None:
-    """Deliver due webhook events every ``poll`` seconds, for as long as the service runs."""
-    from childsafe.service.actions import deliver_due
-
-    with httpx.Client(timeout=10, follow_redirects=False) as client:
-        while True:
-            try:
-                await run_in_threadpool(deliver_due, context.engine, client, backoff)
-            except Exception:  # keep delivering whatever one round met
-                log.exception("webhook delivery round failed")
-            await asyncio.sleep(poll)
-
-
-def context_of(request: Request) -> ServiceContext:
-    """The process's shared state."""
-    context: ServiceContext = request.app.state.context
-    return context

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,18 +17,16 @@ from typing import Any
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from childsafe.config import Settings
+from childsafe.actions.keys import ROLES, find_api_key
+from childsafe.config import ServiceOptions, Settings
 from childsafe.deter.prevention import Prevention
-from childsafe.errors import UsageError
 from childsafe.index import Match, Matcher, index_root
 from childsafe.service.decoding import UploadWorkers
-from childsafe.service.keys import ROLES, find_api_key
 from childsafe.service.limits import SharedRateLimiter, limiter_engine
 from childsafe.store import open_database
 
 __all__ = [
     "ServiceContext",
-    "ServiceOptions",
     "KeyCache",
     "shown_matches",
     "KEY_CACHE_SECONDS",
@@ -42,7 +39,8 @@ KEY_CACHE_SECONDS = 1.0
 #: How often a worker follows the change log at most: a bank change made
 #: elsewhere is matched within this (one query each time, not one a request).
 SYNC_SECONDS = 0.01
-#: Who sees a match's bank hash ``value`` and ``source_id`` (``CHILDSAFE_MATCH_DETAILS``).
+#: Who sees a match's bank hash ``value`` and ``source_id`` (``CHILDSAFE_MATCH_DETAILS``):
+#: one entry for each of ``config.MATCH_DETAILS_LEVELS``.
 MATCH_DETAILS: dict[str, tuple[str, ...]] = {"curator": ("curator", "admin"), "all": ROLES, "none": ()}
 
 
@@ -56,44 +54,6 @@ def shown_matches(matches: list[Match], role: str, details: str = "curator") -> 
         for match in shown:
             match["value"] = match["source_id"] = None
     return shown
-
-
-@dataclass(frozen=True)
-class ServiceOptions:
-    """The service's limits, from ``CHILDSAFE_*`` settings (see docs/cli.md)."""
-
-    max_upload_bytes: int = 50 * 1024 * 1024
-    max_json_bytes: int = 8 * 1024 * 1024
-    rate_per_second: float = 500.0
-    auth_failures_per_minute: float = 10.0
-    match_details: str = "curator"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceOptions:
-        """Options from the environment; a bad value is a ``UsageError`` naming the setting."""
-        env = os.environ if environ is None else environ
-        default = cls()
-
-        def number(name: str, fallback: float) -> float:
-            text = env.get(name, "").strip()
-            try:
-                value = float(text) if text else fallback
-            except ValueError:
-                raise UsageError(f"{name} must be a number, got {text!r:.40}") from None
-            if value <= 0:
-                raise UsageError(f"{name} must be above 0, got {text}")
-            return value
-
-        details = env.get("CHILDSAFE_MATCH_DETAILS", "").strip().lower() or default.match_details
-        if details not in MATCH_DETAILS:
-            raise UsageError(f"CHILDSAFE_MATCH_DETAILS must be one of {', '.join(MATCH_DETAILS)}, got {details!r:.40}")
-        return cls(
-            max_upload_bytes=int(number("CHILDSAFE_MAX_UPLOAD_BYTES", default.max_upload_bytes)),
-            max_json_bytes=int(number("CHILDSAFE_MAX_JSON_BYTES", default.max_json_bytes)),
-            rate_per_second=number("CHILDSAFE_RATE_PER_SECOND", default.rate_per_second),
-            auth_failures_per_minute=number("CHILDSAFE_AUTH_FAILURES_PER_MINUTE", default.auth_failures_per_minute),
-            match_details=details,
-        )
 
 
 @dataclass
@@ -243,8 +203,7 @@ class ServiceContext:
         # One decoding process per service worker by default: run `serve --workers N`
         # with N the number of cores, and decoding uses them all without queueing
         # more decodes than there are cores.
-        processes = int(os.environ.get("CHILDSAFE_DECODE_PROCESSES", 1))
-        uploads = UploadWorkers(settings.limits, processes, settings.budgets.worker_memory_bytes)
+        uploads = UploadWorkers(settings.limits, options.decode_processes, settings.budgets.worker_memory_bytes)
         limits_engine = limiter_engine(settings.database_url)
         rate = options.rate_per_second
         # A lease of a twentieth of a second's requests: one UPSERT per 20th of a second at full rate.
@@ -252,7 +211,15 @@ class ServiceContext:
         failures = options.auth_failures_per_minute
         failure_limits = SharedRateLimiter(limits_engine, failures / 60, failures)
         return cls(
-            settings, options, engine, matcher, uploads, Prevention(engine, settings.help_resources, settings.warning_texts), KeyCache(engine), key_limits, failure_limits
+            settings,
+            options,
+            engine,
+            matcher,
+            uploads,
+            Prevention(engine, settings.help_resources, settings.warning_texts),
+            KeyCache(engine),
+            key_limits,
+            failure_limits,
         )
 
     def close(self) -> None:

@@ -23,9 +23,7 @@ from childsafe.banks import (
     list_banks,
     remove_entry,
 )
-from childsafe.service.app import context_of
-from childsafe.service.auth import require
-from childsafe.service.routes.matching import _UPLOAD_BODY, upload_of
+from childsafe.service.dependencies import UPLOAD_BODY, context_of, require, upload_of
 
 router = APIRouter(prefix="/v1/banks", tags=["banks"], dependencies=[Depends(require("curate"))])
 
@@ -117,7 +115,7 @@ async def entries_delete(request: Request, name: str, entry_id: int) -> dict[str
     return {"bank": name, "entry_id": str(entry_id), "deleted": True}
 
 
-@router.post("/{name}/import", openapi_extra=_UPLOAD_BODY)
+@router.post("/{name}/import", openapi_extra=UPLOAD_BODY)
 async def banks_import(request: Request, name: str) -> dict[str, Any]:
     """Import a hash list (form fields ``file``, and optionally ``format``,
     ``signal``, ``category``, ``replace``): all of it or nothing."""

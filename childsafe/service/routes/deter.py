@@ -13,8 +13,7 @@ from pydantic import BaseModel, Field
 
 from childsafe.deter.counters import deter_stats
 from childsafe.deter.prevention import Prevention
-from childsafe.service.app import context_of
-from childsafe.service.auth import require
+from childsafe.service.dependencies import context_of, require
 
 router = APIRouter(tags=["prevention"])
 api = APIRouter(prefix="/v1/deter", dependencies=[Depends(require("deter"))])

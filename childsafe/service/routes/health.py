@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from childsafe.service.app import context_of
+from childsafe.service.dependencies import context_of
 
 router = APIRouter(prefix="/v1", tags=["health"])
 

@@ -11,34 +11,19 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from starlette.types import Scope
 
+from childsafe.actions.keys import role_allows
+from childsafe.actions.on_match import act_on_matches
 from childsafe.detect import PreparedQuery, QuerySteps, match_prepared, unanswered_steps, useful_steps
 from childsafe.errors import UsageError
-from childsafe.service.actions import act_on_matches
-from childsafe.service.app import context_of
-from childsafe.service.auth import check_role, require, role_of
 from childsafe.service.context import ServiceContext
 from childsafe.service.decoding import UploadsBusy
-from childsafe.service.keys import role_allows
+from childsafe.service.dependencies import UPLOAD_BODY, check_role, context_of, require, role_of, upload_of
 from childsafe.service.responses import OrjsonResponse
-from childsafe.service.uploads import BadUpload, Upload, UploadTooLarge, read_multipart
+from childsafe.service.uploads import Upload
 from childsafe.signals import parse_signal_value
 
 router = APIRouter(prefix="/v1", tags=["matching"])
 
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
 MAX_BATCH = 10_000
 
 
@@ -49,20 +34,6 @@ class Query_(BaseModel):
 
 class BatchRequest(BaseModel):
     queries: list[Query_] = Field(max_length=MAX_BATCH)
-
-
-async def upload_of(request: Request) -> Upload:
-    """The uploaded file, read into memory within the size limit."""
-    context = context_of(request)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > context.max_upload_bytes:
-        raise HTTPException(413, f"upload is over the {context.max_upload_bytes:,}-byte limit")
-    try:
-        return await read_multipart(request.headers.get("content-type", ""), request.stream(), context.max_upload_bytes)
-    except UploadTooLarge as exc:
-        raise HTTPException(413, str(exc)) from None
-    except BadUpload as exc:
-        raise HTTPException(422, str(exc)) from None
 
 
 async def _picture_upload_of(request: Request) -> Upload:
@@ -145,7 +116,7 @@ async def match_hash_directly(scope: Scope, context: ServiceContext) -> bytes | 
     return orjson.dumps(await _hash_matches(context, query, role))
 
 
-@router.post("/hash", openapi_extra=_UPLOAD_BODY, dependencies=[Depends(require("match"))])
+@router.post("/hash", openapi_extra=UPLOAD_BODY, dependencies=[Depends(require("match"))])
 async def hash_upload(request: Request) -> dict[str, Any]:
     """The ``hash`` object of the uploaded file (type from its bytes)."""
     upload = await _picture_upload_of(request)
@@ -155,7 +126,7 @@ async def hash_upload(request: Request) -> dict[str, Any]:
     return prepared.hashes.to_dict()
 
 
-@router.post("/match", openapi_extra=_UPLOAD_BODY, dependencies=[Depends(require("match"))])
+@router.post("/match", openapi_extra=UPLOAD_BODY, dependencies=[Depends(require("match"))])
 async def match_upload(request: Request) -> dict[str, Any]:
     """``{"hash": {...}, "matches": [MATCH...]}`` for the uploaded file (all 8
     rotations and flips tried, and the query variants); with ``"incomplete":

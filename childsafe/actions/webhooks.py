@@ -1,6 +1,6 @@
 """Webhook delivery: signing, the receiver's verifier, and the destination guard.
 
-A webhook event (written to the outbox by ``childsafe.service.actions``) is
+A webhook event (written to the outbox by ``childsafe.actions.on_match``) is
 POSTed as JSON with these headers::
 
     X-Childsafe-Event-Id:  <the payload's event_id>
@@ -71,6 +71,7 @@ MAX_ATTEMPTS = 12
 #: How often an event held for want of a secret is looked at again.
 NO_SECRET_RECHECK_SECONDS = 300
 
+# Named as before the move: the service log shows deliveries under this name.
 log = logging.getLogger("childsafe.service.webhooks")
 
 # NAT64 (RFC 6052) addresses reach the IPv4 address in their last 32 bits.
