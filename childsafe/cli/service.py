@@ -24,12 +24,12 @@ def serve_command(
 
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from childsafe.config import ServiceOptions
 
     with command_context() as context:
         context.engine  # noqa: B018 - opening it migrates the schema once, before the workers start
         ServiceOptions.from_env()  # a bad setting stops here, one line, not in every worker
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     uvicorn.run(
         "childsafe.service.app:create_app", factory=True, host=host, port=port, workers=workers,
         log_level="warning", access_log=False,
