@@ -85,7 +85,7 @@ class BankInfo:
     imports: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """SPEC field order."""
+        """docs/spec.md field order."""
         return {
             "name": self.name,
             "scheme": self.scheme,

@@ -1,7 +1,7 @@
 """The ``childsafe`` command line: each command parses its arguments, calls
 one function of the package, and formats the result. No logic lives here.
 
-Conventions (SPEC): ``--json`` for machine output on stdout; progress and
+Conventions (docs/spec.md): ``--json`` for machine output on stdout; progress and
 messages on stderr; exit 0 when the job ran (per-item problems are in the
 output), 1 when it failed, 2 for bad usage or unparseable input.
 
@@ -30,7 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain one-line usage errors, as SPEC asks
+    rich_markup_mode=None,  # plain one-line usage errors, as docs/spec.md asks
 )
 db_app = sub_app("The database: where it is and its schema.")
 

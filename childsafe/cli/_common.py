@@ -53,7 +53,7 @@ WorkersOption = Annotated[
 
 def sub_app(help_text: str) -> typer.Typer:
     """A group of commands (``childsafe bank ...``) with the root's conventions:
-    shows its help when called bare, plain one-line usage errors (SPEC)."""
+    shows its help when called bare, plain one-line usage errors (docs/spec.md)."""
     return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None)
 
 
@@ -65,7 +65,7 @@ def fail(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def errors_to_exit_codes() -> Iterator[None]:
-    """Our exceptions as one-line messages and SPEC exit codes: 2 for bad usage
+    """Our exceptions as one-line messages and docs/spec.md exit codes: 2 for bad usage
     or unparseable input, 1 for any other failure."""
     try:
         yield

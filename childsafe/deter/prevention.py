@@ -63,7 +63,7 @@ class Prevention:
             return self._loaded
 
     def check(self, text: str | None, url: str | None, region: str = "GB", lang: str = "en") -> dict[str, Any]:
-        """SPEC's check answer (``intercept``, ``matched``, ``warning``); an
+        """docs/spec.md's check answer (``intercept``, ``matched``, ``warning``); an
         interception is counted as ``shown``. The answer names the list, never the
         term (the lists are confidential)."""
         lists = self._lists()

@@ -25,7 +25,7 @@ _FIELDS = ("id", "name", "phone", "url", "chat_url", "hours", "confidential")
 
 @dataclass(frozen=True)
 class HelpResource:
-    """One service, as SPEC's ``RESOURCE`` (plus where it applies and where it came from)."""
+    """One service, as docs/spec.md's ``RESOURCE`` (plus where it applies and where it came from)."""
 
     id: str
     name: str
@@ -39,7 +39,7 @@ class HelpResource:
     checked: str
 
     def to_dict(self) -> dict[str, Any]:
-        """SPEC's RESOURCE object."""
+        """docs/spec.md's RESOURCE object."""
         record = asdict(self)
         return {key: record[key] for key in _FIELDS}
 

@@ -48,7 +48,7 @@ KEYPOINTS_TRANSFORM = "variant:keypoints"
 
 @dataclass(frozen=True)
 class Match:
-    """The SPEC ``MATCH`` object."""
+    """The docs/spec.md ``MATCH`` object."""
 
     bank: str
     entry_id: str

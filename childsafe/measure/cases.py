@@ -39,7 +39,7 @@ class CaseImport:
 
 @dataclass(frozen=True)
 class CaseStats:
-    """SPEC's ``cases stats`` answer."""
+    """docs/spec.md's ``cases stats`` answer."""
 
     referrals: int
     referrals_previous: int

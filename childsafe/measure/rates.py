@@ -25,7 +25,7 @@ __all__ = ["BeforeAfter", "before_after", "change_sentence", "describe_change", 
 
 @dataclass(frozen=True)
 class BeforeAfter:
-    """SPEC's answer to ``evaluate before-after``."""
+    """docs/spec.md's answer to ``evaluate before-after``."""
 
     rate_ratio: float
     percent_change: float

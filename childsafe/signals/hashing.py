@@ -71,7 +71,7 @@ class QueryPicture:
 
 @dataclass
 class FileHashes:
-    """The SPEC ``hash`` object for one file.
+    """The docs/spec.md ``hash`` object for one file.
 
     Digests are ``None`` only when the file could not be read at all.
     ``pdq_variants`` holds, when asked for (matching uses them), the 8
@@ -100,7 +100,7 @@ class FileHashes:
     unfinished: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The object ``childsafe hash --json`` prints (SPEC field order)."""
+        """The object ``childsafe hash --json`` prints (docs/spec.md field order)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_OUTPUT}
 
 

@@ -28,7 +28,7 @@ def item_category(matches: list[dict[str, Any]], schemes: dict[str, str]) -> str
 
 
 def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> dict[str, Any]:
-    """The SPEC ``summary`` of a case, in one pass over its items."""
+    """The docs/spec.md ``summary`` of a case, in one pass over its items."""
     files = images = videos = errors = matched_files = unmatched_images = 0
     matched_sha1: set[str] = set()
     by_category: dict[str, dict[str, Any]] = {}
@@ -93,7 +93,7 @@ class CaseReport:
         return self.state.items()
 
     def item_dict(self, item: StoredItem) -> dict[str, Any]:
-        """The SPEC item object."""
+        """The docs/spec.md item object."""
         hashes = item.hashes
         placed: dict[str, Any] = {"id": item.id, "path": item.label}
         if item.path_bytes is not None:

@@ -1,4 +1,4 @@
-"""``report.json``: the case as SPEC defines it, streamed item by item,
+"""``report.json``: the case as docs/spec.md defines it, streamed item by item,
 plus ``duplicates`` (content found more than once, by SHA-1)."""
 
 from __future__ import annotations
