@@ -229,3 +229,20 @@ def _write(tmp_path: Path, name: str, lines: list[str]) -> Path:
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def test_foreign_key_checks_are_on_again_after_an_import(engine: Engine, tmp_path: Path) -> None:
+    # An import on SQLite without --replace turns them off on its connection
+    # (banks/importing.py says why that is safe); the pool must not keep it so.
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's foreign-key setting is per connection")
+    rng = random.Random(11)
+    import_bank_file(engine, "b", _write(tmp_path, "ok.txt", [_hex(rng, 32) for _ in range(10)]))
+    with pytest.raises(InputFormatError):
+        import_bank_file(engine, "b", _write(tmp_path, "bad.txt", [_hex(rng, 32), "nope"]))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            connection.exec_driver_sql(
+                "INSERT INTO entry_signals (bank_id, entry_id, signal, value) VALUES (1, 999999, 'md5', 'x')"
+            )
