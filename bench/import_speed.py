@@ -279,18 +279,22 @@ def report(result: dict[str, Any]) -> None:
         "command": "childsafe bank import, this tree",
         "http": "POST /v1/banks/big/import, this tree",
     }
+    cpu = {name: min(r[name]["cpu_seconds"] for r in result["rounds"]) for name in best}
     rows = [
         [
             labels[name],
             f"{best[name]:.2f}",
             f"{result['lines'] / best[name]:,.0f}",
             f"{best[name] / best['command']:.2f}x",
+            f"{cpu[name]:.2f}",
         ]
         for name in ("before", "command", "http")
         if name in best
     ]
     print()
-    print_table(["1M-line PDQ list into SQLite (best of rounds)", "seconds", "entries/s", "vs command"], rows)
+    print_table(
+        ["1M-line PDQ list into SQLite (best of rounds)", "seconds", "entries/s", "vs command", "CPU seconds"], rows
+    )
     print(
         "\n  per round (seconds): "
         + "; ".join(", ".join(f"{name} {r[name]['seconds']:.2f}" for name in r) for r in result["rounds"])

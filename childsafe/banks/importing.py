@@ -257,7 +257,7 @@ def _insert_direct(
             return None
         cursor.executemany(
             insert_signal,
-            zip(repeat(bank.id), (next_id + e for e in batch.signal_entries), batch.signals, batch.values),
+            zip(repeat(bank.id), map(next_id.__add__, batch.signal_entries), batch.signals, batch.values),
         )
         next_id += count
     return next_id - first_id, rejected, range(first_id, next_id)

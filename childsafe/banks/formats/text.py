@@ -109,9 +109,12 @@ class TextFormat:
                 yield from self._rest_from_start(stream, options, number)
                 return
             yield from items
-            number += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
-            if not block.endswith((b"\n", b"\r")):
-                number += 1  # the file's last line, without a line end
+            if len(items) == 1 and isinstance(items[0], BareHashes):
+                number += len(items[0].values)  # a line each
+            else:
+                number += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+                if not block.endswith((b"\n", b"\r")):
+                    number += 1  # the file's last line, without a line end
             if at_end:
                 return
 
