@@ -220,9 +220,19 @@ def _insert_direct(
     rejected, new ids)``, or ``None`` as soon as an entry is already in the
     bank or earlier in the file: the caller rolls back and stages instead."""
     first_id = (connection.scalar(text("SELECT max(id) FROM bank_entries")) or 0) + 1
-    next_id = first_id
-    rejected = 0
     added_at = _bound(connection, BankEntry.__table__.c.added_at, now)
+    # The driver's own cursor, given the rows as an iterator: it makes each
+    # row's tuple as it binds it, where a list would hold a million of them.
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with contextlib.closing(driver.cursor()) as cursor:
+        return _write_batches(cursor, bank, batches, import_id, added_at, first_id)
+
+
+def _write_batches(
+    cursor: Any, bank: Bank, batches: Iterable[_Batch], import_id: int, added_at: Any, first_id: int
+) -> tuple[int, int, range] | None:
+    """``_insert_direct``'s writing, on the driver's ``cursor``."""
     # ON CONFLICT DO NOTHING: an entry already there (by its key) is skipped
     # and not counted, so a count short of the batch means "not only new entries".
     insert_entry = (
@@ -230,11 +240,8 @@ def _insert_direct(
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
     )
     insert_signal = "INSERT INTO entry_signals (bank_id, entry_id, signal, value) VALUES (?, ?, ?, ?)"
-    # The driver's own cursor, given the rows as an iterator: it makes each
-    # row's tuple as it binds it, where a list would hold a million of them.
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    cursor = driver.cursor()
+    next_id = first_id
+    rejected = 0
     for batch in batches:
         rejected += batch.rejected
         count = len(batch.keys)
