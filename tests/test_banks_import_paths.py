@@ -221,8 +221,13 @@ def test_a_duplicate_or_a_bad_line_in_a_bare_list_changes_nothing(engine: Engine
 
 def test_a_small_import_logs_each_new_entry(engine: Engine, tmp_path: Path) -> None:
     rng = random.Random(10)
-    import_bank_file(engine, "b", _write(tmp_path, "list.txt", [_hex(rng, 40) for _ in range(4)]))
+    values = [_hex(rng, 40) for _ in range(4)]
+    import_bank_file(engine, "b", _write(tmp_path, "list.txt", values))
     assert _changes(engine, "b") == [("create", None)] + [("add", entry_id) for entry_id in _ids(engine, "b")]
+    # One line: every column of its rows holds one value for the whole batch.
+    one = _hex(rng, 40)
+    import_bank_file(engine, "b", _write(tmp_path, "one.txt", [one.upper()]))
+    assert [row[-1] for row in _bank_rows(engine, "b")] == [(("sha1", value),) for value in [*values, one]]
 
 
 def _write(tmp_path: Path, name: str, lines: list[str]) -> Path:

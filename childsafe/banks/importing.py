@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -229,17 +230,54 @@ def _insert_direct(
         return _write_batches(cursor, bank, batches, import_id, added_at, first_id)
 
 
+#: Values that may be written into a statement as they are: words of letters,
+#: digits, spaces and ``._:+-`` (a category, a signal name, a timestamp).
+_PLAIN = re.compile(r"[A-Za-z0-9 ._:+-]*")
+
+
+def _literal(column: Any) -> str | None:
+    """The SQL literal of ``column`` when it is one value for every row: a
+    scalar, or a list of equal values, of a kind that can be written as it is
+    (``None``, an int, a plain word); else ``None``: bind it row by row."""
+    if isinstance(column, list):
+        if not column or column.count(column[0]) != len(column):
+            return None
+        column = column[0]
+    if column is None:
+        return "NULL"
+    if isinstance(column, int) and not isinstance(column, bool):
+        return str(column)
+    if isinstance(column, str) and _PLAIN.fullmatch(column):
+        return f"'{column}'"
+    return None
+
+
+def _insert_rows(cursor: Any, count: int, head: str, columns: list[Any], tail: str = "") -> int:
+    """``executemany`` of ``head VALUES (...) tail`` over ``count`` rows,
+    ``columns`` a list or range of ``count`` values or one value for all;
+    returns the rows written. A
+    column of one value is written into the statement instead of bound on
+    every row: binding five such values a row cost a sixth of the writing."""
+    marks: list[str] = []
+    bound: list[Any] = []
+    for column in columns:
+        literal = None if isinstance(column, range) else _literal(column)
+        if literal is None:
+            marks.append("?")
+            bound.append(column if isinstance(column, (list, range)) else repeat(column))
+        else:
+            marks.append(literal)
+    # Not strict: a repeated value is endless, the lists and ranges give the
+    # length; with nothing left to bind (one row), ``count`` empty rows.
+    rows = zip(*bound, strict=False) if bound else repeat((), count)
+    cursor.executemany(f"{head} VALUES ({', '.join(marks)}){tail}", rows)
+    return int(cursor.rowcount)
+
+
 def _write_batches(
     cursor: Any, bank: Bank, batches: Iterable[_Batch], import_id: int, added_at: Any, first_id: int
 ) -> tuple[int, int, range] | None:
     """``_insert_direct``'s writing, on the driver's ``cursor``."""
-    # ON CONFLICT DO NOTHING: an entry already there (by its key) is skipped
-    # and not counted, so a count short of the batch means "not only new entries".
-    insert_entry = (
-        "INSERT INTO bank_entries (id, bank_id, entry_key, category, source_id, note, added_at, import_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-    )
-    insert_signal = "INSERT INTO entry_signals (bank_id, entry_id, signal, value) VALUES (?, ?, ?, ?)"
     next_id = first_id
     rejected = 0
     for batch in batches:
@@ -247,24 +285,31 @@ def _write_batches(
         count = len(batch.keys)
         if not count:
             continue
-        cursor.executemany(
-            insert_entry,
-            zip(
+        # ON CONFLICT DO NOTHING: an entry already there (by its key) is skipped
+        # and not counted, so a count short of the batch means "not only new entries".
+        written = _insert_rows(
+            cursor,
+            count,
+            "INSERT INTO bank_entries (id, bank_id, entry_key, category, source_id, note, added_at, import_id)",
+            [
                 range(next_id, next_id + count),
-                repeat(bank.id),
+                bank.id,
                 batch.keys,
                 batch.categories,
                 batch.source_ids,
                 batch.notes,
-                repeat(added_at),
-                repeat(import_id),
-            ),
+                added_at,
+                import_id,
+            ],
+            " ON CONFLICT DO NOTHING",
         )
-        if cursor.rowcount != count:
+        if written != count:
             return None
-        cursor.executemany(
-            insert_signal,
-            zip(repeat(bank.id), map(next_id.__add__, batch.signal_entries), batch.signals, batch.values),
+        _insert_rows(
+            cursor,
+            len(batch.values),
+            "INSERT INTO entry_signals (bank_id, entry_id, signal, value)",
+            [bank.id, list(map(next_id.__add__, batch.signal_entries)), batch.signals, batch.values],
         )
         next_id += count
     return next_id - first_id, rejected, range(first_id, next_id)
