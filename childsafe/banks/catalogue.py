@@ -48,6 +48,7 @@ __all__ = [
     "BANK_ACTIONS",
     "BankAction",
     "entry_key",
+    "single_signal_keys",
     "create_bank",
     "get_bank",
     "read_banks",
@@ -116,6 +117,15 @@ def entry_key(signals: Iterable[tuple[str, str]]) -> str:
     """The identity of an entry: a digest of its sorted, distinct signals."""
     canonical = "\n".join(f"{s}:{v}" for s, v in sorted(set(signals)))
     return hashlib.sha1(canonical.encode()).hexdigest()
+
+
+def single_signal_keys(signal: str, values: Iterable[str]) -> list[str]:
+    """``entry_key([(signal, value)])`` for each of ``values``, the key of an
+    entry with that one signal, made without the general case's sorting and
+    joining (a million-line hash list makes a million keys)."""
+    prefix = f"{signal}:"
+    sha1 = hashlib.sha1
+    return [sha1((prefix + value).encode()).hexdigest() for value in values]
 
 
 def log_change(connection: Connection, bank_id: int, op: str, entry_ids: Sequence[int | None] = (None,)) -> None:

@@ -195,6 +195,11 @@ def _next_gaps(gaps: list[_Gap], hwm: int, found: list[int], snapshot: Row[Any],
     return kept
 
 
+#: Entry ids per statement when fetching their details: one statement for up
+#: to this many (far below the bound values SQLite and PostgreSQL allow).
+_DETAILS_CHUNK = 10_000
+
+
 @dataclass
 class _EntryDetails:
     category: str | None
@@ -420,15 +425,16 @@ class Matcher:
                         results[n].extend(_Hit(bank, i, signal, queries[n][1], 0, queries[n][2]) for i in ids)
         return results
 
-    def _to_matches(self, hits: list[_Hit]) -> list[Match]:
+    def _to_matches(self, hits: list[_Hit], details: dict[int, _EntryDetails] | None = None) -> list[Match]:
         """Best hit per (bank, entry, signal), with category and source id
-        from the database; a hit in a suppress bank leaves only exact digest
-        matches (``_suppressed``)."""
+        from ``details`` (fetched from the database if not given); a hit in a
+        suppress bank leaves only exact digest matches (``_suppressed``)."""
         hits = _suppressed(hits)
         # One match per entry and signal: a hash before keypoints, an entry's
         # own hash before its bank-side variants, then the closest, then the
         # query as it is before its turns and cuts.
-        details = self._entry_details({hit.entry_id for hit in hits})
+        if details is None:
+            details = self._entry_details({hit.entry_id for hit in hits})
 
         def rank(hit: _Hit) -> tuple[bool, bool, int, bool]:
             entry = details.get(hit.entry_id)
@@ -470,19 +476,22 @@ class Matcher:
         if not ids:  # all known: no connection (a hot match, or a query that found nothing)
             return details
         with self.engine.connect() as connection:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
+            for start in range(0, len(ids), _DETAILS_CHUNK):
+                # One statement a chunk: each entry with its bank-side
+                # variants, a row each (one row with none if it has none).
                 rows = connection.execute(
-                    select(BankEntry.id, BankEntry.category, BankEntry.source_id).where(BankEntry.id.in_(chunk))
-                )
-                details.update({row.id: _EntryDetails(row.category, row.source_id, {}) for row in rows})
-                for entry_id, value, variant in connection.execute(
-                    select(EntryVariant.entry_id, EntryVariant.value, EntryVariant.variant).where(
-                        EntryVariant.entry_id.in_(chunk)
+                    select(
+                        BankEntry.id, BankEntry.category, BankEntry.source_id, EntryVariant.value, EntryVariant.variant
                     )
-                ):
-                    if entry_id in details:
-                        details[entry_id].variants[value] = variant
+                    .outerjoin(EntryVariant, EntryVariant.entry_id == BankEntry.id)
+                    .where(BankEntry.id.in_(ids[start : start + _DETAILS_CHUNK]))
+                )
+                for entry_id, category, source_id, value, variant in rows:
+                    entry = details.get(entry_id)
+                    if entry is None:
+                        entry = details[entry_id] = _EntryDetails(category, source_id, {})
+                    if value is not None:
+                        entry.variants[value] = variant
         if len(self._details) > 100_000:
             self._details.clear()
         self._details.update(details)
@@ -491,7 +500,10 @@ class Matcher:
     def lookup(self, queries: Sequence[tuple[str, str]]) -> list[list[Match]]:
         """Matches for each ``(signal, value)`` query (values already parsed), in order."""
         hits = self._search([(signal, value, "none") for signal, value in queries])
-        return [self._to_matches(h) for h in hits]
+        # The details of every entry found, in one statement (per 10,000),
+        # not in one per query.
+        details = self._entry_details({hit.entry_id for found in hits for hit in found})
+        return [self._to_matches(found, details) for found in hits]
 
     def match_hashes(self, hashes: FileHashes, later: LaterSteps | None = None) -> list[Match]:
         """Matches for one hashed file: its digests, and its PDQ hash with all

@@ -14,6 +14,7 @@ from childsafe.signals import get_signal
 __all__ = [
     "ImportOptions",
     "ParsedEntry",
+    "BareHashes",
     "ExportEntry",
     "BankFormat",
     "WrongFormat",
@@ -53,6 +54,24 @@ class ParsedEntry:
     category: str | None = None
     source_id: str | None = None
     note: str | None = None
+
+
+@dataclass
+class BareHashes:
+    """Consecutive lines of a file that each hold one hash and nothing else,
+    read together (``TextFormat.read_runs``): one entry a line, each with
+    the single signal ``signal``, the value ``values[i]`` (lowercase hex) and
+    ``category``, from line ``first_line + i``."""
+
+    signal: str
+    values: list[str]
+    first_line: int
+    category: str | None
+
+    def entries(self) -> Iterator[ParsedEntry]:
+        """The same entries one by one, as ``BankFormat.read`` gives them."""
+        for number, value in enumerate(self.values, self.first_line):
+            yield ParsedEntry([(self.signal, value)], f"line {number}", self.category)
 
 
 @dataclass
@@ -112,14 +131,18 @@ def checked_category(scheme: str, category: str | None, where: str) -> str | Non
 MAX_LINE = 20_000
 
 
-def text_lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
+def text_lines(stream: BinaryIO, first_line: int = 1) -> Iterator[tuple[int, str]]:
     """``(line number, line without newline)`` of a UTF-8 stream, with a
-    bound on line length; ``InputFormatError`` for binary or over-long lines."""
+    bound on line length; ``InputFormatError`` for binary or over-long lines.
+    ``first_line`` is the number of the stream's first line: more than 1
+    for the rest of a file read from a line's start, where a byte-order mark
+    is no longer skipped."""
 
     from childsafe.errors import InputFormatError
 
-    reader = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline=None)
-    number = 0
+    encoding = "utf-8-sig" if first_line == 1 else "utf-8"
+    reader = io.TextIOWrapper(stream, encoding=encoding, errors="strict", newline=None)
+    number = first_line - 1
     while True:
         number += 1
         try:
