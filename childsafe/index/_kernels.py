@@ -200,8 +200,11 @@ def search(
     for j in range(n_candidates):
         touched ^= hashes[candidates[j], 0]
     # Store what was touched where the caller never looks (past the results
-    # it will receive), so the compiler keeps the reads.
-    out_distances[out_distances.shape[0] - 1] = np.int64(touched & np.uint64(1))
+    # it will receive), so the compiler keeps the reads. Never into an empty
+    # output: search_many passes the rest of its array, and an empty rest's
+    # [-1] would be the previous query's last distance (nothing checks bounds).
+    if out_distances.shape[0] > 0:
+        out_distances[out_distances.shape[0] - 1] = np.int64(touched & np.uint64(1))
     found = 0
     for j in range(n_candidates):
         position = candidates[j]
