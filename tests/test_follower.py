@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Connection, Engine, insert
 
 from childsafe.banks import create_bank
-from childsafe.banks.catalogue import entry_key, get_bank, log_change
+from childsafe.banks.catalogue import entry_key, get_bank
+from childsafe.banks.changes import ChangeOp, log_change
 from childsafe.index import Matcher, index_root
 from childsafe.store import open_database
 from childsafe.store.models import BankEntry, EntrySignal, utc_now
@@ -38,7 +39,7 @@ def _add_entry(connection: Connection, bank_id: int, md5: str) -> None:
         insert(BankEntry).values(bank_id=bank_id, entry_key=entry_key([("md5", md5)]), added_at=utc_now())
     ).inserted_primary_key[0]  # type: ignore[index]
     connection.execute(insert(EntrySignal).values(bank_id=bank_id, entry_id=entry_id, signal="md5", value=md5))
-    log_change(connection, bank_id, "add", [entry_id])
+    log_change(connection, bank_id, ChangeOp.ADD, [entry_id])
 
 
 def _found(matcher: Matcher, md5: str) -> bool:

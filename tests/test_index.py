@@ -374,3 +374,26 @@ def test_small_indexes_are_small_and_keypoint_indexes_keep_16_bit_chunks(tmp_pat
     loaded = KeypointIndex.load(tmp_path)
     assert loaded.descriptors is not None and loaded.descriptors.tiny_limit == 0
     assert loaded.descriptors.tables["bits"].tolist() == [16] * 16
+
+
+def test_the_change_log_reads_back_what_bank_changes_wrote_as_typed_operations(engine) -> None:  # type: ignore[no-untyped-def]
+    from childsafe.banks.changes import ChangeOp, bank_ops_between, changes_after, latest_seq
+
+    with engine.connect() as connection:
+        start = latest_seq(connection)
+    create_bank(engine, "police")
+    (entry_id,) = add_entries(engine, "police", [NewEntry([("md5", "ab" * 16)])]).ids
+    remove_entry(engine, "police", entry_id)
+    delete_bank(engine, "police")
+    with engine.connect() as connection:
+        changes = changes_after(connection, start)
+        bank_id = changes[0].bank_id
+        assert [(c.op, c.entry_id) for c in changes] == [
+            (ChangeOp.CREATE, None),
+            (ChangeOp.ADD, entry_id),
+            (ChangeOp.REMOVE, entry_id),
+            (ChangeOp.DROP, None),
+        ]
+        assert latest_seq(connection) == changes[-1].seq
+        between = bank_ops_between(connection, bank_id, changes[0].seq, changes[2].seq)
+        assert between == [(ChangeOp.ADD, entry_id), (ChangeOp.REMOVE, entry_id)]

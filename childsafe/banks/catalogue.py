@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from childsafe.banks.changes import ChangeOp, log_change
 from childsafe.banks.formats.base import ExportEntry
 from childsafe.banks.schemes import check_category, check_scheme
 from childsafe.errors import ConflictError, NotFoundError, UsageError
@@ -31,7 +32,6 @@ from childsafe.signals.keypoints import Keypoints
 from childsafe.store import append_audit
 from childsafe.store.models import (
     Bank,
-    BankChange,
     BankEntry,
     BankImport,
     EntryKeypoints,
@@ -62,7 +62,6 @@ __all__ = [
     "AddFilesResult",
     "remove_entry",
     "iter_bank_entries",
-    "log_change",
     "audit_bank_created",
 ]
 
@@ -126,14 +125,6 @@ def single_signal_keys(signal: str, values: Iterable[str]) -> list[str]:
     prefix = f"{signal}:"
     sha1 = hashlib.sha1
     return [sha1((prefix + value).encode()).hexdigest() for value in values]
-
-
-def log_change(connection: Connection, bank_id: int, op: str, entry_ids: Sequence[int | None] = (None,)) -> None:
-    """Append to the change log that every process's index follows."""
-    now = utc_now()
-    connection.execute(
-        insert(BankChange), [{"bank_id": bank_id, "op": op, "entry_id": e, "at": now} for e in entry_ids]
-    )
 
 
 def _check_name(name: str) -> str:
@@ -249,7 +240,7 @@ def create_in(
             ).inserted_primary_key[0]  # type: ignore[index]
     except IntegrityError:
         raise ConflictError(f"a bank called {name!r} already exists") from None
-    log_change(connection, bank_id, "create")
+    log_change(connection, bank_id, ChangeOp.CREATE)
     bank = get_bank(connection, name)
     if audit:
         audit_bank_created(connection, bank, actor)
@@ -322,7 +313,7 @@ def delete_bank(engine: Engine, name: str, actor: str | None = None) -> None:
         connection.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id))
         connection.execute(delete(BankImport).where(BankImport.bank_id == bank.id))
         connection.execute(delete(Bank).where(Bank.id == bank.id))
-        log_change(connection, bank.id, "drop")
+        log_change(connection, bank.id, ChangeOp.DROP)
         detail = {"bank": bank.name, "kind": bank.kind, "entries": entries or 0, **_action_detail(bank)}
         append_audit(connection, "bank.delete", detail, actor)
 
@@ -427,7 +418,7 @@ def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry], actor: s
             ids.append(entry_id)
             added.append(entry_id)
         if added:
-            log_change(connection, bank.id, "add", added)
+            log_change(connection, bank.id, ChangeOp.ADD, added)
             # The first ids only: an audit event stays small whatever was added.
             detail = {"bank": bank.name, "added": len(added), "given": len(entries), "first_ids": added[:20]}
             append_audit(connection, "bank.add", detail, actor)
@@ -450,7 +441,7 @@ def remove_entry(engine: Engine, name: str, entry_id: int, actor: str | None = N
         connection.execute(
             delete(EntryKeypoints).where(EntryKeypoints.bank_id == bank.id, EntryKeypoints.entry_id == entry_id)
         )
-        log_change(connection, bank.id, "remove", [entry_id])
+        log_change(connection, bank.id, ChangeOp.REMOVE, [entry_id])
         append_audit(connection, "bank.remove", {"bank": bank.name, "entry_id": entry_id}, actor)
 
 

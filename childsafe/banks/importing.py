@@ -34,9 +34,9 @@ from childsafe.banks.catalogue import (
     create_in,
     entry_key,
     get_bank,
-    log_change,
     single_signal_keys,
 )
+from childsafe.banks.changes import ChangeOp, log_change
 from childsafe.banks.formats import (
     BankFormat,
     ImportOptions,
@@ -436,14 +436,14 @@ def _log_changes(
     """Tell every matcher what the import changed (``new_ids`` is only
     called when the added entries are logged one by one)."""
     if updated:
-        log_change(connection, bank.id, "update")  # categories changed: matchers refresh what they cached
+        log_change(connection, bank.id, ChangeOp.UPDATE)  # categories changed: matchers refresh what they cached
     if added + len(removed_ids) > BULK_CHANGE_LIMIT:
-        log_change(connection, bank.id, "reload")
+        log_change(connection, bank.id, ChangeOp.RELOAD)
     else:
         if removed_ids:
-            log_change(connection, bank.id, "remove", removed_ids)
+            log_change(connection, bank.id, ChangeOp.REMOVE, removed_ids)
         if added:
-            log_change(connection, bank.id, "add", new_ids())
+            log_change(connection, bank.id, ChangeOp.ADD, new_ids())
 
 
 @contextlib.contextmanager

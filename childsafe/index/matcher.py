@@ -22,18 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Row, bindparam, func, select, text
+from sqlalchemy import Engine, Row, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import BigInteger
 
 from childsafe.banks.catalogue import read_banks
+from childsafe.banks.changes import Change, ChangeOp, bank_ops_between, changes_after, latest_seq
 from childsafe.index.bank_index import BankIndex
 from childsafe.index.pdq_index import hex_to_words
 from childsafe.signals import PDQ_MIN_QUALITY, FileHashes, get_signal
 from childsafe.signals.derived import DERIVED_MAX_DISTANCE
 from childsafe.signals.keypoints import Keypoints
 from childsafe.signals.pdq import pdq_distance
-from childsafe.store.models import BankChange, BankEntry, EntrySignal, EntryVariant
+from childsafe.store.models import BankEntry, EntrySignal, EntryVariant
 
 __all__ = ["Match", "Matcher", "LaterSteps", "index_root", "KEYPOINTS_TRANSFORM"]
 
@@ -270,15 +271,7 @@ class Matcher:
             if self.seq < 0:
                 self._load_all(connection)
                 return
-            changes: Sequence[Any]
-            if self._follows_gaps:
-                changes = self._read_changes(connection)
-            else:
-                changes = connection.execute(
-                    select(BankChange.seq, BankChange.bank_id, BankChange.op, BankChange.entry_id)
-                    .where(BankChange.seq > self.seq)
-                    .order_by(BankChange.seq)
-                ).all()
+            changes = self._read_changes(connection) if self._follows_gaps else changes_after(connection, self.seq)
             pending_adds: dict[int, list[int]] = {}
 
             def flush_adds() -> None:
@@ -289,28 +282,29 @@ class Matcher:
 
             # Late changes (in a gap) come first, by seq: an entry's later
             # changes always have higher seqs, as they were made after it was committed.
-            for seq, bank_id, op, entry_id in changes:
-                if op == "add" and entry_id is not None:
+            for change in changes:
+                seq, bank_id, op, entry_id = change.seq, change.bank_id, change.op, change.entry_id
+                if op == ChangeOp.ADD and entry_id is not None:
                     pending_adds.setdefault(bank_id, []).append(entry_id)
                     continue
                 flush_adds()
-                if op == "remove" and entry_id is not None and bank_id in self.banks:
+                if op == ChangeOp.REMOVE and entry_id is not None and bank_id in self.banks:
                     self.banks[bank_id].remove_entries([entry_id])
-                elif op in ("create", "reload"):
+                elif op in (ChangeOp.CREATE, ChangeOp.RELOAD):
                     for bank in read_banks(connection, bank_id):
                         self.banks[bank_id] = BankIndex.build(connection, bank, self._complete_to(seq))
-                        if op == "reload":
+                        if op == ChangeOp.RELOAD:
                             self.banks[bank_id].save(self.root)
-                elif op == "drop":
+                elif op == ChangeOp.DROP:
                     self.banks.pop(bank_id, None)
             flush_adds()
             if changes:
-                self.seq = max(self.seq, changes[-1][0])
+                self.seq = max(self.seq, changes[-1].seq)
                 self._details.clear()  # categories or source ids may have changed
             for _, bank_index in self.banks.items():
                 bank_index.seq = max(bank_index.seq, self._complete_to(self.seq))
 
-    def _read_changes(self, connection: Any) -> list[tuple[int, int, str, int | None]]:
+    def _read_changes(self, connection: Any) -> list[Change]:
         """PostgreSQL: the changes above the high-water mark and those that
         filled a gap, by seq; the gaps are brought up to date."""
         rows = connection.execute(
@@ -319,7 +313,7 @@ class Matcher:
         ).all()
         changes = [row for row in rows if row.seq is not None]
         self._gaps = _next_gaps(self._gaps, self.seq, [row.seq for row in changes], rows[0], self.gap_min_age)
-        return [(row.seq, row.bank_id, row.op, row.entry_id) for row in changes]
+        return [Change(row.seq, row.bank_id, ChangeOp(row.op), row.entry_id) for row in changes]
 
     def _complete_to(self, seq: int) -> int:
         """``seq``, or less when a gap below it may still be filled: what an
@@ -334,7 +328,7 @@ class Matcher:
                 latest = rows[0].latest
                 self._gaps = [_Gap(row.lo, row.hi, row.xmax, row.now) for row in rows if row.lo is not None]
         else:
-            latest = connection.scalar(select(func.max(BankChange.seq))) or 0
+            latest = latest_seq(connection)
         complete = self._complete_to(latest)
         self.root.mkdir(parents=True, exist_ok=True)
         for bank in read_banks(connection):
@@ -343,8 +337,7 @@ class Matcher:
                 index = BankIndex.build(connection, bank, complete)
                 index.save(self.root)
             else:
-                index = saved
-                self._replay(connection, index, latest)
+                index = self._replay(connection, saved, latest)
             self.banks[bank.id] = index
         self.seq = latest
 
@@ -355,45 +348,38 @@ class Matcher:
         current, nothing is loaded: no index, and no compiled kernel, which
         takes a process about two seconds to start."""
         with self.engine.connect() as connection:
-            latest = connection.scalar(select(func.max(BankChange.seq))) or 0
+            latest = latest_seq(connection)
             for bank in read_banks(connection):
                 saved = BankIndex.newest_saved_seq(self.root, bank)
                 if saved is None or saved > latest:
                     break
-                ops = connection.scalars(
-                    select(BankChange.op)
-                    .where(BankChange.bank_id == bank.id, BankChange.seq > saved, BankChange.seq <= latest)
-                    .limit(_REPLAY_SAVED_AFTER + 1)
-                ).all()
-                if "reload" in ops or len(ops) > _REPLAY_SAVED_AFTER:
+                ops = [op for op, _ in bank_ops_between(connection, bank.id, saved, latest, _REPLAY_SAVED_AFTER + 1)]
+                if ChangeOp.RELOAD in ops or len(ops) > _REPLAY_SAVED_AFTER:
                     break
             else:
                 return
         self.sync()
 
-    def _replay(self, connection: Any, index: BankIndex, latest: int) -> None:
-        """Bring a saved index of one bank from its seq to ``latest`` (less
-        any gap still open: see ``_complete_to``)."""
-        changes = connection.execute(
-            select(BankChange.op, BankChange.entry_id)
-            .where(BankChange.bank_id == index.bank_id, BankChange.seq > index.seq, BankChange.seq <= latest)
-            .order_by(BankChange.seq)
-        ).all()
+    def _replay(self, connection: Any, index: BankIndex, latest: int) -> BankIndex:
+        """A saved index of one bank brought from its seq to ``latest`` (less
+        any gap still open: see ``_complete_to``): ``index`` itself, or a
+        rebuilt one when the bank was reloaded or changed too much since."""
+        changes = bank_ops_between(connection, index.bank_id, index.seq, latest)
         complete = max(index.seq, self._complete_to(latest))
-        if any(op == "reload" for op, _ in changes) or len(changes) > _REPLAY_REBUILT_AFTER:
+        if any(op == ChangeOp.RELOAD for op, _ in changes) or len(changes) > _REPLAY_REBUILT_AFTER:
             (bank,) = read_banks(connection, index.bank_id)
             rebuilt = BankIndex.build(connection, bank, complete)
             rebuilt.save(self.root)
-            index.__dict__.update(rebuilt.__dict__)
-            return
+            return rebuilt
         for op, entry_id in changes:
-            if op == "add":
+            if op == ChangeOp.ADD and entry_id is not None:
                 index.add_entries(connection, [entry_id])
-            elif op == "remove":
+            elif op == ChangeOp.REMOVE and entry_id is not None:
                 index.remove_entries([entry_id])
         index.seq = complete
         if len(changes) > _REPLAY_SAVED_AFTER:
             index.save(self.root)
+        return index
 
     def sizes(self) -> dict[str, dict[str, int]]:
         """For health checks: how many values of each signal are indexed, over all banks."""
