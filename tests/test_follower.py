@@ -104,9 +104,9 @@ def test_a_gap_left_by_a_rolled_back_change_is_given_up_once_it_can_no_longer_be
         second.commit()
         assert _found(matcher, _md5("second"))
         failed.rollback()
-    assert len(matcher._gaps) == 1
+    assert len(matcher.follower._gaps) == 1
     assert not _found(matcher, _md5("failed"))
-    assert len(matcher._gaps) == 1  # kept for gap_min_age seconds, by the database's clock
-    matcher.gap_min_age = 0
+    assert len(matcher.follower._gaps) == 1  # kept for gap_min_age seconds, by the database's clock
+    matcher.follower.gap_min_age = 0
     matcher.sync()
-    assert matcher._gaps == []  # the next sync is one query over the high-water mark only
+    assert matcher.follower._gaps == []  # the next sync is one query over the high-water mark only
