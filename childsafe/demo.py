@@ -122,9 +122,11 @@ def prepare_demo_folder(folder: Path) -> None:
         shutil.rmtree(folder)
     elif folder.exists() or folder.is_symlink():
         if not folder.is_dir():
-            raise UsageError(f"{folder} exists and is not a folder; choose a new --out")
+            raise UsageError(f"{folder} exists and is not a folder; choose a new {{field}}", field="out")
         if any(folder.iterdir()):
-            raise UsageError(f"{folder} exists and is not empty, and no earlier demo made it; choose a new --out")
+            raise UsageError(
+                f"{folder} exists and is not empty, and no earlier demo made it; choose a new {{field}}", field="out"
+            )
     folder.mkdir(parents=True, exist_ok=True)
     # Written first, so that a demo stopped half-way can still be replaced.
     (folder / DEMO_MARKER).write_text("made by `childsafe demo`: the next demo run here replaces this folder\n")

@@ -36,7 +36,28 @@ __all__ = [
 
 
 class ChildsafeError(Exception):
-    """Base of every error childsafe raises on purpose."""
+    """Base of every error childsafe raises on purpose.
+
+    A message about one input names it ``{field}``, with ``field`` the
+    input's name (``"webhook_secret"``), so that each front door words it its
+    own way: the CLI as its option (``--webhook-secret``, ``worded``), the
+    HTTP API as the JSON field (``str``). The library names no CLI flag."""
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def worded(self, name: str) -> str:
+        """The message with the input called ``name``."""
+        text = super().__str__()
+        return text.replace("{field}", name) if self.field else text
+
+    def __str__(self) -> str:
+        return self.worded(self.field or "")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keeps ``field`` when the error crosses to another process.
+        return (type(self), self.args, {"field": self.field})
 
 
 class UsageError(ChildsafeError):

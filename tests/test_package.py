@@ -251,3 +251,22 @@ def test_only_config_reads_the_environment() -> None:
         if _reads_environment(path.read_text(encoding="utf-8"))
     }
     assert readers == {"config.py"}
+
+
+def test_an_error_names_its_input_as_each_front_door_does(capsys: pytest.CaptureFixture[str]) -> None:
+    import pickle
+
+    import typer
+
+    from childsafe.cli._common import errors_to_exit_codes
+
+    error = UsageError("{field} must be between 1 and 3650", field="preserve_days")
+    assert str(error) == "preserve_days must be between 1 and 3650"  # what the HTTP API says
+    assert error.worded("--preserve-days") == "--preserve-days must be between 1 and 3650"
+    copied = pickle.loads(pickle.dumps(error))  # from a worker process
+    assert type(copied) is UsageError and str(copied) == str(error) and copied.field == "preserve_days"
+    assert str(UsageError("no {field} here")) == "no {field} here"  # only a message with a field is worded
+    with pytest.raises(typer.Exit) as stopped, errors_to_exit_codes():
+        raise error
+    assert stopped.value.exit_code == 2  # and the command line names its option
+    assert capsys.readouterr().err == "childsafe: error: --preserve-days must be between 1 and 3650\n"

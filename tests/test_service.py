@@ -504,7 +504,7 @@ def test_preserved_uploads_equal_what_was_sent_and_expire(service_env: dict[str,
         loopback = {"name": "bad", "action": "webhook", "webhook_url": "http://127.0.0.1:9/", "webhook_secret": "s" * 20}
         assert "CHILDSAFE_WEBHOOK_ALLOW_PRIVATE" in _error(curator.post("/v1/banks", json=loopback), 422)
         no_secret = {"name": "bad", "action": "webhook", "webhook_url": "https://8.8.8.8/"}
-        assert "--webhook-secret" in _error(curator.post("/v1/banks", json=no_secret), 422)
+        assert "webhook_secret of at least 16 characters" in _error(curator.post("/v1/banks", json=no_secret), 422)
         upload = (reference_dir / ORIGINAL).read_bytes()
         sha256 = hashlib.sha256(upload).hexdigest()
         curator.post("/v1/banks/keep/entries", json={"entries": [{"signal": "sha256", "value": sha256}]})

@@ -152,14 +152,14 @@ def test_non_public_destinations_are_refused_unless_allowed(url: str) -> None:
 def test_public_and_malformed_destinations() -> None:
     check_webhook_url("https://8.8.8.8/hook", allow_private=False)  # checked only: nothing is sent
     for bad in (None, "", "ftp://8.8.8.8/", "8.8.8.8/hook", "https:///hook", "http://[::1/"):
-        with pytest.raises(UsageError, match="--webhook-url"):
+        with pytest.raises(UsageError, match="needs webhook_url http"):
             check_webhook_url(bad, allow_private=True)
 
 
 def test_a_webhook_needs_a_secret_and_a_public_destination(engine: Engine) -> None:
     url = "http://127.0.0.1:9/hook"
     for secret in (None, "", "short-secret"):
-        with pytest.raises(UsageError, match="--webhook-secret of at least 16 characters"):
+        with pytest.raises(UsageError, match="needs webhook_secret of at least 16 characters"):
             create_bank(engine, "hook", action=BankAction("webhook", url, secret, allow_private=True))
     with pytest.raises(UsageError, match="loopback"):
         create_bank(engine, "hook", action=BankAction("webhook", url, SECRET))
@@ -279,7 +279,7 @@ def test_events_without_a_secret_wait_until_the_bank_gets_one(
         assert row.attempts == 0 and row.dead_at is None and "set-webhook" in row.last_error
     assert deliver_due(engine, client, 0.01, allow_private=True) == 0  # held, not retried at once
 
-    with pytest.raises(UsageError, match="--webhook-secret"):
+    with pytest.raises(UsageError, match="webhook_secret of at least"):
         set_webhook(engine, "old", "short", allow_private=True)
     with pytest.raises(UsageError, match="loopback"):
         set_webhook(engine, "old", SECRET)

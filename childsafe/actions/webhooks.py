@@ -125,8 +125,8 @@ def check_webhook_secret(secret: str | None) -> None:
     """``UsageError`` unless ``secret`` is long enough to sign webhook events."""
     if not secret or len(secret) < MIN_SECRET_LENGTH:
         raise UsageError(
-            f"a webhook needs --webhook-secret of at least {MIN_SECRET_LENGTH} characters"
-            " (e.g. from `openssl rand -hex 32`)"
+            f"a webhook needs {{field}} of at least {MIN_SECRET_LENGTH} characters (e.g. from `openssl rand -hex 32`)",
+            field="webhook_secret",
         )
 
 
@@ -187,7 +187,7 @@ def check_webhook_url(url: str | None, allow_private: bool) -> None:
     except httpx.InvalidURL:
         parsed = httpx.URL()
     if parsed.scheme not in ("http", "https") or not parsed.raw_host:
-        raise UsageError("a webhook action needs --webhook-url http(s)://HOST/...")
+        raise UsageError("a webhook action needs {field} http(s)://HOST/...", field="webhook_url")
     if allow_private:
         return
     try:

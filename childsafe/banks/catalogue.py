@@ -133,7 +133,10 @@ def _check_name(name: str) -> str:
 
 def _check_threshold(threshold: int | None) -> int | None:
     if threshold is not None and not 0 <= threshold <= 63:
-        raise UsageError(f"--pdq-threshold must be between 0 and 63 (default {PDQ_MATCH_THRESHOLD}), got {threshold}")
+        raise UsageError(
+            f"{{field}} must be between 0 and 63 (default {PDQ_MATCH_THRESHOLD}), got {threshold}",
+            field="pdq_threshold",
+        )
     return threshold
 
 
@@ -182,7 +185,7 @@ class BankAction:
         if self.action == "preserve":
             days = self.preserve_days if self.preserve_days is not None else DEFAULT_PRESERVE_DAYS
             if not 1 <= days <= 3650:
-                raise UsageError("--preserve-days must be between 1 and 3650")
+                raise UsageError("{field} must be between 1 and 3650", field="preserve_days")
             return BankAction("preserve", preserve_days=days)
         return self
 

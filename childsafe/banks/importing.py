@@ -519,7 +519,7 @@ def import_bank_stream(
     recorded with the import and is the actor of its audit events
     (``bank.create`` if the bank was made, then ``bank.import``)."""
     if vics_profile not in (None, "us", "uk"):
-        raise UsageError(f"--vics-profile must be us or uk, got {vics_profile!r}")
+        raise UsageError(f"{{field}} must be us or uk, got {vics_profile!r}", field="vics_profile")
     importer = importer or os_user()
     with _import_connection(engine, replace) as connection, connection.begin():
         existing = connection.execute(select(Bank.id).where(Bank.name == bank_name)).first()

@@ -70,9 +70,14 @@ def errors_to_exit_codes() -> Iterator[None]:
     try:
         yield
     except (UsageError, InputFormatError) as exc:
-        fail(str(exc), 2)
+        fail(_for_cli(exc), 2)
     except ChildsafeError as exc:
-        fail(str(exc), 1)
+        fail(_for_cli(exc), 1)
+
+
+def _for_cli(error: ChildsafeError) -> str:
+    """The message with the input it is about named as its option: ``--webhook-secret``."""
+    return error.worded(f"--{error.field.replace('_', '-')}") if error.field else str(error)
 
 
 class CommandContext:

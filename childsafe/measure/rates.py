@@ -65,7 +65,7 @@ def before_after(
     ratio of the rate ratios (treated / control)."""
     before, after = _count("--before", before), _count("--after", after)
     if before_days <= 0 or after_days <= 0:
-        raise UsageError("--before-days and --after-days must be more than 0")
+        raise UsageError("the days before and after must be more than 0")
     if (control_before is None) != (control_after is None):
         raise UsageError("give both --control-before and --control-after, or neither")
     if before == 0:

@@ -171,7 +171,7 @@ def deterrence_series(engine: Engine, outcome: str, region: str | None, period: 
     week (from Monday) or calendar month, from the first to the last period
     with a count; periods with none are 0."""
     if period not in ("week", "month"):
-        raise UsageError(f"--period must be week or month, not {period!r}")
+        raise UsageError(f"{{field}} must be week or month, not {period!r}", field="period")
     query = select(DeterCount.day, func.sum(DeterCount.count)).where(DeterCount.outcome == outcome)
     if region is not None:
         query = query.where(DeterCount.region == region.upper())

@@ -187,17 +187,20 @@ def _failed_task(task: Task, failed: TaskFailed) -> ScannedItem:
 
 def _prepare(request: ScanRequest, state_exists: bool) -> None:
     if not request.case_id.strip():
-        raise UsageError("--case must not be empty")
+        raise UsageError("{field} must not be empty", field="case")
     if request.resume and not state_exists:
-        raise UsageError(f"no interrupted scan to resume in {request.out}; run without --resume to start one")
+        raise UsageError(
+            f"no interrupted scan to resume in {request.out}; run without {{field}} to start one", field="resume"
+        )
     if not request.resume and request.out.exists() and any(request.out.iterdir()):
         raise UsageError(
-            f"{request.out} is not empty: choose a new --out folder (or --resume an interrupted scan there)"
+            f"{request.out} is not empty: choose a new {{field}} folder (or resume an interrupted scan there)",
+            field="out",
         )
     evidence = request.evidence.resolve()
     out = request.out.resolve()
     if out == evidence or evidence in out.parents:
-        raise UsageError("--out must be outside the evidence: evidence is never written to")
+        raise UsageError("{field} must be outside the evidence: evidence is never written to", field="out")
 
 
 def scan_evidence(
@@ -276,7 +279,9 @@ def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[dict[st
             " resume it with the same --case and EVIDENCE"
         )
     if meta.get("banks") != banks:
-        raise UsageError("the banks changed since this scan started; start it again (new --out) without --resume")
+        raise UsageError(
+            "the banks changed since this scan started; start it again in a new {field} folder", field="out"
+        )
 
 
 def _tasks(walk: Iterator[Task | Recorded], state: ScanState, done: set[bytes]) -> Iterator[Task]:

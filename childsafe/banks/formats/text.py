@@ -64,7 +64,8 @@ class TextFormat:
         if signal is None:
             if len(value) == 64 and set(value) <= _HEX:
                 raise InputFormatError(
-                    f"{where}: a bare 64-hex hash may be sha256 or pdq; give --signal sha256 or --signal pdq"
+                    f"{where}: a bare 64-hex hash may be sha256 or pdq; give {{field}} sha256 or {{field}} pdq",
+                    field="signal",
                 )
             raise InputFormatError(f"{where}: not a hash: {value!r:.70}")
         return checked_signal(signal, value, where)
