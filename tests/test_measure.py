@@ -136,7 +136,7 @@ def test_evaluate_commands(tmp_path: Path, cli_env: dict[str, str]) -> None:
 BAD_INPUT = {
     "negative count": (["--before", "-3", "--after", "5"], "0 or more"),
     "zero before": (["--before", "0", "--after", "5"], "--before is 0"),
-    "half a control": (["--before", "3", "--after", "5", "--control-before", "4"], "both --control-before"),
+    "half a control": (["--before", "3", "--after", "5", "--control-before", "4"], "give both control counts"),
 }
 
 

@@ -270,3 +270,27 @@ def test_an_error_names_its_input_as_each_front_door_does(capsys: pytest.Capture
         raise error
     assert stopped.value.exit_code == 2  # and the command line names its option
     assert capsys.readouterr().err == "childsafe: error: --preserve-days must be between 1 and 3650\n"
+
+
+def _flags_in_raised_messages(source: str) -> list[str]:
+    """CLI options (``--name``) written in the messages of errors that ``source`` raises."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            for text in ast.walk(node.exc):
+                if isinstance(text, ast.Constant) and isinstance(text.value, str):
+                    found += re.findall(r"--[a-z][a-z-]+", text.value)
+    return found
+
+
+def test_library_messages_name_inputs_not_command_line_options() -> None:
+    assert _flags_in_raised_messages('raise UsageError(f"give --signal {x}")') == ["--signal"]
+    assert _flags_in_raised_messages('raise UsageError("{field} is bad", field="signal")') == []
+    package = Path(childsafe.__file__).parent
+    offenders = {
+        path.relative_to(package).as_posix(): flags
+        for path in package.rglob("*.py")
+        if "cli" not in path.relative_to(package).parts
+        and (flags := _flags_in_raised_messages(path.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}

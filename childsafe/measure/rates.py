@@ -41,7 +41,7 @@ class BeforeAfter:
 
 def _count(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UsageError(f"{name} must be a whole number of events, 0 or more (got {value!r})")
+        raise UsageError(f"{{field}} must be a whole number of events, 0 or more (got {value!r})", field=name)
     return value
 
 
@@ -63,13 +63,15 @@ def before_after(
     """The rate ratio after/before (per day when the periods differ in length),
     its exact 95% interval and two-sided p-value; with control counts, the
     ratio of the rate ratios (treated / control)."""
-    before, after = _count("--before", before), _count("--after", after)
+    before, after = _count("before", before), _count("after", after)
     if before_days <= 0 or after_days <= 0:
         raise UsageError("the days before and after must be more than 0")
     if (control_before is None) != (control_after is None):
-        raise UsageError("give both --control-before and --control-after, or neither")
+        raise UsageError("give both control counts (before and after), or neither")
     if before == 0:
-        raise UsageError("--before is 0: a rate ratio needs at least one event before (compare counts instead)")
+        raise UsageError(
+            "{field} is 0: a rate ratio needs at least one event before (compare counts instead)", field="before"
+        )
     if control_before is None or control_after is None:
         test = binomtest(after, before + after, after_days / (before_days + after_days))
         interval = test.proportion_ci(confidence_level=0.95, method="exact")
@@ -78,8 +80,8 @@ def before_after(
         high = _ratio_from_share(interval.high, before_days, after_days)
         method = "rate ratio, exact conditional binomial test and Clopper-Pearson interval"
         return BeforeAfter(ratio, (ratio - 1) * 100, (low, high), float(test.pvalue), method)
-    control_before = _count("--control-before", control_before)
-    control_after = _count("--control-after", control_after)
+    control_before = _count("control_before", control_before)
+    control_after = _count("control_after", control_after)
     if control_before == 0 or control_after == 0:
         raise UsageError("a control count is 0: the control's rate ratio is undefined")
     # Rows: region; columns: after, before. The period lengths cancel out.

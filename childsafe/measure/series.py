@@ -229,8 +229,9 @@ def _check_start(periods: Sequence[Period], start: date, name: str) -> None:
     if before < MIN_PERIODS or after < MIN_PERIODS:
         first, last = periods[0].start, periods[-1].start
         raise UsageError(
-            f"--start {start} leaves {before} periods before and {after} after in {name} ({first} to {last}):"
-            f" at least {MIN_PERIODS} are needed on each side"
+            f"{{field}} {start} leaves {before} periods before and {after} after in {name} ({first} to {last}):"
+            f" at least {MIN_PERIODS} are needed on each side",
+            field="start",
         )
 
 
@@ -325,12 +326,14 @@ def campaign_series(
     ``open_engine`` opens (called only then). ``control`` is a region without
     the campaign, from the same source."""
     if (file is None) == (counters is None):
-        raise UsageError("give a FILE.csv or --counters OUTCOME (childsafe's own prevention counters), not both")
+        raise UsageError(
+            "give a FILE.csv or {field} OUTCOME (childsafe's own prevention counters), not both", field="counters"
+        )
     if file is not None:
         series = read_series_csv(file, [name for name in (region, control) if name is not None])
         if region is None:
             if len(series) > 1:
-                raise UsageError(f"{file.name} holds {len(series)} regions: choose one with --region")
+                raise UsageError(f"{file.name} holds {len(series)} regions: choose one with {{field}}", field="region")
             region = next(iter(series))
         treated, controls = series[region], series[control] if control else None
     else:

@@ -276,7 +276,8 @@ def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[dict[st
     if (meta.get("case_id"), meta.get("evidence_resolved")) != (request.case_id, evidence):
         raise UsageError(
             f"the scan in {request.out} is of case {meta.get('case_id')!r}, evidence {meta.get('evidence')!r}:"
-            " resume it with the same --case and EVIDENCE"
+            " resume it with the same {field} and evidence",
+            field="case",
         )
     if meta.get("banks") != banks:
         raise UsageError(
