@@ -2,7 +2,7 @@
 
 A text list's runs of bare hashes are read in blocks (``TextFormat.read_runs``)
 and, on SQLite without ``--replace``, written straight into the bank instead of
-staged and merged (``banks/importing.py``). These tests hold both to the
+staged and merged (``banks/importing.py``, ``banks/import_direct.py``). These tests hold both to the
 general paths: the line-by-line reader, and the staged import.
 """
 

@@ -16,14 +16,10 @@ read again through the staging path, which knows what to do with it.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from itertools import repeat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,28 +28,23 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 from childsafe.banks.catalogue import (
     audit_bank_created,
     create_in,
-    entry_key,
     get_bank,
-    single_signal_keys,
 )
 from childsafe.banks.changes import ChangeOp, log_change
 from childsafe.banks.formats import (
-    BankFormat,
     ImportOptions,
-    ParsedEntry,
     detect_format,
     get_format,
 )
-from childsafe.banks.formats.base import BareHashes
-from childsafe.banks.formats.text import TextFormat
+from childsafe.banks.import_batches import Batch, batches, read_items
+from childsafe.banks.import_direct import insert_direct
 from childsafe.errors import InputFormatError, UsageError
 from childsafe.media.streams import DigestingReader
 from childsafe.store import append_audit, os_user
-from childsafe.store.models import Bank, BankEntry, BankImport, utc_now
+from childsafe.store.models import Bank, BankImport, utc_now
 
 __all__ = ["ImportResult", "import_bank_file", "import_bank_stream", "BULK_CHANGE_LIMIT"]
 
-_BATCH = 20_000
 #: Up to this many added or removed entries are logged one by one (indexes
 #: apply them in place); more, and the log says "reload this bank".
 BULK_CHANGE_LIMIT = 5_000
@@ -79,109 +70,7 @@ class ImportResult:
         }
 
 
-@dataclass
-class _Batch:
-    """A batch of the file's entries as columns, one list per field
-    (cheaper than an object or a tuple per entry for million-line lists)."""
-
-    lines: list[int] = field(default_factory=list)  # the entry's number in the file: their order
-    keys: list[str] = field(default_factory=list)
-    wheres: list[str | int] = field(default_factory=list)  # "line 12", or 12 alone in a run of bare hashes
-    categories: list[str | None] = field(default_factory=list)
-    source_ids: list[str | None] = field(default_factory=list)
-    notes: list[str | None] = field(default_factory=list)
-    # One item per signal of an entry: the entry's position in this batch, the signal and its value.
-    signal_entries: list[int] = field(default_factory=list)
-    signals: list[str] = field(default_factory=list)
-    values: list[str] = field(default_factory=list)
-    rejected: int = 0  # entries without a usable signal
-
-    def add_run(self, run: BareHashes, first: int) -> None:
-        """Add a run of bare hashes, numbered from ``first``."""
-        count, start = len(run.values), len(self.keys)
-        self.lines.extend(range(first, first + count))
-        self.keys.extend(single_signal_keys(run.signal, run.values))
-        self.wheres.extend(range(run.first_line, run.first_line + count))
-        self.categories.extend(repeat(run.category, count))
-        self.source_ids.extend(repeat(None, count))
-        self.notes.extend(repeat(None, count))
-        self.signal_entries.extend(range(start, start + count))
-        self.signals.extend(repeat(run.signal, count))
-        self.values.extend(run.values)
-
-    def add_entry(self, entry: ParsedEntry, line: int) -> None:
-        """Add one parsed entry, numbered ``line``."""
-        if not entry.signals:
-            self.rejected += 1
-            return
-        position = len(self.keys)
-        self.lines.append(line)
-        self.keys.append(entry_key(entry.signals))
-        self.wheres.append(entry.where)
-        self.categories.append(entry.category)
-        self.source_ids.append(entry.source_id)
-        self.notes.append(entry.note)
-        for signal, value in sorted(set(entry.signals)):
-            self.signal_entries.append(position)
-            self.signals.append(signal)
-            self.values.append(value)
-
-
-class _Pass(io.RawIOBase):
-    """One read of the file from its start, through ``reader``: closing it
-    (as a format's text wrapper does when it is dropped) leaves ``reader``
-    open for another read."""
-
-    def __init__(self, reader: DigestingReader) -> None:
-        super().__init__()
-        self._reader = reader
-        reader.seek(0)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return self._reader.seekable()
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._reader.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._reader.tell()
-
-    def readinto(self, buffer: Any) -> int:
-        return self._reader.readinto(buffer)
-
-
-def _read_items(
-    bank_format: BankFormat, reader: DigestingReader, options: ImportOptions
-) -> Iterator[ParsedEntry | BareHashes]:
-    """The file's entries, from its start, runs of bare hashes together where the format can."""
-    stream: Any = _Pass(reader)
-    if isinstance(bank_format, TextFormat):
-        return bank_format.read_runs(stream, options)
-    return bank_format.read(stream, options)
-
-
-def _batches(items: Iterable[ParsedEntry | BareHashes]) -> Iterator[_Batch]:
-    """The entries in batches of about ``_BATCH``, numbered 1, 2, ... in file
-    order (entries without a signal too: they are counted as rejected)."""
-    batch = _Batch()
-    number = 0
-    for item in items:
-        if isinstance(item, BareHashes):
-            batch.add_run(item, number + 1)
-            number += len(item.values)
-        else:
-            number += 1
-            batch.add_entry(item, number)
-        if len(batch.keys) >= _BATCH:
-            yield batch
-            batch = _Batch()
-    yield batch
-
-
-def _stage(connection: Connection, batches: Iterable[_Batch], names: dict[str, str]) -> int:
+def _stage(connection: Connection, file_batches: Iterable[Batch], names: dict[str, str]) -> int:
     """Write the entries to the staging tables; returns how many had no usable signal."""
     rejected = 0
     # Straight to the driver's executemany with tuples: SQLAlchemy's per-row
@@ -189,7 +78,7 @@ def _stage(connection: Connection, batches: Iterable[_Batch], names: dict[str, s
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     insert_entry = f"INSERT INTO {names['entries']} VALUES ({', '.join([mark] * 6)})"
     insert_signal = f"INSERT INTO {names['signals']} VALUES ({mark}, {mark}, {mark})"
-    for batch in batches:
+    for batch in file_batches:
         rejected += batch.rejected
         if not batch.keys:
             continue
@@ -203,116 +92,6 @@ def _stage(connection: Connection, batches: Iterable[_Batch], names: dict[str, s
             list(zip([batch.keys[e] for e in batch.signal_entries], batch.signals, batch.values, strict=True)),
         )
     return rejected
-
-
-def _bound(connection: Connection, column: Any, value: Any) -> Any:
-    """``value`` as the driver is given it for ``column`` (rows given straight
-    to the driver miss SQLAlchemy's conversion of, say, a datetime)."""
-    processor = column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
-    return processor(value) if processor else value
-
-
-def _insert_direct(
-    connection: Connection, bank: Bank, batches: Iterable[_Batch], import_id: int, now: datetime
-) -> tuple[int, int, range] | None:
-    """SQLite: write the entries straight into the bank, with ids in file
-    order after the highest id (this transaction holds SQLite's only write
-    lock, so no other writer takes ids meanwhile). Returns ``(added,
-    rejected, new ids)``, or ``None`` as soon as an entry is already in the
-    bank or earlier in the file: the caller rolls back and stages instead."""
-    first_id = (connection.scalar(text("SELECT max(id) FROM bank_entries")) or 0) + 1
-    added_at = _bound(connection, BankEntry.__table__.c.added_at, now)
-    # The driver's own cursor, given the rows as an iterator: it makes each
-    # row's tuple as it binds it, where a list would hold a million of them.
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    with contextlib.closing(driver.cursor()) as cursor:
-        return _write_batches(cursor, bank, batches, import_id, added_at, first_id)
-
-
-#: Values that may be written into a statement as they are: words of letters,
-#: digits, spaces and ``._:+-`` (a category, a signal name, a timestamp).
-_PLAIN = re.compile(r"[A-Za-z0-9 ._:+-]*")
-
-
-def _literal(column: Any) -> str | None:
-    """The SQL literal of ``column`` when it is one value for every row: a
-    scalar, or a list of equal values, of a kind that can be written as it is
-    (``None``, an int, a plain word); else ``None``: bind it row by row."""
-    if isinstance(column, list):
-        if not column or column.count(column[0]) != len(column):
-            return None
-        column = column[0]
-    if column is None:
-        return "NULL"
-    if isinstance(column, int) and not isinstance(column, bool):
-        return str(column)
-    if isinstance(column, str) and _PLAIN.fullmatch(column):
-        return f"'{column}'"
-    return None
-
-
-def _insert_rows(cursor: Any, count: int, head: str, columns: list[Any], tail: str = "") -> int:
-    """``executemany`` of ``head VALUES (...) tail`` over ``count`` rows,
-    ``columns`` a list or range of ``count`` values or one value for all;
-    returns the rows written. A
-    column of one value is written into the statement instead of bound on
-    every row: binding five such values a row cost a sixth of the writing."""
-    marks: list[str] = []
-    bound: list[Any] = []
-    for column in columns:
-        literal = None if isinstance(column, range) else _literal(column)
-        if literal is None:
-            marks.append("?")
-            bound.append(column if isinstance(column, (list, range)) else repeat(column))
-        else:
-            marks.append(literal)
-    # Not strict: a repeated value is endless, the lists and ranges give the
-    # length; with nothing left to bind (one row), ``count`` empty rows.
-    rows = zip(*bound, strict=False) if bound else repeat((), count)
-    cursor.executemany(f"{head} VALUES ({', '.join(marks)}){tail}", rows)
-    return int(cursor.rowcount)
-
-
-def _write_batches(
-    cursor: Any, bank: Bank, batches: Iterable[_Batch], import_id: int, added_at: Any, first_id: int
-) -> tuple[int, int, range] | None:
-    """``_insert_direct``'s writing, on the driver's ``cursor``."""
-    next_id = first_id
-    rejected = 0
-    for batch in batches:
-        rejected += batch.rejected
-        count = len(batch.keys)
-        if not count:
-            continue
-        # ON CONFLICT DO NOTHING: an entry already there (by its key) is skipped
-        # and not counted, so a count short of the batch means "not only new entries".
-        written = _insert_rows(
-            cursor,
-            count,
-            "INSERT INTO bank_entries (id, bank_id, entry_key, category, source_id, note, added_at, import_id)",
-            [
-                range(next_id, next_id + count),
-                bank.id,
-                batch.keys,
-                batch.categories,
-                batch.source_ids,
-                batch.notes,
-                added_at,
-                import_id,
-            ],
-            " ON CONFLICT DO NOTHING",
-        )
-        if written != count:
-            return None
-        _insert_rows(
-            cursor,
-            len(batch.values),
-            "INSERT INTO entry_signals (bank_id, entry_id, signal, value)",
-            [bank.id, list(map(next_id.__add__, batch.signal_entries)), batch.signals, batch.values],
-        )
-        next_id += count
-    return next_id - first_id, rejected, range(first_id, next_id)
 
 
 def _create_staging(connection: Connection) -> dict[str, str]:
@@ -562,8 +341,8 @@ def import_bank_stream(
         if connection.dialect.name == "sqlite" and not replace:
             savepoint = connection.begin_nested()
             try:
-                direct = _insert_direct(
-                    connection, bank, _batches(_read_items(bank_format, reader, options)), import_id, utc_now()
+                direct = insert_direct(
+                    connection, bank, batches(read_items(bank_format, reader, options)), import_id, utc_now()
                 )
             except InputFormatError as exc:
                 raise InputFormatError(f"{display}: {exc}") from None
@@ -579,7 +358,7 @@ def import_bank_stream(
             names = _create_staging(connection)
             try:
                 try:
-                    rejected = _stage(connection, _batches(_read_items(bank_format, reader, options)), names)
+                    rejected = _stage(connection, batches(read_items(bank_format, reader, options)), names)
                 except InputFormatError as exc:
                     raise InputFormatError(f"{display}: {exc}") from None
                 _check_duplicates(connection, names, display)
