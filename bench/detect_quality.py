@@ -43,7 +43,8 @@ from _common import BENCH_DIR, ensure_baseline_venv, machine_info, print_table, 
 from _edits import CLASSES
 from PIL import Image
 
-from childsafe.banks.catalogue import add_files_to_bank, create_bank
+from childsafe.banks.catalogue import create_bank
+from childsafe.banks.entries import add_files_to_bank
 from childsafe.detect import match_prepared, prepare_query, useful_steps
 from childsafe.index import Matcher
 from childsafe.media import MediaLimits

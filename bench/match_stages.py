@@ -22,7 +22,8 @@ from pathlib import Path
 
 from _common import BENCH_DIR, reproduce_command, setup_error
 
-from childsafe.banks.catalogue import add_files_to_bank, create_bank
+from childsafe.banks.catalogue import create_bank
+from childsafe.banks.entries import add_files_to_bank
 from childsafe.index import Matcher
 from childsafe.index.keypoint_index import KEYPOINT_RADIUS, descriptor_words
 from childsafe.media import MediaLimits

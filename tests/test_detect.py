@@ -11,7 +11,8 @@ import pytest
 import skimage.data
 from PIL import Image, ImageOps
 
-from childsafe.banks.catalogue import add_files_to_bank, create_bank
+from childsafe.banks.catalogue import create_bank
+from childsafe.banks.entries import add_files_to_bank
 from childsafe.detect import (
     PDQ_STEP,
     PreparedQuery,

@@ -14,7 +14,8 @@ import skimage.data
 import sqlalchemy as sa
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from childsafe.banks.catalogue import add_files_to_bank, create_bank, get_bank, iter_bank_entries, remove_entry
+from childsafe.banks.catalogue import create_bank, get_bank, iter_bank_entries
+from childsafe.banks.entries import add_files_to_bank, remove_entry
 from childsafe.errors import UsageError
 from childsafe.index import Matcher
 from childsafe.media import MediaLimits

@@ -3,21 +3,16 @@
 
 from childsafe.banks.catalogue import (
     BANK_KINDS,
-    AddedEntries,
-    AddFilesResult,
     BankAction,
     BankInfo,
-    NewEntry,
-    add_entries,
-    add_files_to_bank,
     bank_info,
     create_bank,
     delete_bank,
     entry_key,
     list_banks,
-    remove_entry,
     set_webhook,
 )
+from childsafe.banks.entries import AddedEntries, AddFilesResult, NewEntry, add_entries, add_files_to_bank, remove_entry
 from childsafe.banks.exporting import export_bank, export_bank_file
 from childsafe.banks.importing import ImportResult, import_bank_file, import_bank_stream
 from childsafe.banks.schemes import SCHEMES, VICS_PROFILES, most_severe, severity_rank
