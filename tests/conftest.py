@@ -4,6 +4,7 @@ the public PDQ reference images, and a way to run the real CLI."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -68,6 +69,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'childsafe.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    """The project database on ``database_url`` (SQLite and PostgreSQL), disposed after the test."""
+    from childsafe.store import open_database
+
+    engine = open_database(database_url)
+    yield engine
+    engine.dispose()
+
+
+def random_hex(rng: random.Random, digits: int) -> str:
+    """``digits`` random hex digits (a digest or a PDQ hash) from ``rng``."""
+    return f"{rng.getrandbits(digits * 4):0{digits}x}"
 
 
 @pytest.fixture

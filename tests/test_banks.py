@@ -14,19 +14,11 @@ from sqlalchemy import Engine
 
 from childsafe.banks import bank_info, create_bank, export_bank, import_bank_file, list_banks
 from childsafe.errors import InputFormatError, UsageError
-from childsafe.store import open_database
 
 MD5 = ["0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", "00112233445566778899aabbccddeeff"]
 SHA1 = ["da39a3ee5e6b4b0d3255bfef95601890afd80709", "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"]
 PDQ = ["f8f8f0cee0f4a84f06370a22038f67f0b36e2ed596221e1d33e6b39c4e9c9b22", "0" * 63 + "1"]
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-
-@pytest.fixture
-def engine(database_url: str):  # type: ignore[no-untyped-def]
-    engine = open_database(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import random_hex
 from sqlalchemy import Engine, text
 
 from childsafe.banks import entry_key, import_bank_file
@@ -21,18 +22,6 @@ from childsafe.banks.catalogue import single_signal_keys
 from childsafe.banks.formats.base import BareHashes, ImportOptions, ParsedEntry
 from childsafe.banks.formats.text import TEXT
 from childsafe.errors import InputFormatError
-from childsafe.store import open_database
-
-
-@pytest.fixture
-def engine(database_url: str):  # type: ignore[no-untyped-def]
-    engine = open_database(database_url)
-    yield engine
-    engine.dispose()
-
-
-def _hex(rng: random.Random, digits: int) -> str:
-    return f"{rng.getrandbits(digits * 4):0{digits}x}"
 
 
 def _random_list(rng: random.Random, signal: str | None) -> bytes:
@@ -42,14 +31,14 @@ def _random_list(rng: random.Random, signal: str | None) -> bytes:
     that is not UTF-8."""
     digits = {"pdq": 64, "sha256": 64, "md5": 32}.get((signal or "").strip().lower(), rng.choice([32, 40]))
     shapes = [
-        lambda: _hex(rng, digits),
-        lambda: _hex(rng, digits).upper(),
+        lambda: random_hex(rng, digits),
+        lambda: random_hex(rng, digits).upper(),
         lambda: "",
         lambda: "# a comment",
-        lambda: f"md5 {_hex(rng, 32)}",
-        lambda: f"{_hex(rng, digits)} ",
-        lambda: f"sha1,{_hex(rng, 40)},c",
-        lambda: _hex(rng, 64 if digits != 64 else 40),
+        lambda: f"md5 {random_hex(rng, 32)}",
+        lambda: f"{random_hex(rng, digits)} ",
+        lambda: f"sha1,{random_hex(rng, 40)},c",
+        lambda: random_hex(rng, 64 if digits != 64 else 40),
         lambda: "not a hash",
         lambda: "é",
     ]
@@ -171,9 +160,9 @@ def test_an_import_written_straight_into_the_bank_equals_a_staged_one(engine: En
     # Over 4 MB, so that runs of bare hashes meet the line reader across
     # several blocks; --replace into a new bank is the staged path (nothing to remove).
     rng = random.Random(7)
-    lines = [_hex(rng, 64) for _ in range(70_000)]
-    lines[100:100] = ["# a comment", f"sha256 {_hex(rng, 64)} A", ""]
-    lines[69_000:69_000] = [f"pdq {_hex(rng, 64).upper()}", "# another"]
+    lines = [random_hex(rng, 64) for _ in range(70_000)]
+    lines[100:100] = ["# a comment", f"sha256 {random_hex(rng, 64)} A", ""]
+    lines[69_000:69_000] = [f"pdq {random_hex(rng, 64).upper()}", "# another"]
     path = tmp_path / "list.txt"
     path.write_text("\n".join(lines) + "\n")
     uk = {"scheme": "uk"}
@@ -189,8 +178,8 @@ def test_an_import_written_straight_into_the_bank_equals_a_staged_one(engine: En
 
 def test_a_list_holding_known_entries_is_merged_as_before(engine: Engine, tmp_path: Path) -> None:
     rng = random.Random(8)
-    known = [_hex(rng, 32) for _ in range(3)]
-    new = [_hex(rng, 32) for _ in range(5)]
+    known = [random_hex(rng, 32) for _ in range(3)]
+    new = [random_hex(rng, 32) for _ in range(5)]
     import_bank_file(engine, "b", _write(tmp_path, "known.txt", known), category="A", create={"scheme": "uk"})
     before = _ids(engine, "b")
     # The known ones come late in the file (the straight attempt has written
@@ -209,7 +198,7 @@ def test_a_list_holding_known_entries_is_merged_as_before(engine: Engine, tmp_pa
 
 def test_a_duplicate_or_a_bad_line_in_a_bare_list_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     rng = random.Random(9)
-    values = [_hex(rng, 32) for _ in range(1000)]
+    values = [random_hex(rng, 32) for _ in range(1000)]
     with pytest.raises(InputFormatError, match=r"dup\.txt: line 1001: duplicate of line 3"):
         import_bank_file(engine, "b", _write(tmp_path, "dup.txt", [*values, values[2]]))
     with pytest.raises(InputFormatError, match=r"bad\.txt: line 1001: not a hash: 'nope'"):
@@ -221,11 +210,11 @@ def test_a_duplicate_or_a_bad_line_in_a_bare_list_changes_nothing(engine: Engine
 
 def test_a_small_import_logs_each_new_entry(engine: Engine, tmp_path: Path) -> None:
     rng = random.Random(10)
-    values = [_hex(rng, 40) for _ in range(4)]
+    values = [random_hex(rng, 40) for _ in range(4)]
     import_bank_file(engine, "b", _write(tmp_path, "list.txt", values))
     assert _changes(engine, "b") == [("create", None)] + [("add", entry_id) for entry_id in _ids(engine, "b")]
     # One line: every column of its rows holds one value for the whole batch.
-    one = _hex(rng, 40)
+    one = random_hex(rng, 40)
     import_bank_file(engine, "b", _write(tmp_path, "one.txt", [one.upper()]))
     assert [row[-1] for row in _bank_rows(engine, "b")] == [(("sha1", value),) for value in [*values, one]]
 
@@ -242,9 +231,9 @@ def test_foreign_key_checks_are_on_again_after_an_import(engine: Engine, tmp_pat
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite's foreign-key setting is per connection")
     rng = random.Random(11)
-    import_bank_file(engine, "b", _write(tmp_path, "ok.txt", [_hex(rng, 32) for _ in range(10)]))
+    import_bank_file(engine, "b", _write(tmp_path, "ok.txt", [random_hex(rng, 32) for _ in range(10)]))
     with pytest.raises(InputFormatError):
-        import_bank_file(engine, "b", _write(tmp_path, "bad.txt", [_hex(rng, 32), "nope"]))
+        import_bank_file(engine, "b", _write(tmp_path, "bad.txt", [random_hex(rng, 32), "nope"]))
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         with pytest.raises(Exception, match="FOREIGN KEY"):

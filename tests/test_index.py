@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from conftest import run_cli
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -108,13 +107,6 @@ def test_digest_index_finds_exact_values_only() -> None:
     assert index.lookup_many([values[17], "ab" * 16]) == [[5000], []]
     index.compact()
     assert index.lookup_many([values[17], values[999]]) == [[5000], [999]]
-
-
-@pytest.fixture
-def engine(database_url: str):  # type: ignore[no-untyped-def]
-    engine = open_database(database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_changes_are_visible_to_the_next_query_in_another_matcher(engine, tmp_path: Path, reference_dir: Path) -> None:  # type: ignore[no-untyped-def]

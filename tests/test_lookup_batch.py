@@ -7,23 +7,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pytest
+from conftest import random_hex
 from sqlalchemy import Engine, event
 
 from childsafe.banks import NewEntry, add_entries, create_bank, import_bank_file
 from childsafe.index import Matcher, index_root
-from childsafe.store import open_database
-
-
-@pytest.fixture
-def engine(database_url: str):  # type: ignore[no-untyped-def]
-    engine = open_database(database_url)
-    yield engine
-    engine.dispose()
-
-
-def _hex(rng: random.Random, digits: int) -> str:
-    return f"{rng.getrandbits(digits * 4):0{digits}x}"
 
 
 def _near(rng: random.Random, value: str, bits: int) -> str:
@@ -60,11 +48,11 @@ def test_a_batch_is_answered_as_its_queries_one_at_a_time(engine: Engine, tmp_pa
     create_bank(engine, "partner")
     entries = [
         NewEntry(
-            [("pdq", _hex(rng, 64)), ("md5", _hex(rng, 32))],
+            [("pdq", random_hex(rng, 64)), ("md5", random_hex(rng, 32))],
             rng.choice([None, "A", "B", "C"]),
             rng.choice([None, f"case-{n}"]),
             # Some with bank-side variants: a match to one says so in its transform.
-            variants=[(f"variant:crop-{k}", _hex(rng, 64)) for k in range(rng.choice([0, 0, 2]))],
+            variants=[(f"variant:crop-{k}", random_hex(rng, 64)) for k in range(rng.choice([0, 0, 2]))],
         )
         for n in range(40)
     ]
@@ -76,7 +64,7 @@ def test_a_batch_is_answered_as_its_queries_one_at_a_time(engine: Engine, tmp_pa
         pdq, md5 = entry.signals[0][1], entry.signals[1][1]
         queries += [("pdq", pdq), ("pdq", _near(rng, pdq, rng.randint(1, 40))), ("md5", md5)]
         queries += [("pdq", _near(rng, value, 3)) for _, value in entry.variants]
-    queries += [("pdq", _hex(rng, 64)), ("sha1", _hex(rng, 40)), ("pdq", shared), ("pdq", shared)]
+    queries += [("pdq", random_hex(rng, 64)), ("sha1", random_hex(rng, 40)), ("pdq", shared), ("pdq", shared)]
     rng.shuffle(queries)
 
     root = index_root(tmp_path, str(engine.url))
@@ -99,7 +87,7 @@ def test_a_batch_is_answered_as_its_queries_one_at_a_time(engine: Engine, tmp_pa
 
 def test_over_10000_entries_found_take_one_statement_per_10000(engine: Engine, tmp_path: Path) -> None:
     rng = random.Random(17)
-    values = [_hex(rng, 64) for _ in range(10_050)]
+    values = [random_hex(rng, 64) for _ in range(10_050)]
     path = tmp_path / "list.txt"
     path.write_text("\n".join(values) + "\n")
     import_bank_file(engine, "big", path, signal="pdq", category="B", create={"scheme": "uk"})

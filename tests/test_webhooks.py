@@ -26,17 +26,10 @@ from childsafe.banks import BankAction, create_bank, set_webhook
 from childsafe.errors import UsageError
 from childsafe.index import Match
 from childsafe.signals import FileHashes
-from childsafe.store import audit_events, open_database
+from childsafe.store import audit_events
 from childsafe.store.models import Bank, WebhookEvent
 
 SECRET = "0123456789abcdef-receiver-secret"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_database(database_url)
-    yield engine
-    engine.dispose()
 
 
 class Receiver:
