@@ -10,6 +10,7 @@ their own processes, and importing this module must not change those figures.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -174,6 +175,23 @@ def reproduce_command(script: str | Path, argv: list[str]) -> str:
         shown = str(python)
     script = Path(script).resolve().relative_to(REPO_ROOT)
     return f"cd {shlex.quote(str(REPO_ROOT))} && {shlex.join([shown, str(script), *argv])}"
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages, rounded: what else the machine was doing."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def run_header(script: str | Path, argv: list[str], packages: Iterable[str]) -> dict[str, Any]:
+    """What a run's raw figures start with: date, machine, load, versions of
+    ``packages`` and the command that reruns ``script`` with ``argv``."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine_info(memory=True),
+        "load_average_start": load_average(),
+        "versions": package_versions(packages),
+        "command": reproduce_command(script, argv),
+    }
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:

@@ -39,7 +39,6 @@ Exit status: 0 if both targets are met, 1 if not, 2 on a setup error.
 from __future__ import annotations
 
 import argparse
-import datetime
 import http.client
 import json
 import os
@@ -54,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import BENCH_DIR, REPO_ROOT, machine_info, package_versions, print_table, reproduce_command, setup_error
+from _common import BENCH_DIR, REPO_ROOT, load_average, print_table, run_header, setup_error
 from index_speed import ensure_bank, log, text_list
 
 SCRIPT = "import_speed"
@@ -315,15 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     CACHE.mkdir(parents=True, exist_ok=True)
-    header: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_info(memory=True),
-        "load_average_start": [round(x, 2) for x in os.getloadavg()],
-        "versions": package_versions(("childsafe", "numpy", "sqlalchemy", "fastapi", "uvicorn")),
-        "command": reproduce_command(__file__, argv),
-    }
+    header = run_header(__file__, argv, ("childsafe", "numpy", "sqlalchemy", "fastapi", "uvicorn"))
     print(f"Reproduce: {header['command']}", flush=True)
-    result = {**header, **run(args), "load_average_end": [round(x, 2) for x in os.getloadavg()]}
+    result = {**header, **run(args), "load_average_end": load_average()}
     print(f"\n{result['date']}, load average {result['load_average_start']} -> {result['load_average_end']}")
     report(result)
     if args.json:

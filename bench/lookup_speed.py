@@ -46,7 +46,6 @@ Exit status: 0 if the target is met, 1 if not, 2 on a setup error.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -61,10 +60,9 @@ from _common import (
     BENCH_DIR,
     REPO_ROOT,
     ensure_baseline_venv,
-    machine_info,
-    package_versions,
+    load_average,
     print_table,
-    reproduce_command,
+    run_header,
     setup_error,
 )
 from index_speed import Baseline, bank_path, ensure_bank, ensure_queries, log, text_list
@@ -293,15 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     CACHE.mkdir(parents=True, exist_ok=True)
-    header: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_info(memory=True),
-        "load_average_start": [round(x, 2) for x in os.getloadavg()],
-        "versions": package_versions(("childsafe", "numpy", "numba", "sqlalchemy")),
-        "command": reproduce_command(__file__, argv),
-    }
+    header = run_header(__file__, argv, ("childsafe", "numpy", "numba", "sqlalchemy"))
     print(f"Reproduce: {header['command']}", flush=True)
-    result = {**header, **run(args), "load_average_end": [round(x, 2) for x in os.getloadavg()]}
+    result = {**header, **run(args), "load_average_end": load_average()}
     print(f"\n{result['date']}, load average {result['load_average_start']} -> {result['load_average_end']}")
     report(result)
     if args.json:
