@@ -81,28 +81,19 @@ class ServiceOptions:
         env = os.environ if environ is None else environ
         default = cls()
 
-        # The service's first settings, read as they always were (their messages
-        # say "got"); the later ones use the package's number_setting.
-        def number(name: str, fallback: float) -> float:
-            text = env.get(name, "").strip()
-            try:
-                value = float(text) if text else fallback
-            except ValueError:
-                raise UsageError(f"{name} must be a number, got {text!r:.40}") from None
-            if value <= 0:
-                raise UsageError(f"{name} must be above 0, got {text}")
-            return value
-
         details = env.get("CHILDSAFE_MATCH_DETAILS", "").strip().lower() or default.match_details
         if details not in MATCH_DETAILS_LEVELS:
             raise UsageError(
                 f"CHILDSAFE_MATCH_DETAILS must be one of {', '.join(MATCH_DETAILS_LEVELS)}, got {details!r:.40}"
             )
         return cls(
-            max_upload_bytes=int(number("CHILDSAFE_MAX_UPLOAD_BYTES", default.max_upload_bytes)),
-            max_json_bytes=int(number("CHILDSAFE_MAX_JSON_BYTES", default.max_json_bytes)),
-            rate_per_second=number("CHILDSAFE_RATE_PER_SECOND", default.rate_per_second),
-            auth_failures_per_minute=number("CHILDSAFE_AUTH_FAILURES_PER_MINUTE", default.auth_failures_per_minute),
+            # Sizes read as floats, as they always were ("8e6" is a size), then whole bytes.
+            max_upload_bytes=int(number_setting(env, "CHILDSAFE_MAX_UPLOAD_BYTES", float(default.max_upload_bytes))),
+            max_json_bytes=int(number_setting(env, "CHILDSAFE_MAX_JSON_BYTES", float(default.max_json_bytes))),
+            rate_per_second=number_setting(env, "CHILDSAFE_RATE_PER_SECOND", default.rate_per_second),
+            auth_failures_per_minute=number_setting(
+                env, "CHILDSAFE_AUTH_FAILURES_PER_MINUTE", default.auth_failures_per_minute
+            ),
             match_details=details,
             decode_processes=number_setting(env, "CHILDSAFE_DECODE_PROCESSES", default.decode_processes),
             webhook_poll_seconds=number_setting(env, "CHILDSAFE_WEBHOOK_POLL_SECONDS", default.webhook_poll_seconds),
