@@ -81,15 +81,15 @@ def scan_command(
         return
     summary = result.summary
     print(
-        f"Case {case}: {summary['files']} items ({summary['images']} images, {summary['videos']} videos),"
-        f" {summary['errors']} with errors"
+        f"Case {case}: {summary.files} items ({summary.images} images, {summary.videos} videos),"
+        f" {summary.errors} with errors"
     )
     print(
-        f"  matched: {summary['matched_files']} items, {summary['matched_unique']} distinct;"
-        f" images left for review: {summary['unmatched_images']}"
+        f"  matched: {summary.matched_files} items, {summary.matched_unique} distinct;"
+        f" images left for review: {summary.unmatched_images}"
     )
-    for label, counts in summary["by_category"].items():
-        print(f"  category {label}: {counts['files']} files, {counts['unique']} unique")
+    for label, counts in summary.by_category.items():
+        print(f"  category {label}: {counts.files} files, {counts.unique} unique")
     print(f"Reports in {result.out}: " + ", ".join(result.outputs))
 
 

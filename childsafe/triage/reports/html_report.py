@@ -64,23 +64,23 @@ class HtmlReport:
                 " it finished; this report holds the items read so far. Resume the scan to complete it.</p>\n"
             )
         out.write("<h2>Summary</h2>\n<table><tbody>\n")
-        for label, key in (
-            ("Items (archive members included)", "files"),
-            ("Images", "images"),
-            ("Videos", "videos"),
-            ("Items with an error", "errors"),
-            ("Items matching a bank", "matched_files"),
-            ("Distinct matched media (by SHA-1)", "matched_unique"),
-            ("Images left for review (unmatched)", "unmatched_images"),
+        for label, count in (
+            ("Items (archive members included)", summary.files),
+            ("Images", summary.images),
+            ("Videos", summary.videos),
+            ("Items with an error", summary.errors),
+            ("Items matching a bank", summary.matched_files),
+            ("Distinct matched media (by SHA-1)", summary.matched_unique),
+            ("Images left for review (unmatched)", summary.unmatched_images),
         ):
-            out.write(f'<tr><th scope="row">{label}</th>{_cell(summary[key], True)}</tr>\n')
+            out.write(f'<tr><th scope="row">{label}</th>{_cell(count, True)}</tr>\n')
         out.write(
             "</tbody></table>\n<h2>By category</h2>\n<table><thead><tr><th>Category</th><th>Files</th>"
             "<th>Unique</th></tr></thead><tbody>\n"
         )
-        for label, counts in summary["by_category"].items():
-            out.write(f"<tr>{_cell(label)}{_cell(counts['files'], True)}{_cell(counts['unique'], True)}</tr>\n")
-        if not summary["by_category"]:
+        for label, counts in summary.by_category.items():
+            out.write(f"<tr>{_cell(label)}{_cell(counts.files, True)}{_cell(counts.unique, True)}</tr>\n")
+        if not summary.by_category:
             out.write('<tr><td colspan="3">No matches.</td></tr>\n')
         out.write(
             "</tbody></table>\n<h2>Banks matched against</h2>\n<table><thead><tr><th>Bank</th><th>Scheme</th>"
@@ -88,8 +88,8 @@ class HtmlReport:
         )
         for bank in case.banks:
             out.write(
-                f"<tr>{_cell(bank['name'])}{_cell(bank['scheme'])}{_cell(bank['entries'], True)}"
-                f"<td><code>{escape(bank['digest'])}</code></td></tr>\n"
+                f"<tr>{_cell(bank.name)}{_cell(bank.scheme)}{_cell(bank.entries, True)}"
+                f"<td><code>{escape(bank.digest)}</code></td></tr>\n"
             )
         out.write(
             '</tbody></table>\n<h2>Items</h2>\n<p><label for="filter">Filter: </label>'
@@ -101,9 +101,7 @@ class HtmlReport:
         )
         for item in case.items():
             row = case.item_dict(item)
-            matches = "; ".join(
-                f"{m['bank']} #{m['entry_id']} {m['signal']} d={m['distance']} {m['transform']}" for m in item.matches
-            )
+            matches = "; ".join(f"{m.bank} #{m.entry_id} {m.signal} d={m.distance} {m.transform}" for m in item.matches)
             css = "matched" if item.matches else ("error" if row["error"] else "")
             raw = f"<br><small>raw bytes <code>{item.path_bytes}</code></small>" if item.path_bytes else ""
             out.write(
