@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 import skimage.data
-from conftest import Server, run_cli
 from PIL import Image, ImageOps
+from support import Server, run_cli
 
 from childsafe.detect import ALL_QUERY_STEPS, PDQ_STEP
 from childsafe.media import MediaLimits

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import free_port, run_cli
 from sqlalchemy import Engine
+from support import free_port, run_cli
 
 from childsafe.actions.on_match import act_on_matches
 from childsafe.actions.webhooks import check_webhook_url, deliver_due, sign, verify_webhook

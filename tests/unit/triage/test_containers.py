@@ -11,34 +11,29 @@ import os
 import struct
 import subprocess
 import sys
-import tarfile
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import libarchive
-import numpy as np
 import pytest
-from PIL import Image
+from builders import libarchive_write as _libarchive_write
+from builders import png as _png
+from builders import rar4 as _rar4
+from builders import rar5 as _rar5
+from builders import set_utf8_flag as _set_utf8_flag
+from builders import tar_member as _tar_member
+from builders import write_tar_with_giant_long_name as _write_tar_with_giant_long_name
+from builders import zip_of as _zip
+from support import REPO
 
 from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits
 from childsafe.media.sniff import sniff_type
 from childsafe.triage.reading import ScannedItem, read_task
 from childsafe.triage.sources import ContainerError, Task, container_for
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _png(seed: int, side: int = 48) -> bytes:
-    """A benign generated picture (random colours), as PNG bytes."""
-    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _scan(path: Path) -> list[ScannedItem]:
@@ -93,14 +88,6 @@ def _members(container_name: str, data: bytes, budgets: ScanBudgets | None = Non
 # ---------------------------------------------------------------- zip
 
 
-def _zip(files: Iterable[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
-        for name, data in files:
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def test_zip_member_with_corrupt_data_fails_alone() -> None:
     pictures = [_png(seed) for seed in range(3)]
     original = _zip([("first.png", pictures[0]), ("second.png", pictures[1]), ("third.png", pictures[2])])
@@ -118,18 +105,6 @@ def test_zip_member_with_corrupt_data_fails_alone() -> None:
         assert (members[0].content or b"").startswith(b"read error")
         assert members[1].content == pictures[1] and members[2].content == pictures[2]
         assert members[1].compressed_size is not None and members[1].compressed_size > 0
-
-
-def _set_utf8_flag(data: bytes) -> bytes:
-    """Set the UTF-8 flag (bit 11) in every local header and directory record."""
-    out = bytearray(data)
-    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
-        position = out.find(signature)
-        while position >= 0:
-            (flags,) = struct.unpack_from("<H", out, position + flags_at)
-            struct.pack_into("<H", out, position + flags_at, flags | 0x800)
-            position = out.find(signature, position + 4)
-    return bytes(out)
 
 
 def test_zip_names_keep_their_bytes_utf8_flag_or_not(tmp_path: Path) -> None:
@@ -229,12 +204,6 @@ def test_encrypted_zip_member_is_reported() -> None:
 # ---------------------------------------------------------------- tar
 
 
-def _tar_member(name: str, data: bytes) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    return info.tobuf(tarfile.GNU_FORMAT) + data + bytes(-len(data) % 512)
-
-
 def test_tar_with_duplicate_names_yields_both(tmp_path: Path) -> None:
     first, second = _png(50), _png(51)
     path = tmp_path / "dups.tar"
@@ -273,23 +242,6 @@ def test_tar_names_keep_their_bytes() -> None:
     assert error is None and [m.name.encode("utf-8", "surrogateescape") for m in members] == [raw]
 
 
-def _write_tar_with_giant_long_name(path: Path, claim: int, before: bytes, after: bytes) -> None:
-    """before.png, a GNU long-name header of ``claim`` bytes (all there), the
-    member it names, then after.png; written a MiB at a time."""
-    long_name = tarfile.TarInfo("././@LongLink")
-    long_name.type = tarfile.GNUTYPE_LONGNAME
-    long_name.size = claim
-    with path.open("wb") as out:
-        out.write(_tar_member("before.png", before))
-        out.write(long_name.tobuf(tarfile.GNU_FORMAT))
-        chunk = b"n" * (1 << 20)
-        for _ in range(claim // len(chunk)):
-            out.write(chunk)
-        out.write(_tar_member("described.bin", b"the member the long name was for"))
-        out.write(_tar_member("after.png", after))
-        out.write(bytes(1024))
-
-
 def test_tar_with_a_giant_long_name_header_stays_small(tmp_path: Path) -> None:
     before, after = _png(70), _png(71)
     claim = 64 << 20
@@ -320,14 +272,6 @@ print(json.dumps({{"grown_kib": grown, "items": [[i.hashes.path, i.hashes.sha1, 
 
 
 # ---------------------------------------------------------------- libarchive formats
-
-
-def _libarchive_write(format_name: str, files: Iterable[tuple[str | bytes, bytes]], codec: str = "utf-8") -> bytes:
-    out = io.BytesIO()
-    with libarchive.custom_writer(out.write, format_name, header_codec=codec) as writer:
-        for name, data in files:
-            writer.add_file_from_memory(name, len(data), data)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -449,58 +393,6 @@ def test_iso_image_is_recognised_past_the_first_512_bytes() -> None:
         list(container.members(io.BytesIO(bytes(udf_only)), "u.iso", "application/octet-stream", ScanBudgets()))
 
 
-# RAR: libarchive cannot write it, so stored (uncompressed) archives are written here
-# following the published formats (RAR 5.0: www.rarlab.com/technote.htm; RAR 4: technote.txt of RAR 4).
-
-
-def _vint(number: int) -> bytes:
-    """RAR 5 variable-length integer: 7 bits a byte, low bits first, high bit = more."""
-    out = bytearray()
-    while True:
-        low, number = number & 0x7F, number >> 7
-        out.append(low | (0x80 if number else 0))
-        if not number:
-            return bytes(out)
-
-
-def _rar5_block(kind: int, fields: bytes, data: bytes | None = None) -> bytes:
-    flags = 0x0002 if data is not None else 0  # data area present
-    body = _vint(kind) + _vint(flags) + (_vint(len(data)) if data is not None else b"") + fields
-    size = _vint(len(body))
-    return struct.pack("<I", zlib.crc32(size + body)) + size + body + (data or b"")
-
-
-def _rar5(files: Iterable[tuple[bytes, bytes]]) -> bytes:
-    out = b"Rar!\x1a\x07\x01\x00" + _rar5_block(1, _vint(0))  # main header, no archive flags
-    for name, data in files:
-        fields = (
-            _vint(0x0002 | 0x0004)  # file flags: modification time and CRC32 present
-            + _vint(len(data))
-            + _vint(0o100644)  # attributes
-            + struct.pack("<II", 1_700_000_000, zlib.crc32(data))
-            + _vint(0)  # compression: version 0, method 0 (stored)
-            + _vint(1)  # host: Unix
-            + _vint(len(name))
-            + name
-        )
-        out += _rar5_block(2, fields, data)
-    return out + _rar5_block(5, _vint(0))  # end of archive
-
-
-def _rar4_block(kind: int, flags: int, fields: bytes, data: bytes = b"") -> bytes:
-    header = struct.pack("<BHH", kind, flags, 7 + len(fields)) + fields
-    return struct.pack("<H", zlib.crc32(header) & 0xFFFF) + header + data
-
-
-def _rar4(files: Iterable[tuple[bytes, bytes, bool]]) -> bytes:
-    out = b"Rar!\x1a\x07\x00" + _rar4_block(0x73, 0, bytes(6))  # marker, archive header
-    for name, data, encrypted in files:
-        flags = 0x8000 | (0x0004 if encrypted else 0)  # sizes follow; 0x4: encrypted with a password
-        fields = struct.pack(
-            "<IIBIIBBHI", len(data), len(data), 3, zlib.crc32(data), 0x5A6B3C21, 20, 0x30, len(name), 0o100644 << 16
-        )
-        out += _rar4_block(0x74, flags, fields + name, data)
-    return out + _rar4_block(0x7B, 0x4000, b"")  # end of archive
 
 
 def test_rar5_and_rar4_archives_are_read(tmp_path: Path) -> None:

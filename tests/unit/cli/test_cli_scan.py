@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
-from conftest import run_cli
+from builders import bomb_png
 from PIL import Image, ImageEnhance
-from test_media import _bomb_png
+from support import run_cli
 
 
 def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
@@ -84,7 +84,7 @@ def build_case(root: Path, photos: dict[str, Image.Image]) -> tuple[Path, Path]:
         with archive.open("zeros.bin", "w") as member:
             for _ in range(64):
                 member.write(bytes(1 << 20))
-    _write(evidence / "bad" / "bomb.png", _bomb_png(30000, 30000))
+    _write(evidence / "bad" / "bomb.png", bomb_png(30000, 30000))
     _write(evidence / "bad" / "truncated.jpg", coffee[: len(coffee) // 2])
     rng = np.random.default_rng(5)
     _write(evidence / "bad" / "random.bin", rng.bytes(5000))

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import run_cli
+from support import run_cli
 
 from childsafe.errors import StorageError, UsageError
 from childsafe.store import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, free_port, run_cli
+from support import Server, free_port, run_cli
 
 from childsafe.service.context import SYNC_SECONDS
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
+from builders import bomb_png
 from PIL import Image
+from support import REPO
 
 from childsafe.errors import DecodeError, MediaLimitError, UnsupportedMediaError
 from childsafe.media import MediaLimits, decode_small_rgb, image_to_rgb, sniff_type
@@ -195,7 +197,7 @@ def test_large_16_bit_image_is_hashed_in_bounded_memory(tmp_path: Path, coffee: 
     picture = np.asarray(coffee.convert("L").crop((100, 0, 500, 400)), np.uint16) * 16 + 1000
     path = tmp_path / "deep.png"
     path.write_bytes(_grey16_png(picture, 30))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = subprocess.run(
         [sys.executable, "-c", _MEASURE_DECODE, str(path)], capture_output=True, text=True, env=env, check=True
     )
@@ -246,19 +248,6 @@ def test_png_is_reduced_after_decoding(coffee: Image.Image) -> None:
     assert 256 <= min(decoded.size) < 512
 
 
-def _bomb_png(width: int, height: int) -> bytes:
-    """A valid 1-bit PNG of width x height zeros: tiny on disk, huge decoded."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    row = b"\x00" * (1 + (width + 7) // 8)
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def _png_header(width: int, height: int) -> bytes:
     """A grey PNG declaring width x height whose image data is damaged."""
 
@@ -270,7 +259,7 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
-    data = _bomb_png(30000, 30000)
+    data = bomb_png(30000, 30000)
     assert len(data) < 300_000
     with pytest.raises(MediaLimitError, match="30000x30000 pixels, over the 250,000,000-pixel limit"):
         decode_small_rgb(data, "image/png", MediaLimits())

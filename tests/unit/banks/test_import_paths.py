@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import random_hex
 from sqlalchemy import Engine, text
+from support import random_hex
 
 from childsafe.banks import entry_key, import_bank_file
 from childsafe.banks.catalogue import single_signal_keys

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_containers import _zip
-from test_hostile_evidence import _tar as _tar_of_bytes_names
+from builders import tar_of as _tar_of_bytes_names
+from builders import zip_of as _zip
 
 from childsafe.errors import UsageError
 from childsafe.media import MediaLimits, ScanBudgets

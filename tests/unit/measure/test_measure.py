@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from scipy.stats import binomtest
+from support import run_cli
 
 from childsafe.measure.rates import before_after, describe_change
 from childsafe.measure.series import Period, interrupted_series

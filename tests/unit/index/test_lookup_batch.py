@@ -7,8 +7,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from conftest import random_hex
 from sqlalchemy import Engine, event
+from support import random_hex
 
 from childsafe.banks import NewEntry, add_entries, create_bank, import_bank_file
 from childsafe.index import Matcher, index_root

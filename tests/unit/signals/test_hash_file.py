@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import skimage.data
-from conftest import run_cli
+from builders import bomb_png
 from PIL import Image
-from test_media import _bomb_png
+from support import run_cli
 
 from childsafe.media import FoundFile, MediaLimits
 from childsafe.signals import hash_file, hash_found_file
@@ -34,7 +34,7 @@ def evidence(tmp_path: Path) -> Path:
     jpeg = (root / "photos" / "coffee.jpg").read_bytes()
     (bad / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
     (bad / "random.png").write_bytes(os.urandom(4096))
-    (bad / "bomb.png").write_bytes(_bomb_png(30000, 30000))
+    (bad / "bomb.png").write_bytes(bomb_png(30000, 30000))
     os.symlink("loop-b", bad / "loop-a")
     os.symlink("loop-a", bad / "loop-b")
     os.symlink("..", bad / "up")

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+from support import REPO, run_cli
 
 import childsafe
 import childsafe.signals

@@ -9,8 +9,8 @@ import pwd
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from sqlalchemy import Engine
+from support import run_cli
 
 from childsafe.banks import bank_info, create_bank, export_bank, import_bank_file, list_banks
 from childsafe.errors import InputFormatError, UsageError

@@ -13,7 +13,6 @@ import os
 import struct
 import subprocess
 import sys
-import tarfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -23,9 +22,14 @@ from typing import Any
 import numpy as np
 import pytest
 import skimage.data
-from conftest import run_cli
+from builders import libarchive_write as _libarchive_write
+from builders import rar5 as _rar5
+from builders import set_utf8_flag as _set_utf8_flag
+from builders import tar_of as _tar
+from builders import write_tar_with_giant_long_name as _write_tar_with_giant_long_name
+from builders import zip_of as _zip
 from PIL import Image
-from test_containers import _libarchive_write, _rar5, _set_utf8_flag, _write_tar_with_giant_long_name, _zip
+from support import run_cli
 
 # A scan of this evidence must finish within this, however hostile (a hang check, not a speed test)...
 _TIME_BOUND_SECONDS = 300
@@ -42,18 +46,6 @@ def _jpeg(array: np.ndarray) -> bytes:
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-
-
-def _tar(members: list[tuple[bytes, bytes]]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(
-        fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape"
-    ) as archive:
-        for name, data in members:
-            info = tarfile.TarInfo(name.decode("utf-8", "surrogateescape"))
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def _zeros_zip(gib: int) -> bytes:

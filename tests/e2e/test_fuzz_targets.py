@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support import REPO
 
 from childsafe.banks.formats import ImportOptions, get_format
 from childsafe.errors import InputFormatError
@@ -26,7 +27,6 @@ from childsafe.triage.sources import ContainerError, Task
 from childsafe.triage.sources.compressed import COMPRESSED
 from childsafe.triage.sources.zip import ZIP
 
-REPO = Path(__file__).resolve().parent.parent
 FUZZ = REPO / "tests" / "fuzz"
 
 

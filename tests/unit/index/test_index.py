@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest import run_cli
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support import run_cli
 
 from childsafe.banks import NewEntry, add_entries, create_bank, delete_bank, remove_entry
 from childsafe.index import DigestIndex, Matcher, PdqIndex, index_root

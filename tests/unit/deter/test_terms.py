@@ -204,7 +204,7 @@ def test_help_resources_by_region_with_fallbacks_and_overrides(tmp_path) -> None
 def test_deter_commands_end_to_end(tmp_path, cli_env) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from conftest import run_cli
+    from support import run_cli
 
     terms = tmp_path / "terms.txt"
     terms.write_text("# licensed list (placeholders here)\npurple umbrella\nvelvet lantern\n")

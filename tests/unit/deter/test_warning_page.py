@@ -18,7 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from conftest import Server, free_port
+from support import Server, free_port
 
 from childsafe.deter.lists import import_list
 from childsafe.deter.middleware import DeterrenceASGIMiddleware, DeterrenceWSGIMiddleware, InterceptRules
