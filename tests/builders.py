@@ -40,6 +40,17 @@ def bomb_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
+def flat_png(width: int, height: int, rows: int | None = None) -> bytes:
+    """A PNG of one colour, ``width`` x ``height``, with pixel data for
+    ``rows`` rows (all by default). Written by hand: Pillow would need the
+    whole picture in memory to write it, and a test needs only its bytes."""
+    row = b"\x00" + bytes([90, 140, 200]) * width  # filter byte "none", then the pixels
+    packer = zlib.compressobj(1)
+    data = b"".join(packer.compress(row) for _ in range(height if rows is None else rows)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+
+
 def zip_of(files: Iterable[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     """A zip of (name, content) members, written by ``zipfile``."""
     buffer = io.BytesIO()

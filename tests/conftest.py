@@ -6,6 +6,7 @@ are in support.py; each test is marked ``unit`` or ``e2e`` by its folder."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,10 +86,26 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the newest migration, made once a test process: migrating
+    a new database takes most of a short command's time. (First use itself is
+    tested in tests/unit/store/test_store.py.)"""
+    from childsafe.store import open_database
+
+    path = tmp_path_factory.mktemp("template") / "childsafe.db"
+    open_database(f"sqlite:///{path}").dispose()
+    return path
+
+
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """A fresh CHILDSAFE_HOME for ``support.invoke`` (the command line in-process)."""
-    return tmp_path / "home"
+def home(tmp_path: Path, migrated_database: Path) -> Path:
+    """A fresh CHILDSAFE_HOME for ``support.invoke`` (the command line in-process),
+    its database already at the newest migration."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(migrated_database, home / "childsafe.db")
+    return home
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

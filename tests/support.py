@@ -17,8 +17,10 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,18 +39,22 @@ def cli_environment(home: Path, extra: Mapping[str, str] | None = None) -> dict[
     return env | dict(extra or {})
 
 
-def invoke(
-    args: list[str], home: Path, env: Mapping[str, str] | None = None, stdin: str | None = None
-) -> Result:
+def invoke(args: list[str], home: Path, env: Mapping[str, str] | None = None, stdin: str | None = None) -> Result:
     """Run a ``childsafe`` command in this process, through Typer's ``CliRunner``:
     the app the script runs, with ``home`` as CHILDSAFE_HOME and no other
-    CHILDSAFE_* setting of the caller's (``env`` adds some). The environment is
-    put back afterwards."""
+    CHILDSAFE_* setting of the caller's (``env`` adds some). ``sys.argv`` is
+    the command's, as the script would see it (a scan's manifest records it).
+    The environment and ``sys.argv`` are put back afterwards."""
     from childsafe.cli import app
 
     unset: dict[str, str | None] = {name: None for name in os.environ if name.startswith("CHILDSAFE_")}
     overrides = unset | {"CHILDSAFE_HOME": str(home)} | dict(env or {})
-    return CliRunner().invoke(app, args, env=overrides, input=stdin)
+    saved_argv = sys.argv
+    sys.argv = ["childsafe", *args]
+    try:
+        return CliRunner().invoke(app, args, env=overrides, input=stdin)
+    finally:
+        sys.argv = saved_argv
 
 
 def run_cli(
@@ -130,3 +136,69 @@ class Server:
         if not self.log_file.closed:
             self.log_file.close()
         return self.log_path.read_text()
+
+
+def deter_counters(engine: sa.Engine) -> dict[tuple[str, str, str], int]:
+    """Today's counters, read straight from the database (the stats hide counts under 10)."""
+    from childsafe.store.models import DeterCount
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(DeterCount.region, DeterCount.list_name, DeterCount.outcome, DeterCount.count)
+        )
+        return {(region, name, outcome): number for region, name, outcome, number in rows}
+
+
+def redirect_of(base: str, path: str, params: dict[str, str] | None = None) -> tuple[int, str | None]:
+    """Status and Location of a request, not followed (httpx cannot even read a ``tel:`` redirect)."""
+    from http.client import HTTPConnection
+    from urllib.parse import urlencode, urlsplit
+
+    where = urlsplit(base)
+    connection = HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=30)
+    try:
+        connection.request("GET", path + (("&" if "?" in path else "?") + urlencode(params) if params else ""))
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("location")
+    finally:
+        connection.close()
+
+
+class InProcessApp:
+    """An ASGI app (the service's FastAPI app) run in this process, its
+    start-up and shut-down included, driven through ``httpx.ASGITransport``
+    from synchronous tests: the app's event loop runs in a thread of its own,
+    so that its background tasks (the webhook loop) go on between requests."""
+
+    def __init__(self, app: Any) -> None:
+        import asyncio
+        import threading
+
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.umask = os.umask(0o077)  # the app's start-up sets the process's umask: put back in close()
+        os.umask(self.umask)
+        self.lifespan = app.router.lifespan_context(app)
+        self._run(self.lifespan.__aenter__())
+        transport = httpx.ASGITransport(app=app)
+        self.client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+    def _run(self, coroutine: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, answered by the app in this process."""
+        return self._run(self.client.request(method, path, **kwargs))  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._run(self.client.aclose())
+        self._run(self.lifespan.__aexit__(None, None, None))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+        os.umask(self.umask)

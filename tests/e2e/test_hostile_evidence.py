@@ -29,7 +29,7 @@ from builders import tar_of as _tar
 from builders import write_tar_with_giant_long_name as _write_tar_with_giant_long_name
 from builders import zip_of as _zip
 from PIL import Image
-from support import run_cli
+from support import invoke, run_cli
 
 # A scan of this evidence must finish within this, however hostile (a hang check, not a speed test)...
 _TIME_BOUND_SECONDS = 300
@@ -174,10 +174,11 @@ def hostile_scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     known = root / "known"
     for name in ("coffee", "chelsea", "astronaut"):
         _write(known / f"{name}.jpg", pictures[name])
-    assert run_cli(["bank", "create", "police", "--scheme", "uk"], env).returncode == 0
+    # The banks are made in this process; the scan is a real one, measured.
+    assert invoke(["bank", "create", "police", "--scheme", "uk"], root / "home").exit_code == 0
     for name, category in (("coffee", "A"), ("chelsea", "B"), ("astronaut", "C")):
-        added = run_cli(["bank", "add", "police", str(known / f"{name}.jpg"), "--category", category], env)
-        assert added.returncode == 0, added.stderr
+        added = invoke(["bank", "add", "police", str(known / f"{name}.jpg"), "--category", category], root / "home")
+        assert added.exit_code == 0, added.output
     out = root / "out"
     started = time.monotonic()
     result, peak = scan_measured(
@@ -328,12 +329,10 @@ def test_a_killed_scan_of_names_that_are_not_utf8_leaves_a_partial_report_and_re
     for number in range(60):
         name = f"photo-{number:02d}-".encode() + bytes([0xE0 + number % 16]) + b".jpg"  # Latin-1 letters
         _write(evidence / f"dir{number % 3}" / os.fsdecode(name), pictures[number % len(pictures)])
-    reference = run_cli(
-        ["scan", str(evidence), "--case", "L", "--out", str(tmp_path / "reference"), "--workers", "1"],
-        env,
-        timeout=_TIME_BOUND_SECONDS,
-    )
-    assert reference.returncode == 0, reference.stderr[-2000:]
+    reference_out = tmp_path / "reference"
+    reference = invoke(["scan", str(evidence), "--case", "L", "--out", str(reference_out), "--workers", "1"],
+                       Path(env["CHILDSAFE_HOME"]))  # fmt: skip
+    assert reference.exit_code == 0, reference.output[-2000:]
 
     out = tmp_path / "killed"
     process = subprocess.Popen(
@@ -368,46 +367,3 @@ def test_a_killed_scan_of_names_that_are_not_utf8_leaves_a_partial_report_and_re
     assert final["status"] == "complete"
     assert final["items"] == expected["items"] and final["summary"] == expected["summary"]
     assert len({item["id"] for item in final["items"]}) == 60
-
-
-def _slow_png(side: int = 14_000) -> bytes:
-    """A large, highly compressible PNG that takes seconds of C code to decode."""
-    row = (np.arange(side, dtype=np.uint32) * 255 // side).astype(np.uint8)
-    pixels = np.empty((side, side, 3), np.uint8)
-    pixels[:] = row[None, :, None]
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-@pytest.mark.slow
-def test_an_item_that_hangs_its_worker_is_reported_and_the_rest_read(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    pictures = _pictures()
-    evidence = tmp_path / "evidence"
-    slow = _slow_png()
-    archive = _tar([(b"before.jpg", pictures["coffee"]), (b"slow.png", slow), (b"after.jpg", pictures["chelsea"])])
-    _write(evidence / "phone.tar", archive)
-    _write(tmp_path / "known" / "coffee.jpg", pictures["coffee"])
-    assert run_cli(["bank", "create", "police", "--scheme", "uk"], cli_env).returncode == 0
-    assert (
-        run_cli(
-            ["bank", "add", "police", str(tmp_path / "known" / "coffee.jpg"), "--category", "A"], cli_env
-        ).returncode
-        == 0
-    )
-    # Decoding the big picture takes seconds; one second is all an item may take here.
-    env = cli_env | {"CHILDSAFE_ITEM_SECONDS": "1"}
-    out = tmp_path / "out"
-    result = run_cli(
-        ["scan", str(evidence), "--case", "P", "--out", str(out), "--workers", "1", "--json"],
-        env,
-        timeout=_TIME_BOUND_SECONDS,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    items = _by_path(json.loads((out / "report.json").read_text()))
-    assert sorted(items) == ["phone.tar", "phone.tar!/after.jpg", "phone.tar!/before.jpg", "phone.tar!/slow.png"]
-    stopped = items["phone.tar!/slow.png"]
-    assert stopped["error"].startswith("time limit") and "CHILDSAFE_ITEM_SECONDS" in stopped["error"]
-    assert "digests only" in stopped["error"] and stopped["sha1"] == hashlib.sha1(slow).hexdigest()
-    assert items["phone.tar!/before.jpg"]["category"] == "A"
-    assert items["phone.tar!/after.jpg"]["sha1"] == hashlib.sha1(pictures["chelsea"]).hexdigest()

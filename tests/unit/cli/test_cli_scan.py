@@ -1,5 +1,7 @@
-"""``childsafe scan`` end to end on a generated case: exact counts, archives,
-hostile input, read-only evidence, resume after SIGKILL."""
+"""``childsafe scan`` in-process on a generated case: exact counts, archives,
+hostile input, read-only evidence, the reports and their manifest, the audit
+anchor. The case is scanned once a module; each test checks one thing of it.
+(A scan killed and resumed is in tests/e2e/test_scan_killed.py.)"""
 
 from __future__ import annotations
 
@@ -8,21 +10,17 @@ import hashlib
 import io
 import json
 import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import skimage.data
 from builders import bomb_png
 from PIL import Image, ImageEnhance
-from support import run_cli
+from support import invoke
 
 
 def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
@@ -112,38 +110,50 @@ def _tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _set_up_banks(known: Path, env: dict[str, str], evidence: Path) -> None:
-    assert run_cli(["bank", "create", "police", "--scheme", "uk"], env).returncode == 0
+def _set_up_banks(known: Path, home: Path, evidence: Path) -> None:
+    assert invoke(["bank", "create", "police", "--scheme", "uk"], home).exit_code == 0
     for name, category in (("coffee.jpg", "A"), ("chelsea.png", "B"), ("astronaut.jpg", "C")):
-        added = run_cli(["bank", "add", "police", str(known / name), "--category", category], env)
-        assert added.returncode == 0, added.stderr
+        added = invoke(["bank", "add", "police", str(known / name), "--category", category], home)
+        assert added.exit_code == 0, added.output
     # Threshold 0: the suppress entry silences this one near-duplicate, not its neighbours.
-    assert (
-        run_cli(["bank", "create", "false-positives", "--kind", "suppress", "--pdq-threshold", "0"], env).returncode
-        == 0
-    )
-    assert (
-        run_cli(["bank", "add", "false-positives", str(evidence / "edits" / "astronaut-bright-fp.jpg")], env).returncode
-        == 0
-    )
+    made = invoke(["bank", "create", "false-positives", "--kind", "suppress", "--pdq-threshold", "0"], home)
+    assert made.exit_code == 0, made.output
+    added = invoke(["bank", "add", "false-positives", str(evidence / "edits" / "astronaut-bright-fp.jpg")], home)
+    assert added.exit_code == 0, added.output
 
 
-@pytest.mark.slow
-def test_scan_of_a_generated_case_gives_the_exact_counts(
-    tmp_path: Path, photos: dict[str, Image.Image], cli_env: dict[str, str]
-) -> None:
-    evidence, known = build_case(tmp_path, photos)
-    _set_up_banks(known, cli_env, evidence)
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Image.Image]) -> dict[str, Any]:
+    """The generated case scanned twice (two workers, then one) into two output folders."""
+    root = tmp_path_factory.mktemp("scan")
+    home = root / "home"
+    evidence, known = build_case(root, photos)
+    _set_up_banks(known, home, evidence)
     before = _tree_digest(evidence)
-    out = tmp_path / "case-out"
-    result = run_cli(
-        ["scan", str(evidence), "--case", "OP-TEST-1", "--out", str(out), "--workers", "2", "--json"],
-        cli_env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    assert _tree_digest(evidence) == before, "the evidence changed during the scan"
-    assert sorted(p.name for p in out.iterdir()) == [
+    out = root / "case-out"
+    result = invoke(["scan", str(evidence), "--case", "OP-TEST-1", "--out", str(out), "--workers", "2", "--json"], home)
+    assert result.exit_code == 0, result.output
+    after = _tree_digest(evidence)
+    again = invoke(["scan", str(evidence), "--case", "OP-TEST-1", "--out", str(root / "again"), "--workers", "1"], home)
+    assert again.exit_code == 0, again.output
+    report = json.loads((out / "report.json").read_text())
+    return {
+        "root": root, "home": home, "evidence": evidence, "out": out, "again": root / "again",
+        "digests": (before, after), "report": report, "items": {item["path"]: item for item in report["items"]},
+        "manifest": json.loads((out / "manifest.json").read_text()),
+    }  # fmt: skip
+
+
+pytestmark = pytest.mark.slow  # the case is scanned twice: about 20 s
+
+
+def test_the_evidence_is_not_changed(scanned: dict[str, Any]) -> None:
+    before, after = scanned["digests"]
+    assert after == before
+
+
+def test_the_output_folder_holds_the_reports_and_nothing_else(scanned: dict[str, Any]) -> None:
+    assert sorted(p.name for p in scanned["out"].iterdir()) == [
         "case.vics.json",
         "items.csv",
         "manifest.json",
@@ -151,8 +161,9 @@ def test_scan_of_a_generated_case_gives_the_exact_counts(
         "report.json",
     ]
 
-    report = json.loads((out / "report.json").read_text())
-    assert report["summary"] == {
+
+def test_the_summary_has_the_exact_counts(scanned: dict[str, Any]) -> None:
+    assert scanned["report"]["summary"] == {
         "files": 21,
         "images": 12,
         "videos": 0,
@@ -162,145 +173,110 @@ def test_scan_of_a_generated_case_gives_the_exact_counts(
         "unmatched_images": 5,
         "by_category": {"A": {"files": 3, "unique": 2}, "B": {"files": 3, "unique": 2}, "C": {"files": 1, "unique": 1}},
     }
-    items = {item["path"]: item for item in report["items"]}
-    assert list(items) == sorted(items)
-    assert items["photos/holiday.txt"]["mime"] == "image/png" and items["photos/holiday.txt"]["category"] == "B"
-    assert items["archives/outer.tar.gz!/inner.zip!/deep/coffee.jpg"]["category"] == "A"
-    assert items["archives/outer.tar.gz!/inner.zip!/../../escape.jpg"]["category"] == "B"
-    assert not (tmp_path / "escape.jpg").exists() and not (evidence.parent.parent / "escape.jpg").exists()
-    (rotated,) = [m for m in items["edits/chelsea-rot90.png"]["matches"] if m["signal"] == "pdq"]
+
+
+def test_items_are_in_path_order(scanned: dict[str, Any]) -> None:
+    assert list(scanned["items"]) == sorted(scanned["items"])
+
+
+def test_a_renamed_image_is_typed_by_its_bytes_and_matched(scanned: dict[str, Any]) -> None:
+    holiday = scanned["items"]["photos/holiday.txt"]
+    assert (holiday["mime"], holiday["category"]) == ("image/png", "B")
+
+
+def test_members_of_nested_archives_are_matched(scanned: dict[str, Any]) -> None:
+    assert scanned["items"]["archives/outer.tar.gz!/inner.zip!/deep/coffee.jpg"]["category"] == "A"
+
+
+def test_a_member_named_to_escape_is_matched_and_never_written(scanned: dict[str, Any]) -> None:
+    assert scanned["items"]["archives/outer.tar.gz!/inner.zip!/../../escape.jpg"]["category"] == "B"
+    root = scanned["root"]
+    assert not (root / "escape.jpg").exists() and not (scanned["evidence"].parent.parent / "escape.jpg").exists()
+
+
+def test_a_turned_copy_is_matched_with_its_transform(scanned: dict[str, Any]) -> None:
+    (rotated,) = [m for m in scanned["items"]["edits/chelsea-rot90.png"]["matches"] if m["signal"] == "pdq"]
     assert rotated["transform"] != "none"
-    assert items["edits/astronaut-bright-fp.jpg"]["matches"] == []
-    assert items["archives/zeros.zip!/zeros.bin"]["size"] == 64 << 20
+
+
+def test_a_suppressed_near_duplicate_has_no_matches(scanned: dict[str, Any]) -> None:
+    assert scanned["items"]["edits/astronaut-bright-fp.jpg"]["matches"] == []
+
+
+def test_a_large_member_is_read_whole(scanned: dict[str, Any]) -> None:
+    assert scanned["items"]["archives/zeros.zip!/zeros.bin"]["size"] == 64 << 20
+
+
+def test_bad_files_are_error_items(scanned: dict[str, Any]) -> None:
+    items = scanned["items"]
     assert "decompression" in items["bad/bomb.png"]["error"] or "pixel" in items["bad/bomb.png"]["error"]
     assert "symbolic link" in items["bad/loop-a"]["error"]
-    assert items["bad/random.bin"]["error"] is None and items["bad/random.jpg"]["error"]
-    assert {d["sha1"] for d in report["duplicates"]} == {
+    assert items["bad/random.jpg"]["error"]
+    assert items["bad/random.bin"]["error"] is None  # not named like a picture: just digested
+
+
+def test_duplicates_are_the_files_with_one_sha1(scanned: dict[str, Any]) -> None:
+    items = scanned["items"]
+    assert {d["sha1"] for d in scanned["report"]["duplicates"]} == {
         items["photos/coffee.jpg"]["sha1"],
         items["photos/holiday.txt"]["sha1"],
     }
-    assert [b["name"] for b in report["banks"]] == ["false-positives", "police"]
 
-    manifest = json.loads((out / "manifest.json").read_text())
-    for name, digest in manifest["files"].items():
-        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+
+def test_the_report_names_the_banks(scanned: dict[str, Any]) -> None:
+    assert [b["name"] for b in scanned["report"]["banks"]] == ["false-positives", "police"]
+
+
+def test_the_manifest_digests_every_report(scanned: dict[str, Any]) -> None:
+    files = scanned["manifest"]["files"]
+    assert sorted(files) == ["case.vics.json", "items.csv", "report.html", "report.json"]
+    for name, digest in files.items():
+        assert hashlib.sha256((scanned["out"] / name).read_bytes()).hexdigest() == digest
+
+
+def test_the_manifest_names_the_banks_and_the_command(scanned: dict[str, Any]) -> None:
+    manifest = scanned["manifest"]
     assert {b["name"]: b["entries"] for b in manifest["banks"]} == {"false-positives": 1, "police": 3}
-    assert (
-        manifest["command"][-6:] == ["--case", "OP-TEST-1", "--out", str(out), "--workers", "2"][-6:]
-        or "scan" in manifest["command"]
-    )
+    evidence, out = str(scanned["evidence"]), str(scanned["out"])
+    assert manifest["command"] == ["childsafe", "scan", evidence, "--case", "OP-TEST-1", "--out", out, "--workers", "2",
+                                   "--json"]  # fmt: skip
 
-    rows = list(csv.DictReader(io.StringIO((out / "items.csv").read_text())))
+
+def test_the_csv_has_a_row_an_item(scanned: dict[str, Any]) -> None:
+    rows = list(csv.DictReader(io.StringIO((scanned["out"] / "items.csv").read_text())))
     assert len(rows) == 21 and {r["category"] for r in rows} == {"A", "B", "C", ""}
-    html = (out / "report.html").read_text()
+
+
+def test_the_html_report_shows_no_picture(scanned: dict[str, Any]) -> None:
+    html = (scanned["out"] / "report.html").read_text()
     assert "<img" not in html and "OP-TEST-1" in html and "../../escape.jpg" in html
-    vics = json.loads((out / "case.vics.json").read_text())
+
+
+def test_the_vics_case_export_lists_each_matched_picture_once_with_its_files(scanned: dict[str, Any]) -> None:
+    vics = json.loads((scanned["out"] / "case.vics.json").read_text())
     media = vics["value"][0]["Media"]
     assert vics["value"][0]["CaseNumber"] == "OP-TEST-1" and len(media) == 5
-    coffee = next(m for m in media if m["SHA1"] == items["photos/coffee.jpg"]["sha1"])
+    coffee = next(m for m in media if m["SHA1"] == scanned["items"]["photos/coffee.jpg"]["sha1"])
     assert sorted(f["FilePath"] + "/" + f["FileName"] for f in coffee["MediaFiles"]) == [
         "archives/outer.tar.gz!/inner.zip!/deep/coffee.jpg",
         "photos/coffee.jpg",
     ]
 
-    # Same evidence, same banks: the same items; the scan is in the audit log.
-    again = run_cli(
-        ["scan", str(evidence), "--case", "OP-TEST-1", "--out", str(tmp_path / "again"), "--workers", "1"],
-        cli_env,
-        timeout=300,
-    )
-    assert again.returncode == 0, again.stderr
-    assert json.loads((tmp_path / "again" / "report.json").read_text())["items"] == report["items"]
-    audit = [
-        json.loads(line)
-        for line in run_cli(["audit", "list", "--action", "scan", "--json"], cli_env).stdout.splitlines()
-    ]
+
+def test_the_same_evidence_and_banks_give_the_same_items(scanned: dict[str, Any]) -> None:
+    assert json.loads((scanned["again"] / "report.json").read_text())["items"] == scanned["report"]["items"]
+
+
+def test_each_scan_is_audited_with_the_reports_of_its_manifest(scanned: dict[str, Any]) -> None:
+    listed = invoke(["audit", "list", "--action", "scan", "--json"], scanned["home"]).stdout.splitlines()
+    audit = [json.loads(line) for line in listed]
     assert len(audit) == 2 and audit[0]["detail"]["case_id"] == "OP-TEST-1"
-    assert audit[0]["detail"]["files"] == manifest["files"]  # the reports the event records are the manifest's
-    assert json.loads(run_cli(["audit", "verify", "--json"], cli_env).stdout)["intact"] is True
-    anchored = run_cli(["audit", "verify", "--manifest", str(out / "manifest.json"), "--json"], cli_env)
-    assert anchored.returncode == 0 and json.loads(anchored.stdout)["anchor"] == manifest["audit"]
-    # Deleting the last events (both scans') is caught by the first scan's manifest, not by the chain alone.
-    with sqlite3.connect(Path(cli_env["CHILDSAFE_HOME"]) / "childsafe.db") as db:
-        db.execute("DELETE FROM audit_events WHERE id >= (SELECT MIN(id) FROM audit_events WHERE action = 'scan')")
-    assert run_cli(["audit", "verify"], cli_env).returncode == 0
-    truncated = run_cli(["audit", "verify", "--manifest", str(out / "manifest.json")], cli_env)
-    assert truncated.returncode == 1 and "deleted" in truncated.stdout + truncated.stderr
+    assert audit[0]["detail"]["files"] == scanned["manifest"]["files"]
 
 
-def test_scan_refuses_bad_requests(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    evidence = tmp_path / "evidence"
-    _write(evidence / "a.txt", b"hello")
-    missing = run_cli(["scan", str(tmp_path / "nothing"), "--case", "C", "--out", str(tmp_path / "o1")], cli_env)
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
-    inside = run_cli(["scan", str(evidence), "--case", "C", "--out", str(evidence / "out")], cli_env)
-    assert inside.returncode == 2 and "outside the evidence" in inside.stderr
-    assert not (evidence / "out").exists()
-    full = tmp_path / "full"
-    _write(full / "x", b"")
-    busy = run_cli(["scan", str(evidence), "--case", "C", "--out", str(full)], cli_env)
-    assert busy.returncode == 2 and "not empty" in busy.stderr
-    nothing = run_cli(["scan", str(evidence), "--case", "C", "--out", str(tmp_path / "o2"), "--resume"], cli_env)
-    assert nothing.returncode == 2 and "no interrupted scan" in nothing.stderr
-    single = run_cli(["scan", str(evidence / "a.txt"), "--case", "C", "--out", str(tmp_path / "o3"), "--json"], cli_env)
-    assert single.returncode == 0 and json.loads(single.stdout)["summary"]["files"] == 1
-
-
-@pytest.mark.slow
-def test_a_killed_scan_resumes_to_the_same_report(
-    tmp_path: Path, photos: dict[str, Image.Image], cli_env: dict[str, str]
-) -> None:
-    evidence = tmp_path / "evidence"
-    base = photos["coffee"]
-    for number in range(80):
-        variant = ImageEnhance.Brightness(base).enhance(0.6 + number / 100).rotate(number * 4.5)
-        _write(evidence / f"dir{number % 4}" / f"photo{number:03d}.jpg", _jpeg(variant, 85))
-    known = tmp_path / "known"
-    _write(known / "coffee.jpg", _jpeg(base))
-    run_cli(["bank", "create", "police", "--scheme", "uk"], cli_env)
-    run_cli(["bank", "add", "police", str(known / "coffee.jpg"), "--category", "A"], cli_env)
-    reference = run_cli(
-        ["scan", str(evidence), "--case", "R", "--out", str(tmp_path / "reference"), "--workers", "1"],
-        cli_env,
-        timeout=300,
-    )
-    assert reference.returncode == 0, reference.stderr
-
-    out = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "childsafe", "scan", str(evidence), "--case", "R", "--out", str(out), "--workers", "1"],
-        env=cli_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    state = out / ".childsafe-scan" / "state.sqlite"
-    deadline = time.monotonic() + 120
-    done = 0
-    while time.monotonic() < deadline and done < 20:
-        time.sleep(0.05)
-        if state.exists():
-            try:
-                with sqlite3.connect(state, timeout=1) as db:
-                    done = db.execute("SELECT COUNT(*) FROM done").fetchone()[0]
-            except sqlite3.Error:
-                pass
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert 20 <= done < 81, f"the scan was not caught part way ({done} done)"
-    assert not (out / "manifest.json").exists()
-    if (out / "report.json").exists():  # rewritten as the scan goes (every 60 s): marked so
-        assert json.loads((out / "report.json").read_text())["status"] == "incomplete"
-
-    resumed = run_cli(
-        ["scan", str(evidence), "--case", "R", "--out", str(out), "--workers", "2", "--resume", "--json"],
-        cli_env,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    figures = json.loads(resumed.stdout)
-    assert figures["done_before"] >= 19 and figures["read_now"] == 80 - figures["done_before"]
-    final = json.loads((out / "report.json").read_text())
-    expected = json.loads((tmp_path / "reference" / "report.json").read_text())
-    assert final["items"] == expected["items"] and final["summary"] == expected["summary"]
-    assert final["summary"]["matched_files"] >= 1
-    assert not (out / ".childsafe-scan").exists()
+def test_the_chain_verifies_against_the_manifests_anchor(scanned: dict[str, Any]) -> None:
+    verified = invoke(["audit", "verify", "--json"], scanned["home"])
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["intact"] is True
+    manifest = scanned["out"] / "manifest.json"
+    anchored = invoke(["audit", "verify", "--manifest", str(manifest), "--json"], scanned["home"])
+    assert anchored.exit_code == 0 and json.loads(anchored.stdout)["anchor"] == scanned["manifest"]["audit"]

@@ -245,15 +245,31 @@ def test_bank_side_variants_belong_to_the_entry(engine, tmp_path: Path) -> None:
     assert _matches(matcher, centre_crop(_sample("chelsea")), tmp_path / "q.jpg", limits) == []
 
 
-@pytest.mark.parametrize("size", [(1, 1), (2, 300), (300, 2), (47, 47), (49, 3000)])
-def test_tiny_and_thin_pictures_give_no_cuts_and_no_errors(size: tuple[int, int]) -> None:
+def _noise(size: tuple[int, int]) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(1).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 300), (300, 2), (47, 47)])
+def test_pictures_under_the_smallest_side_give_no_cuts_and_no_variants(size: tuple[int, int]) -> None:
+    # (This test once called both and asserted nothing of what they gave: it could not fail.)
     from childsafe.signals.derived import bank_variant_hashes, derived_pdq_hashes
+
+    assert derived_pdq_hashes(_noise(size)) == {}
+    assert bank_variant_hashes(_noise(size)) == {}
+
+
+def test_a_thin_picture_just_over_the_smallest_side_is_cut_without_error() -> None:
+    from childsafe.signals.derived import bank_variant_hashes, derived_pdq_hashes
+
+    assert isinstance(derived_pdq_hashes(_noise((49, 3000))), dict)
+    assert all(name.startswith("variant:") for name in bank_variant_hashes(_noise((49, 3000))))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 300), (300, 2), (47, 47), (49, 3000)])
+def test_tiny_and_thin_pictures_give_at_most_the_keypoints_asked_for(size: tuple[int, int]) -> None:
     from childsafe.signals.keypoints import image_keypoints
 
-    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
-    derived_pdq_hashes(image)
-    bank_variant_hashes(image)
-    assert len(image_keypoints(np.asarray(image.convert("L")), 500)) <= 500
+    assert len(image_keypoints(np.asarray(_noise(size).convert("L")), 500)) <= 500
 
 
 def _watermarked(image: Image.Image) -> Image.Image:

@@ -201,47 +201,6 @@ def test_help_resources_by_region_with_fallbacks_and_overrides(tmp_path) -> None
         load_resources(override)
 
 
-def test_deter_commands_end_to_end(tmp_path, cli_env) -> None:  # type: ignore[no-untyped-def]
-    import json
-
-    from support import run_cli
-
-    terms = tmp_path / "terms.txt"
-    terms.write_text("# licensed list (placeholders here)\npurple umbrella\nvelvet lantern\n")
-    urls = tmp_path / "urls.txt"
-    urls.write_text("http://example.com/bad/page.html\nexample.org/folder/*\n")
-    first = json.loads(run_cli(["deter", "terms", "import", str(terms), "--list", "kw", "--json"], cli_env).stdout)
-    assert first == {"list": "kw", "kind": "term", "added": 2, "total": 2}
-    again = json.loads(run_cli(["deter", "terms", "import", str(terms), "--list", "kw", "--json"], cli_env).stdout)
-    assert again["added"] == 0
-    assert (
-        json.loads(run_cli(["deter", "urls", "import", str(urls), "--list", "ul", "--json"], cli_env).stdout)["added"]
-        == 2
-    )
-    bad = tmp_path / "bad.txt"
-    bad.write_text("http://example.com/ok\nftp://nope\n")
-    failed = run_cli(["deter", "urls", "import", str(bad), "--list", "ul"], cli_env)
-    assert failed.returncode == 2 and "bad.txt: line 2" in failed.stderr
-    answer = json.loads(run_cli(["deter", "check", "P U R P L E umbrela", "--region", "US", "--json"], cli_env).stdout)
-    assert answer["intercept"] is True and answer["matched"] == {"kind": "term", "list": "kw"}
-    assert list(answer["warning"]) == ["title", "body", "resources"] and "illegal" in answer["warning"]["body"]
-    assert [r["phone"] for r in answer["warning"]["resources"]] == ["1-888-773-8368"]
-    assert "purple" not in json.dumps(answer).lower()  # the matched term is never echoed
-    by_url = json.loads(
-        run_cli(
-            ["deter", "check", "holiday photos", "--url", "https://www.example.org/folder/x", "--json"], cli_env
-        ).stdout
-    )
-    assert by_url["matched"] == {"kind": "url", "list": "ul"}
-    clean = json.loads(run_cli(["deter", "check", "purple hat and umbrella", "--json"], cli_env).stdout)
-    assert clean == {"intercept": False, "matched": None, "warning": None}
-    stats = json.loads(run_cli(["deter", "stats", "--json"], cli_env).stdout)
-    assert {(s["region"], s["list"], s["outcome"], s["count"]) for s in stats} == {
-        ("US", "kw", "shown", "<10"),
-        ("GB", "ul", "shown", "<10"),
-    }
-
-
 @pytest.mark.slow
 def test_after_10000_checks_the_database_holds_no_query_text(database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import sqlalchemy as sa

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
 import pkgutil
 import re
 from pathlib import Path
 
 import pytest
-from support import REPO, run_cli
+from support import REPO
 
 import childsafe
 import childsafe.signals
-from childsafe.demo import DEMO_MARKER, prepare_demo_folder
 from childsafe.errors import UsageError
 from childsafe.signals import SignalType, get_signal, parse_signal_value, register, signal_names
-from childsafe.store import head_revision
 
 
 def test_public_api_is_exactly_what_all_names() -> None:
@@ -87,36 +84,6 @@ def test_every_command_and_setting_is_documented() -> None:
         assert setting in docs, f"{setting} is not in docs/cli.md"
 
 
-def test_demo_scans_a_benign_case_on_embedded_defaults(cli_env: dict[str, str]) -> None:
-    result = run_cli(["demo", "--json"], cli_env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    demo = json.loads(result.stdout)
-    assert demo["database"].startswith("sqlite:///")
-    assert demo["summary"]["matched_files"] == 5
-    assert demo["summary"]["by_category"] == {
-        "A": {"files": 2, "unique": 2},
-        "B": {"files": 2, "unique": 2},
-        "C": {"files": 1, "unique": 1},
-    }
-    report = json.loads((Path(demo["out"]) / "report.json").read_text())
-    items = {item["path"]: item for item in report["items"]}
-    assert items["downloads/budget.xlsx"]["category"] == "A"  # an edited copy with a misleading name
-    assert {m["transform"] for m in items["downloads/mirror.png"]["matches"]} == {"flipy"}
-    assert items["backup/phone-2025.tar.gz!/photos.zip!/holiday/day1.jpg"]["category"] == "B"
-    assert items["downloads/broken.jpg"]["error"]
-    # What childsafe writes is its owner's only, whatever the caller's umask.
-    database = Path(demo["database"].removeprefix("sqlite:///"))
-    for written in (database, Path(demo["out"]) / "report.json", Path(demo["out"]) / "manifest.json"):
-        assert written.stat().st_mode & 0o077 == 0, f"{written} is readable by others"
-    assert (Path(demo["folder"]) / DEMO_MARKER).is_file()
-    human = run_cli(["demo"], cli_env, timeout=300)  # runs again from scratch: the folder is the demo's own
-    assert human.returncode == 0 and "report.html" in human.stdout
-    version = run_cli(["version", "--json"], cli_env)
-    assert json.loads(version.stdout) == {"name": "childsafe", "version": childsafe.__version__}
-    upgraded = run_cli(["db", "upgrade", "--json"], cli_env)
-    assert json.loads(upgraded.stdout)["revision"] == head_revision()
-
-
 def test_the_projects_copy_of_the_contract_is_current() -> None:
     shared = REPO.parent / "shared" / "SPEC.md"
     if not shared.is_file():
@@ -128,30 +95,6 @@ def test_the_projects_copy_of_the_contract_is_current() -> None:
     )
 
 
-def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    precious = tmp_path / "work"
-    precious.mkdir()
-    (precious / "notes.txt").write_text("keep me")
-    refused = run_cli(["demo", "--out", str(precious)], cli_env)
-    assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines() == [
-        f"childsafe: error: {precious} exists and is not empty, and no earlier demo made it; choose a new --out"
-    ]
-    assert (precious / "notes.txt").read_text() == "keep me"
-    with pytest.raises(UsageError, match="is not a folder"):
-        prepare_demo_folder(precious / "notes.txt")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    prepare_demo_folder(empty)  # an empty folder may be used
-    assert [p.name for p in empty.iterdir()] == [DEMO_MARKER]
-    (empty / "report").mkdir()
-    (empty / "report" / "old.json").write_text("{}")
-    prepare_demo_folder(empty)  # the demo's own folder is replaced
-    assert [p.name for p in empty.iterdir()] == [DEMO_MARKER]
-    prepare_demo_folder(tmp_path / "new" / "demo")
-    assert (tmp_path / "new" / "demo" / DEMO_MARKER).is_file()
-
-
 def test_one_rule_for_names_with_the_extra_characters_asked_for() -> None:
     from childsafe.naming import checked_name
 
@@ -160,22 +103,6 @@ def test_one_rule_for_names_with_the_extra_characters_asked_for() -> None:
     for bad, also in [("-leading", ""), ("trailing\n", ""), ("a@b", ""), ("x" * 101, ""), ("", "@"), ("a b", "@")]:
         with pytest.raises(UsageError, match="bad bank name .* starting with a letter or digit"):
             checked_name(bad, "bank", also=also)
-
-
-@pytest.mark.parametrize(
-    ("setting", "value", "message"),
-    [
-        ("CHILDSAFE_MAX_PIXELS", "lots", "CHILDSAFE_MAX_PIXELS must be a number, not 'lots'"),
-        ("CHILDSAFE_DECODE_SECONDS", "-1", "CHILDSAFE_DECODE_SECONDS must be above 0"),
-        ("CHILDSAFE_QUERY_VARIANTS", "trim,bogus", "CHILDSAFE_QUERY_VARIANTS: unknown bogus"),
-    ],
-)
-def test_a_bad_setting_is_one_line_and_exit_code_2(
-    setting: str, value: str, message: str, cli_env: dict[str, str], tmp_path: Path
-) -> None:
-    done = run_cli(["hash", str(tmp_path)], {**cli_env, setting: value})
-    assert done.returncode == 2
-    assert done.stderr.startswith(f"childsafe: error: {message}") and done.stderr.count("\n") == 1, done.stderr
 
 
 def _imported_modules(source: str, module: str) -> set[str]:

@@ -4,7 +4,6 @@ on first use, safely when several processes start at once."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import pwd
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from support import run_cli
 
 from childsafe.errors import StorageError, UsageError
 from childsafe.store import (
@@ -80,21 +78,6 @@ def test_audit_events_filter_by_action(database_url: str) -> None:
     assert all(e.at is not None for e in audit_events(engine))
 
 
-def _open_in_child(url: str) -> str | None:
-    engine = _open_database(url)
-    revision = schema_revision(engine)
-    engine.dispose()
-    return revision
-
-
-@pytest.mark.slow
-def test_processes_starting_at_once_migrate_once(database_url: str) -> None:
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(4) as pool:
-        revisions = pool.map(_open_in_child, [database_url] * 4)
-    assert revisions == [head_revision()] * 4
-
-
 def test_bad_database_urls_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a database URL"):
         open_database("not a url")
@@ -126,25 +109,6 @@ def test_audit_chain_detects_changed_and_deleted_events(database_url: str) -> No
     deleted = verify_audit_chain(engine)
     assert (deleted.intact, deleted.first_broken) == (False, 3)
     assert "deleted or inserted" in str(deleted.reason)
-
-
-def _append_in_child(url: str) -> None:
-    engine = _open_database(url)
-    for number in range(10):
-        record_audit(engine, "test", {"n": number})
-    engine.dispose()
-
-
-@pytest.mark.slow
-def test_concurrent_appends_keep_one_chain(database_url: str) -> None:
-    from childsafe.store import verify_audit_chain
-
-    open_database(database_url)
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(3) as pool:
-        pool.map(_append_in_child, [database_url] * 3)
-    report = verify_audit_chain(open_database(database_url))
-    assert (report.events, report.intact) == (30, True)
 
 
 def _chain_of_five(database_url: str) -> tuple[sa.Engine, list[AuditAnchor]]:
@@ -221,24 +185,3 @@ def test_the_actor_is_the_os_user_whatever_the_environment_says(
     engine = open_database(database_url)
     record_audit(engine, "test", {})
     assert audit_events(engine)[0].actor == pwd.getpwuid(os.geteuid()).pw_name != "someone-else"
-
-
-def test_audit_verify_checks_a_manifest_anchor(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    assert run_cli(["apikey", "create", "k1", "--role", "matcher"], cli_env).returncode == 0
-    assert run_cli(["apikey", "create", "k2", "--role", "matcher"], cli_env).returncode == 0
-    verified = run_cli(["audit", "verify", "--json"], cli_env)
-    report = json.loads(verified.stdout)
-    assert verified.returncode == 0 and report["intact"] and report["events"] == 2 and report["anchor"] is None
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"case_id": "C1", "audit": report["head"]}))
-    held = run_cli(["audit", "verify", "--manifest", str(manifest), "--json"], cli_env)
-    assert held.returncode == 0 and json.loads(held.stdout)["anchor"] == report["head"]
-    manifest.write_text(json.dumps({"case_id": "C1", "audit": {"events": 3, "head": report["head"]["head"]}}))
-    lost = run_cli(["audit", "verify", "--manifest", str(manifest)], cli_env)
-    assert lost.returncode == 1
-    assert "the log holds 2 events but the manifest anchors 3 (events deleted?)" in lost.stdout
-    for text in ('{"case_id": "C1"}', '{"audit": {"events": true, "head": "00"}}', "not json"):
-        manifest.write_text(text)
-        wrong = run_cli(["audit", "verify", "--manifest", str(manifest)], cli_env)
-        assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
-        assert "is not a scan manifest with an audit anchor" in wrong.stderr
