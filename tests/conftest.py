@@ -1,23 +1,20 @@
-"""Shared fixtures: real databases (SQLite file and the local PostgreSQL),
-the public PDQ reference images, and a way to run the real CLI."""
+"""Fixtures shared by both layers (tests/unit, tests/e2e): real databases
+(a SQLite file and the local PostgreSQL), the public PDQ reference images, a
+fresh CHILDSAFE_HOME for the command line. Helpers that tests import by name
+are in support.py; each test is marked ``unit`` or ``e2e`` by its folder."""
 
 from __future__ import annotations
 
 import os
-import random
-import socket
-import subprocess
-import sys
-import time
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
+from support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO.parent / "shared" / "datasets" / "pdq-reference"
 POSTGRES_URL = os.environ.get("CHILDSAFE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -81,11 +78,6 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def random_hex(rng: random.Random, digits: int) -> str:
-    """``digits`` random hex digits (a digest or a PDQ hash) from ``rng``."""
-    return f"{rng.getrandbits(digits * 4):0{digits}x}"
-
-
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a CLI run with its own CHILDSAFE_HOME."""
@@ -94,73 +86,31 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(
-    args: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run the real ``childsafe`` command in a new process."""
-    return subprocess.run(
-        [sys.executable, "-m", "childsafe", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the newest migration, made once a test process: migrating
+    a new database takes most of a short command's time. (First use itself is
+    tested in tests/unit/store/test_store.py.)"""
+    from childsafe.store import open_database
+
+    path = tmp_path_factory.mktemp("template") / "childsafe.db"
+    open_database(f"sqlite:///{path}").dispose()
+    return path
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def home(tmp_path: Path, migrated_database: Path) -> Path:
+    """A fresh CHILDSAFE_HOME for ``support.invoke`` (the command line in-process),
+    its database already at the newest migration."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(migrated_database, home / "childsafe.db")
+    return home
 
 
-class Server:
-    """``childsafe serve`` in its own process, and keys for each role."""
-
-    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
-        self.env = env
-        self.keys = {
-            role: run_cli(["apikey", "create", f"{role}-key", "--role", role], env).stdout.strip()
-            for role in ("admin", "curator", "matcher", "deter")
-        }
-        self.clients: list[httpx.Client] = []
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # The request log goes to a file: a pipe nobody reads would fill and stall the server.
-        self.log_path = Path(env["CHILDSAFE_HOME"]) / f"serve-{self.port}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "childsafe", "serve", "--port", str(self.port), "--workers", str(workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        log = self.stop()
-        raise RuntimeError(f"the server did not start:\n{log[-2000:]}")
-
-    def client(self, role: str | None, key: str | None = None) -> httpx.Client:
-        key = key or (self.keys[role] if role else None)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        client = httpx.Client(base_url=self.url, headers=headers, timeout=60)
-        self.clients.append(client)
-        return client
-
-    def stop(self) -> str:
-        for client in self.clients:
-            client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log_file.close()
-        return self.log_path.read_text()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer, from its folder: ``-m unit`` or ``-m e2e`` picks one."""
+    for item in items:
+        parts = item.path.relative_to(REPO / "tests").parts
+        if parts[0] in ("unit", "e2e"):
+            item.add_marker(parts[0])

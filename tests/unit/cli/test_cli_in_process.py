@@ -128,3 +128,17 @@ def test_a_message_about_one_of_two_inputs_names_its_option(arguments: list[str]
     result = run(arguments)
     assert result.exit_code == 2
     assert result.stderr == message
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("CHILDSAFE_MAX_PIXELS", "lots", "CHILDSAFE_MAX_PIXELS must be a number, not 'lots'"),
+        ("CHILDSAFE_DECODE_SECONDS", "-1", "CHILDSAFE_DECODE_SECONDS must be above 0"),
+        ("CHILDSAFE_QUERY_VARIANTS", "trim,bogus", "CHILDSAFE_QUERY_VARIANTS: unknown bogus"),
+    ],
+)
+def test_a_bad_media_setting_is_one_line_and_exit_2(setting: str, value: str, message: str, home: Path) -> None:
+    done = run(["hash", str(home)], env={setting: value})
+    assert done.exit_code == 2
+    assert done.stderr.startswith(f"childsafe: error: {message}") and done.stderr.count("\n") == 1, done.stderr
