@@ -35,7 +35,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import IO, cast
 
 from childsafe.detect import PreparedQuery, prepare_query
 from childsafe.media.budgets import BudgetExceeded, ScanBudgets, over_budget
@@ -43,6 +43,7 @@ from childsafe.media.limits import MediaLimits
 from childsafe.media.sniff import SNIFF_BYTES, MediaKind, sniff_type
 from childsafe.media.streams import DigestingReader, prefixed
 from childsafe.signals import FileHashes
+from childsafe.triage.budgeted import ArchiveOverBudget, BudgetedStream, Tally, TickingFile
 from childsafe.triage.sources import Container, ContainerError, Member, Recorded, Task, container_for
 
 __all__ = [
@@ -61,8 +62,6 @@ Position = tuple[int, ...]
 CONTAINER_HEAD_BYTES = 40_960
 #: An archive inside an archive that must seek is held in memory to be read; larger ones are digested only.
 MAX_NESTED_ARCHIVE_BYTES = 512 * 1024 * 1024
-#: A long read says it is still going this often (bytes), so only a stall counts against the time limit.
-_TICK_BYTES = 64 * 1024 * 1024
 
 #: Errors that damaged archive data raises while a member is read.
 _READ_ERRORS = (
@@ -126,104 +125,6 @@ def _reason(exc: BaseException) -> str:
 
 
 @dataclass
-class _Tally:
-    """Bytes that the members of one archive expanded to (its direct members),
-    or that everything inside the file on disk did (all members, any depth)."""
-
-    limit: int
-    error: str  # the over_budget message when the limit is passed
-    expanded: int = 0
-
-
-class _BudgetedStream(io.RawIOBase):
-    """A member's content, counted against its own budget, its archive's and
-    its file's; also says a long read is still going (``tick``)."""
-
-    def __init__(
-        self,
-        raw: IO[bytes],
-        budgets: ScanBudgets,
-        compressed_size: int | None,
-        tallies: list[_Tally],
-        tick: Callable[[], None],
-    ) -> None:
-        super().__init__()
-        self._raw = raw
-        self._budgets = budgets
-        self._compressed = compressed_size
-        self._tallies = tallies
-        self._tick = tick
-        self._count = 0
-        self._next_tick = _TICK_BYTES
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
-        self._count += len(data)
-        self._check(len(data))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def _check(self, fresh: int) -> None:
-        budgets = self._budgets
-        if self._count > budgets.max_member_bytes:
-            raise BudgetExceeded(
-                over_budget("max_member_bytes", budgets.max_member_bytes, "member expands to more bytes")
-            )
-        if self._compressed and self._count > max(budgets.ratio_floor_bytes, budgets.max_ratio * self._compressed):
-            raise BudgetExceeded(
-                over_budget("max_ratio", budgets.max_ratio, "member expands more times its compressed size")
-            )
-        for tally in self._tallies:
-            tally.expanded += fresh
-            if tally.expanded > tally.limit:
-                raise _ArchiveOverBudget(tally, tally.error)
-        if self._count >= self._next_tick:
-            self._next_tick += _TICK_BYTES
-            self._tick()
-
-
-class _TickingFile(io.RawIOBase):
-    """A file on disk that says a long read is still going (``tick``), so that
-    hashing a 500 GB file is not taken for a hang."""
-
-    def __init__(self, raw: IO[bytes], tick: Callable[[], None]) -> None:
-        super().__init__()
-        self._raw = raw
-        self._tick = tick
-        self._count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def readinto(self, buffer: Any) -> int:
-        count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        before, self._count = self._count, self._count + (count or 0)
-        if before // _TICK_BYTES != self._count // _TICK_BYTES:
-            self._tick()
-        return int(count or 0)
-
-
-class _ArchiveOverBudget(BudgetExceeded):
-    """An archive's own budget is spent: it (and what is inside it) stops."""
-
-    def __init__(self, tally: _Tally, message: str) -> None:
-        super().__init__(message)
-        self.tally = tally
-
-
-@dataclass
 class _Reader:
     """Recursion over containers, with the limits of one scan and the
     poison positions of earlier attempts at this task."""
@@ -233,11 +134,11 @@ class _Reader:
     progress: Progress
     poisoned: Mapping[Hashable, str]
     #: The archive budget that ran out, until the archive it belongs to has stopped.
-    spent: _ArchiveOverBudget | None = None
+    spent: ArchiveOverBudget | None = None
     current: Hashable = ()
     #: The open archives' tallies, innermost last; and the file on disk's, when it is an archive.
-    tallies: list[_Tally] = field(default_factory=list)
-    file_tally: _Tally | None = None
+    tallies: list[Tally] = field(default_factory=list)
+    file_tally: Tally | None = None
 
     def start(self, key: Hashable) -> None:
         self.current = key
@@ -321,7 +222,7 @@ class _Reader:
         return None if reason is None else _failed(label, size, f"{reason}; not read", modified, position)
 
     def _note_spent(self, exc: BudgetExceeded) -> None:
-        if isinstance(exc, _ArchiveOverBudget):
+        if isinstance(exc, ArchiveOverBudget):
             self.spent = exc
 
     # -- archives ------------------------------------------------------------
@@ -333,12 +234,12 @@ class _Reader:
         any, is raised as ContainerError after the members read so far."""
         budgets = self.budgets
         if own_size is not None and not position:  # the file on disk: its size is known and not attacker-inflated
-            self.file_tally = _Tally(
+            self.file_tally = Tally(
                 max(budgets.ratio_floor_bytes, budgets.max_ratio * own_size),
                 over_budget("max_ratio", budgets.max_ratio, "archive expands more times the size of its file"),
             )
         limit = budgets.max_container_bytes
-        tally = _Tally(limit, over_budget("max_container_bytes", limit, "members of one archive expand to more bytes"))
+        tally = Tally(limit, over_budget("max_container_bytes", limit, "members of one archive expand to more bytes"))
         self.tallies.append(tally)
         try:
             members = container.members(stream, label, mime, budgets)
@@ -372,7 +273,7 @@ class _Reader:
         finally:
             self.tallies.pop()
 
-    def _counting(self) -> list[_Tally]:
+    def _counting(self) -> list[Tally]:
         """What a member's bytes count against: its own archive, and the file on disk."""
         return [tally for tally in (self.tallies[-1], self.file_tally) if tally is not None]
 
@@ -401,7 +302,7 @@ class _Reader:
             stream = cast(
                 IO[bytes],
                 io.BufferedReader(
-                    _BudgetedStream(raw, self.budgets, member.compressed_size, self._counting(), self.tick),
+                    BudgetedStream(raw, self.budgets, member.compressed_size, self._counting(), self.tick),
                     buffer_size=1 << 20,
                 ),
             )
@@ -514,7 +415,7 @@ def read_task(
         yield _failed(task.label, task.size, reason, task.modified, (), "inode/x-unreadable")
         return
     with stream:
-        ticking = cast(IO[bytes], io.BufferedReader(_TickingFile(stream, reader.tick), buffer_size=1 << 20))
+        ticking = cast(IO[bytes], io.BufferedReader(TickingFile(stream, reader.tick), buffer_size=1 << 20))
         try:
             yield from reader.read(ticking, task.label, task.modified, True, ())
         except OSError as exc:
