@@ -17,6 +17,7 @@ the reader tells it more than an archive needs (``ImageContext``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,19 @@ __all__ = [
     "ContainerError",
     "ImageContainer",
     "ImageContext",
+    "open_evidence",
 ]
+
+
+def open_evidence(path: str) -> IO[bytes]:
+    """Open a file of evidence for reading only, not touching its access time
+    when the system lets us (O_NOATIME needs ownership or root)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        descriptor = os.open(path, flags)
+    return os.fdopen(descriptor, "rb")
 
 
 @dataclass(frozen=True)
