@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from childsafe.banks.schemes import severity_rank
+from childsafe.triage.provenance import STATES
 from childsafe.triage.state import ScanState, StoredItem
 
 __all__ = ["CaseReport", "item_category", "summarise", "UNCATEGORISED"]
@@ -28,13 +29,20 @@ def item_category(matches: list[dict[str, Any]], schemes: dict[str, str]) -> str
 
 
 def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> dict[str, Any]:
-    """The docs/spec.md ``summary`` of a case, in one pass over its items."""
+    """The docs/spec.md ``summary`` of a case, in one pass over its items.
+    ``by_state`` (items from disk images, by allocated/deleted/carved) is there
+    only when the evidence held a disk image (docs/spec.md, deviations)."""
     files = images = videos = errors = matched_files = unmatched_images = 0
     matched_sha1: set[str] = set()
     by_category: dict[str, dict[str, Any]] = {}
+    by_state: dict[str, dict[str, int]] = {}
     for item in items:
         hashes = item.hashes
         files += 1
+        if item.provenance is not None:
+            counts = by_state.setdefault(item.provenance.state, {"files": 0, "matched": 0})
+            counts["files"] += 1
+            counts["matched"] += bool(item.matches)
         images += hashes.media_type == "image"
         videos += hashes.media_type == "video"
         errors += hashes.error is not None
@@ -49,7 +57,7 @@ def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> dict[str,
         elif hashes.media_type == "image":
             unmatched_images += 1
     ordered = sorted(by_category, key=lambda label: (label == UNCATEGORISED, _label_rank(label, schemes), label))
-    return {
+    summary: dict[str, Any] = {
         "files": files,
         "images": images,
         "videos": videos,
@@ -62,6 +70,9 @@ def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> dict[str,
             for label in ordered
         },
     }
+    if by_state:
+        summary["by_state"] = {state: by_state[state] for state in STATES if state in by_state}
+    return summary
 
 
 def _label_rank(label: str, schemes: dict[str, str]) -> int:
@@ -111,7 +122,7 @@ class CaseReport:
             "matches": item.matches,
             "category": item_category(item.matches, self.schemes),
             "error": hashes.error,
-        }
+        } | (item.provenance.to_dict() if item.provenance is not None else {})
 
     def duplicates(self) -> Iterator[tuple[str, list[str]]]:
         return self.state.duplicate_groups()

@@ -40,6 +40,19 @@ _SCRIPT = """
 """
 
 
+def _found(provenance: dict[str, Any]) -> str:
+    """Where in a disk image an item was found, in one line under its path."""
+    where = provenance["location"]
+    parts = [provenance["state"], f"in {where['image']}"]
+    if where["partition"] is not None:
+        parts.append(f"partition {where['partition']}")
+    if where["offset"] is not None:
+        parts.append(f"at byte {where['offset']:,}")
+    parts += [where["filesystem"] or "", f"inode {where['inode']}" if where["inode"] else ""]
+    parts += [f"{name} {where[name]}" for name in ("created", "modified", "accessed") if where[name]]
+    return f"<br><small>{escape(', '.join(part for part in parts if part))}</small>"
+
+
 def _cell(value: Any, numeric: bool = False) -> str:
     text = "" if value is None else str(value)
     return f'<td class="n">{escape(text)}</td>' if numeric else f"<td>{escape(text)}</td>"
@@ -82,6 +95,13 @@ class HtmlReport:
             out.write(f"<tr>{_cell(label)}{_cell(counts['files'], True)}{_cell(counts['unique'], True)}</tr>\n")
         if not summary["by_category"]:
             out.write('<tr><td colspan="3">No matches.</td></tr>\n')
+        if "by_state" in summary:
+            out.write(
+                "</tbody></table>\n<h2>Found in disk images, by state</h2>\n<table><thead><tr><th>State</th>"
+                "<th>Items</th><th>Matched</th></tr></thead><tbody>\n"
+            )
+            for state, counts in summary["by_state"].items():
+                out.write(f"<tr>{_cell(state)}{_cell(counts['files'], True)}{_cell(counts['matched'], True)}</tr>\n")
         out.write(
             "</tbody></table>\n<h2>Banks matched against</h2>\n<table><thead><tr><th>Bank</th><th>Scheme</th>"
             "<th>Entries</th><th>Content digest</th></tr></thead><tbody>\n"
@@ -106,6 +126,8 @@ class HtmlReport:
             )
             css = "matched" if item.matches else ("error" if row["error"] else "")
             raw = f"<br><small>raw bytes <code>{item.path_bytes}</code></small>" if item.path_bytes else ""
+            if item.provenance is not None:
+                raw += _found(item.provenance.to_dict())
             out.write(
                 f'<tr class="{css}" id="item-{escape(item.id)}"><td><code>{escape(row["path"])}</code>{raw}</td>'
                 f"{_cell(row['size'], True)}"

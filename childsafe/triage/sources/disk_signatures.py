@@ -11,7 +11,7 @@ disk.
 
 from __future__ import annotations
 
-__all__ = ["HEAD_BYTES", "partition_table", "filesystem", "encryption", "looks_like_disk"]
+__all__ = ["HEAD_BYTES", "partition_table", "table_size", "filesystem", "encryption", "looks_like_disk"]
 
 #: How much of a disk or volume the checks look at (the ext and HFS+ superblocks are at byte 1,024).
 HEAD_BYTES = 4096
@@ -55,6 +55,22 @@ def partition_table(head: bytes) -> str | None:
         return "gpt"
     if _boot_signature(head) and filesystem(head) is None and _mbr_entries_sane(head):
         return "mbr"
+    return None
+
+
+def table_size(head: bytes) -> int | None:
+    """The disk size in bytes the partition table at the start of ``head``
+    implies (the end of its last partition; for GPT, of its backup header), so
+    that a disk cut short can still have its table read."""
+    kind = partition_table(head)
+    if kind == "gpt":
+        return (int.from_bytes(head[512 + 32 : 512 + 40], "little") + 1) * 512
+    if kind == "mbr":
+        ends = []
+        for number in range(4):
+            entry = head[446 + 16 * number : 462 + 16 * number]
+            ends.append(int.from_bytes(entry[8:12], "little") + int.from_bytes(entry[12:16], "little"))
+        return max(ends) * 512
     return None
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import IO, Any
 
@@ -62,20 +62,38 @@ def tsk_reason(exc: BaseException) -> str:
     return text[:200]
 
 
+#: Failed ranges kept one by one; beyond this many they are merged into one (conservatively wide).
+_MAX_FAILED_RANGES = 4096
+
+
 @dataclass
 class ReadFailures:
     """Where the image could not be read (a missing E01 segment, a short
     image). The Sleuth Kit is given zeros there, so that it still reads what
     it can (a partition table whose backup copy is missing); a file or folder
     whose reading met a failure is then an item with that error, never a
-    file of zeros."""
+    file of zeros. TSK caches what it reads, so a file's data may come from
+    a failed read made earlier for something else: the failed byte ranges are
+    kept, and a file whose data lies in one fails too."""
 
     count: int = 0
     last: str = ""
+    ranges: list[tuple[int, int, str]] = field(default_factory=list)
 
-    def note(self, reason: str) -> None:
+    def note(self, reason: str, start: int, end: int) -> None:
         self.count += 1
         self.last = reason
+        self.ranges.append((start, end, reason))
+        if len(self.ranges) > _MAX_FAILED_RANGES:
+            low, high = min(r[0] for r in self.ranges), max(r[1] for r in self.ranges)
+            self.ranges = [(low, high, "many parts of the image cannot be read")]
+
+    def overlapping(self, spans: list[tuple[int, int]]) -> str | None:
+        """Why the image cannot be read in one of ``spans`` (byte ranges), if it cannot."""
+        for start, end, reason in self.ranges:
+            if any(low < end and start < high for low, high in spans):
+                return reason
+        return None
 
 
 @dataclass(frozen=True)
@@ -92,16 +110,49 @@ class Volume:
     failures: ReadFailures
 
 
+@dataclass(frozen=True)
+class _Data:
+    """Which data stream of a file to read (``attribute``: type and id, or the
+    default one), and how to find its bytes in the image (for ``ReadFailures``)."""
+
+    size: int
+    attribute: tuple[int, int] | None
+    block_size: int
+    volume: Volume
+
+
+def _spans(file: Any, data: _Data) -> list[tuple[int, int]]:
+    """The byte ranges in the image that hold the stream's data (none for data kept in the metadata)."""
+    spans = []
+    try:
+        for attribute in file:
+            info = attribute.info
+            if data.attribute is not None and (int(info.type), int(info.id)) != data.attribute:
+                continue
+            if not int(info.flags) & int(pytsk3.TSK_FS_ATTR_NONRES):
+                continue
+            for run in attribute:
+                if int(run.flags) & (int(pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER)):
+                    continue
+                start = data.volume.offset + int(run.addr) * data.block_size
+                spans.append((start, start + int(run.len) * data.block_size))
+    except TSK_ERRORS:
+        return [(0, 1 << 62)]  # its runs cannot be listed: any failure may be in its data
+    return spans
+
+
 class _TskFileStream(io.RawIOBase):
     """One data stream of a file in the file system, read a chunk at a time."""
 
-    def __init__(self, file: Any, size: int, attribute: tuple[int, int] | None, failures: ReadFailures) -> None:
+    def __init__(self, file: Any, data: _Data) -> None:
         super().__init__()
         self._file = file
-        self._failures = failures
-        self._size = size
-        self._attribute = attribute
+        self._data = data
+        self._failures = data.volume.failures
+        self._size = data.size
+        self._attribute = data.attribute
         self._position = 0
+        self._spans: list[tuple[int, int]] | None = None
 
     def readable(self) -> bool:
         return True
@@ -130,17 +181,26 @@ class _TskFileStream(io.RawIOBase):
                 data = self._file.read_random(self._position, wanted, kind, number)
         except TSK_ERRORS as exc:
             raise OSError(f"file data cannot be read at byte {self._position:,}: {tsk_reason(exc)}") from exc
-        if self._failures.count != failed:
-            raise OSError(f"file data cannot be read at byte {self._position:,}: {self._failures.last}")
+        reason = self._failures.last if self._failures.count != failed else self._failed_before()
+        if reason is not None:
+            raise OSError(f"file data cannot be read: {reason}")
         if not data:
             raise OSError(f"file data ends at byte {self._position:,} of {self._size:,}")
         buffer[: len(data)] = data
         self._position += len(data)
         return len(data)
 
+    def _failed_before(self) -> str | None:
+        """Why the data may have come from a failed read made before (TSK's cache), if so."""
+        if not self._failures.ranges:
+            return None
+        if self._spans is None:
+            self._spans = _spans(self._file, self._data)
+        return self._failures.overlapping(self._spans)
 
-def _open_stream(file: Any, size: int, attribute: tuple[int, int] | None, failures: ReadFailures) -> IO[bytes]:
-    return _TskFileStream(file, size, attribute, failures)  # type: ignore[return-value]  # a RawIOBase is a binary stream
+
+def _open_stream(file: Any, data: _Data) -> IO[bytes]:
+    return _TskFileStream(file, data)  # type: ignore[return-value]  # a RawIOBase is a binary stream
 
 
 def _time(meta: Any, name: str) -> str | None:
@@ -181,6 +241,10 @@ class _Walker:
     @property
     def ntfs(self) -> bool:
         return self.filesystem == "ntfs"
+
+    @property
+    def block_size(self) -> int:
+        return int(self.fs.info.block_size)
 
     def provenance(self, state: State, meta: Any | None, inode: str | None) -> Provenance:
         volume = self.volume
@@ -282,7 +346,7 @@ class _Walker:
         if error is not None:
             yield Member(name, size, modified, None, error, provenance=provenance)
         else:
-            opener = partial(_open_stream, entry, size, default, self.volume.failures)
+            opener = partial(_open_stream, entry, _Data(size, default, self.block_size, self.volume))
             yield Member(name, size, modified, opener, seekable=True, provenance=provenance)
         for stream, number, stream_size in streams:
             yield self._stream_member(entry, meta, path, stream, number, stream_size, state)
@@ -301,7 +365,7 @@ class _Walker:
         provenance = self.provenance(state, meta, f"{int(meta.addr)}-{_NTFS_DATA}-{number}")
         if error is not None:
             return Member(name, size, modified, None, error, provenance=provenance)
-        opener = partial(_open_stream, entry, size, (_NTFS_DATA, number), self.volume.failures)
+        opener = partial(_open_stream, entry, _Data(size, (_NTFS_DATA, number), self.block_size, self.volume))
         return Member(name, size, modified, opener, seekable=True, provenance=provenance)
 
     def _special(self, meta: Any, path: str, kind: int) -> Member:

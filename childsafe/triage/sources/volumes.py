@@ -30,7 +30,7 @@ from childsafe.media.budgets import ScanBudgets
 from childsafe.triage.provenance import Location, Provenance
 from childsafe.triage.sources.base import ContainerError, Member
 from childsafe.triage.sources.disk_image import Media, short_reason
-from childsafe.triage.sources.disk_signatures import HEAD_BYTES, encryption, filesystem
+from childsafe.triage.sources.disk_signatures import HEAD_BYTES, encryption, filesystem, table_size
 from childsafe.triage.sources.filesystems import TSK_ERRORS, ReadFailures, Volume, filesystem_members, tsk_reason
 
 __all__ = ["volume_members", "UnallocatedRange", "carve", "filesystem_name"]
@@ -43,20 +43,28 @@ class _TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 has no type in
     Where the image cannot be read, TSK is given zeros and ``failures`` says
     so (see ``ReadFailures``)."""
 
-    def __init__(self, media: Media, failures: ReadFailures) -> None:
+    def __init__(self, media: Media, failures: ReadFailures, claimed: int | None = None) -> None:
         self._media = media
         self.failures = failures
+        # A disk cut short is given the size its partition table claims, so TSK still reads the table.
+        self._size = max(media.size, claimed or 0)
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
 
     def read(self, offset: int, size: int) -> bytes:
+        wanted = max(0, min(size, self._size - offset))
         try:
-            return self._media.read_at(offset, size)
+            data = self._media.read_at(offset, wanted)
         except OSError as exc:
-            self.failures.note(short_reason(exc))
-            return bytes(max(0, min(size, self._media.size - offset)))
+            self.failures.note(short_reason(exc), offset, offset + wanted)
+            return bytes(wanted)
+        if len(data) < wanted:
+            reason = f"the image ends at byte {self._media.size:,}, before the end of its partitions"
+            self.failures.note(reason, offset + len(data), offset + wanted)
+            data += bytes(wanted - len(data))
+        return data
 
     def get_size(self) -> int:
-        return self._media.size
+        return self._size
 
     def close(self) -> None:
         pass
@@ -120,9 +128,16 @@ def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[M
     try:
         volumes = pytsk3.Volume_Info(tsk_image)
     except TSK_ERRORS:
-        # No partition table TSK knows: perhaps a file system our own checks do not name (TSK knows more).
-        yield from _filesystem_or_raise(tsk_image, whole, budgets)
-        return
+        claimed = table_size(head)
+        if claimed is None or claimed <= media.size:
+            # No partition table TSK knows: perhaps a file system our own checks do not name (TSK knows more).
+            yield from _filesystem_or_raise(tsk_image, whole, budgets)
+            return
+        tsk_image = _TskImage(media, failures, claimed)  # cut short: TSK refuses a table that runs past the end
+        try:
+            volumes = pytsk3.Volume_Info(tsk_image)
+        except TSK_ERRORS as exc:
+            raise ContainerError(f"partition table cannot be read: {tsk_reason(exc)}") from exc
     block_size = int(volumes.info.block_size)
     unallocated: list[UnallocatedRange] = []
     number = 0
@@ -149,6 +164,10 @@ def _partition(
     """The files of one partition, or a member saying why they cannot be read."""
     name = volume.prefix.rstrip("/")
     provenance = Provenance("allocated", Location(volume.image, volume.partition, volume.offset))
+    if volume.offset >= media.size:
+        error = f"partition {volume.partition} lies past the end of the image (cut short at byte {media.size:,})"
+        yield Member(name, length, None, None, error, provenance=provenance)
+        return
     try:
         head = media.read_at(volume.offset, HEAD_BYTES)
     except OSError as exc:
