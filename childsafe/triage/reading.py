@@ -270,6 +270,10 @@ class _Reader:
                 member = next(members, None)
                 if member is None:
                     return
+                if image is not None and image.found is not None:
+                    # A disk's files are bounded by the disk, not by an archive's budget: a 1 TB image may hold
+                    # more than 256 GiB of files (twice its size: deleted files may share space with others).
+                    tally.limit = max(tally.limit, 2 * int(image.found.get("media_size", 0)))
                 if number >= budgets.max_members:
                     raise ContainerError(
                         over_budget("max_members", budgets.max_members, "more members; the rest not read")

@@ -261,6 +261,13 @@ def test_every_allocated_and_deleted_picture_of_a_raw_disk_is_read_once_with_whe
     assert image.hashes.error is None
 
 
+def test_a_disk_image_holds_files_up_to_twice_its_size_whatever_the_archive_budget(tmp_path: Path) -> None:
+    disk = standard_disk(tmp_path)
+    found = inside(read(disk.path, budgets=ScanBudgets(max_container_bytes=4096)), "exhibit.bin")
+    assert pictures_of(found) == {name: (sha1(data), disk.states[name]) for name, data in disk.pictures.items()}
+    assert all(item.hashes.error is None for item in found.values())
+
+
 def test_a_bare_file_system_and_a_gpt_disk_with_ntfs_streams_deleted_files_and_encrypted_volumes(
     tmp_path: Path,
 ) -> None:
