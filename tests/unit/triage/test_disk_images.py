@@ -453,6 +453,19 @@ def test_disk_images_inside_archives_and_inside_disk_images_are_opened_to_the_de
     assert nested.provenance.location.filesystem == "fat12"
 
 
+def test_an_e01_in_a_file_system_is_read_in_place_through_libewf(tmp_path: Path) -> None:
+    need("ewfacquire")
+    inner = fat_image(tmp_path / "card.img", 8, {"x.jpg": picture(21)})
+    run("ewfacquire", "-u", "-q", "-c", "fast", "-t", tmp_path / "card", inner)
+    outer = ext4_image(tmp_path / "outer.img", 16, {"cases/card.E01": (tmp_path / "card.E01").read_bytes()})
+    items = {item.hashes.path: item for item in read(outer)}
+    found = items["outer.img!/cases/card.E01!/x.jpg"]
+    assert found.hashes.sha1 == sha1(picture(21)) and found.provenance is not None
+    assert (found.provenance.state, found.provenance.location.image) == ("allocated", "outer.img!/cases/card.E01")
+    e01 = items["outer.img!/cases/card.E01"]
+    assert e01.image is not None and e01.image["stored_hashes"]["md5"] == hashlib.md5(inner.read_bytes()).hexdigest()
+
+
 # -- recognition -------------------------------------------------------------------
 
 
