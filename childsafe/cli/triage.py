@@ -101,6 +101,8 @@ def scan_command(
     )
     for label, counts in summary["by_category"].items():
         print(f"  category {label}: {counts['files']} files, {counts['unique']} unique")
+    for state, counts in summary.get("by_state", {}).items():
+        print(f"  {state} in disk images: {counts['files']} items, {counts['matched']} matched")
     print(f"Reports in {result.out}: " + ", ".join(result.outputs))
 
 
