@@ -110,7 +110,7 @@ class CaseReport:
         if item.path_bytes is not None:
             placed["path_bytes"] = item.path_bytes
         placed["member_index"] = item.position
-        return placed | {
+        placed |= {
             "size": hashes.size,
             "media_type": hashes.media_type,
             "mime": hashes.mime,
@@ -122,7 +122,10 @@ class CaseReport:
             "matches": item.matches,
             "category": item_category(item.matches, self.schemes),
             "error": hashes.error,
-        } | (item.provenance.to_dict() if item.provenance is not None else {})
+        }
+        if item.provenance is not None:  # found in a disk image: its state and location
+            placed |= item.provenance.to_dict()
+        return placed
 
     def duplicates(self) -> Iterator[tuple[str, list[str]]]:
         return self.state.duplicate_groups()
