@@ -104,11 +104,11 @@ class DemoResult:
         """A few lines for a person."""
         summary = self.scan.summary
         categories = ", ".join(
-            f"{label}: {c['files']} files ({c['unique']} unique)" for label, c in summary["by_category"].items()
+            f"{label}: {c.files} files ({c.unique} unique)" for label, c in summary.by_category.items()
         )
         return (
-            f"Demo case scanned: {summary['files']} items, {summary['matched_files']} matched the demo bank"
-            f" ({categories}); {summary['unmatched_images']} images left for review; {summary['errors']} items with errors.\n"
+            f"Demo case scanned: {summary.files} items, {summary.matched_files} matched the demo bank"
+            f" ({categories}); {summary.unmatched_images} images left for review; {summary.errors} items with errors.\n"
             f"Report: {self.scan.out / 'report.html'} (and report.json, items.csv, case.vics.json, manifest.json)\n"
             f"Evidence: {self.folder / 'evidence'}   Database: {self.database}"
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -64,20 +64,23 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 @contextmanager
-def errors_to_exit_codes() -> Iterator[None]:
+def errors_to_exit_codes(options: Mapping[str, str] | None = None) -> Iterator[None]:
     """Our exceptions as one-line messages and docs/spec.md exit codes: 2 for bad usage
-    or unparseable input, 1 for any other failure."""
+    or unparseable input, 1 for any other failure. ``options`` names the
+    option of an input whose option is not its name with dashes (``{"last": "--to"}``)."""
     try:
         yield
     except (UsageError, InputFormatError) as exc:
-        fail(_for_cli(exc), 2)
+        fail(_for_cli(exc, options or {}), 2)
     except ChildsafeError as exc:
-        fail(_for_cli(exc), 1)
+        fail(_for_cli(exc, options or {}), 1)
 
 
-def _for_cli(error: ChildsafeError) -> str:
+def _for_cli(error: ChildsafeError, options: Mapping[str, str]) -> str:
     """The message with the input it is about named as its option: ``--webhook-secret``."""
-    return error.worded(f"--{error.field.replace('_', '-')}") if error.field else str(error)
+    if not error.field:
+        return str(error)
+    return error.worded(options.get(error.field, f"--{error.field.replace('_', '-')}"))
 
 
 class CommandContext:
@@ -113,11 +116,12 @@ class CommandContext:
 
 
 @contextmanager
-def command_context() -> Iterator[CommandContext]:
+def command_context(options: Mapping[str, str] | None = None) -> Iterator[CommandContext]:
     """The settings and engine of one command, inside the error mapping of
     :func:`errors_to_exit_codes` (a bad setting is a usage error, exit 2); the
-    engine is disposed at the end, whether the command succeeded or not."""
-    with errors_to_exit_codes():
+    engine is disposed at the end, whether the command succeeded or not.
+    ``options``: as for :func:`errors_to_exit_codes`."""
+    with errors_to_exit_codes(options):
         context = CommandContext()
         try:
             yield context

@@ -136,6 +136,8 @@ def cases_import_command(
 FromOption = Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD).")]
 ToOption = Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), included.")]
 AreaOption = Annotated[str | None, typer.Option("--area", help="Only this area.")]
+#: The library's names of a period's days, as these commands' options.
+PERIOD_OPTIONS = {"first": "--from", "last": "--to"}
 
 
 @cases_app.command("stats")
@@ -145,7 +147,7 @@ def cases_stats_command(
     """Referrals (and their change on the period before), warrants, charges and live cases."""
     from childsafe.measure.cases import case_stats
 
-    with command_context() as context:
+    with command_context(PERIOD_OPTIONS) as context:
         stats = case_stats(context.engine, date_option("--from", first), date_option("--to", last), area)
     if json_output:
         print_json(stats.to_dict())
@@ -185,7 +187,7 @@ def report_enforcement_command(out: OutOption, first: FromOption, last: ToOption
     from childsafe.measure.cases import case_stats, monthly_events
     from childsafe.measure.reports import enforcement_page, write_report
 
-    with command_context() as context:
+    with command_context(PERIOD_OPTIONS) as context:
         engine = context.engine
         start, end = date_option("--from", first), date_option("--to", last)
         stats = case_stats(engine, start, end, area)

@@ -92,17 +92,17 @@ def scan_command(
         return
     summary = result.summary
     print(
-        f"Case {case}: {summary['files']} items ({summary['images']} images, {summary['videos']} videos),"
-        f" {summary['errors']} with errors"
+        f"Case {case}: {summary.files} items ({summary.images} images, {summary.videos} videos),"
+        f" {summary.errors} with errors"
     )
     print(
-        f"  matched: {summary['matched_files']} items, {summary['matched_unique']} distinct;"
-        f" images left for review: {summary['unmatched_images']}"
+        f"  matched: {summary.matched_files} items, {summary.matched_unique} distinct;"
+        f" images left for review: {summary.unmatched_images}"
     )
-    for label, counts in summary["by_category"].items():
-        print(f"  category {label}: {counts['files']} files, {counts['unique']} unique")
-    for state, counts in summary.get("by_state", {}).items():
-        print(f"  {state} in disk images: {counts['files']} items, {counts['matched']} matched")
+    for label, counts in summary.by_category.items():
+        print(f"  category {label}: {counts.files} files, {counts.unique} unique")
+    for state, state_counts in (summary.by_state or {}).items():
+        print(f"  {state} in disk images: {state_counts.files} items, {state_counts.matched} matched")
     print(f"Reports in {result.out}: " + ", ".join(result.outputs))
 
 

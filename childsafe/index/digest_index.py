@@ -22,6 +22,13 @@ def _prefixes(raw: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(raw[:, :8]).view(">u8").astype(np.uint64).reshape(-1)
 
 
+def _sorted_by_prefix(raw: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Prefixes, values and ids ordered by prefix, and every one alive."""
+    prefixes = _prefixes(raw) if len(raw) else np.empty(0, np.uint64)
+    order = np.argsort(prefixes, kind="stable")
+    return prefixes[order], raw[order], ids[order], np.ones(len(order), np.bool_)
+
+
 @dataclass
 class DigestIndex:
     """The values of one digest signal with the entry id of each."""
@@ -37,10 +44,7 @@ class DigestIndex:
     @classmethod
     def build(cls, width: int, values: list[str], ids: np.ndarray) -> DigestIndex:
         """An index of hex ``values`` (each ``width`` bytes) of entries ``ids``."""
-        raw = _to_bytes(values, width)
-        prefixes = _prefixes(raw) if len(raw) else np.empty(0, np.uint64)
-        order = np.argsort(prefixes, kind="stable")
-        return cls(width, prefixes[order], raw[order], np.asarray(ids, np.int64)[order], np.ones(len(order), np.bool_))
+        return cls(width, *_sorted_by_prefix(_to_bytes(values, width), np.asarray(ids, np.int64)))
 
     def __len__(self) -> int:
         return int(self.alive.sum()) + sum(len(v) for v in self.extra.values())
@@ -67,13 +71,13 @@ class DigestIndex:
 
     def compact(self) -> None:
         """Merge recent additions and drop removed values."""
-        values = [v.tobytes().hex() for v in self.values[self.alive]]
-        ids = list(self.ids[self.alive])
-        for key, entry_ids in self.extra.items():
-            values += [key.hex()] * len(entry_ids)
-            ids += entry_ids
-        rebuilt = DigestIndex.build(self.width, values, np.asarray(ids, np.int64))
-        self.__dict__.update(rebuilt.__dict__)
+        added = [(key, entry_id) for key, entry_ids in self.extra.items() for entry_id in entry_ids]
+        raw = np.concatenate(
+            [self.values[self.alive].reshape(-1, self.width), _to_bytes([key.hex() for key, _ in added], self.width)]
+        )
+        ids = np.concatenate([self.ids[self.alive], np.asarray([i for _, i in added], np.int64)])
+        self.prefixes, self.values, self.ids, self.alive = _sorted_by_prefix(raw, ids)
+        self.extra = {}
 
     def lookup_many(self, values: list[str]) -> list[list[int]]:
         """For each hex value, the ids of the entries that hold it (vectorised)."""

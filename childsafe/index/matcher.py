@@ -7,13 +7,14 @@ matched by the next query here.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, select
 
+from childsafe.errors import InputFormatError
 from childsafe.index.bank_index import BankIndex
 from childsafe.index.follower import ChangeFollower
 from childsafe.index.pdq_index import hex_to_words
@@ -47,7 +48,27 @@ class Match:
     transform: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object, its keys in the order of the fields."""
         return dict(self.__dict__)  # the fields in order; dataclasses.asdict deep-copies each, on every answer
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Match:
+        """The match ``to_dict`` gave, read back by field name. A record with
+        a field this version does not know, or without one it needs, is
+        refused (``InputFormatError``) rather than read wrong."""
+        names = [field.name for field in fields(cls)]
+        unknown = sorted(set(record) - set(names))
+        missing = [name for name in names if name not in record]
+        problems = []
+        if unknown:
+            problems.append(f"unknown field(s) {', '.join(unknown)}")
+        if missing:
+            problems.append(f"missing field(s) {', '.join(missing)}")
+        if problems:
+            raise InputFormatError(
+                f"a saved match cannot be read ({'; '.join(problems)}): was it written by another version?"
+            )
+        return cls(**record)
 
 
 class LaterSteps(Protocol):

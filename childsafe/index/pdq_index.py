@@ -180,9 +180,14 @@ class PdqIndex:
 
     def compact(self) -> None:
         """Rebuild the multi-index from every live hash (drops dead ones, merges the additions)."""
-        rebuilt = PdqIndex.build(*self._live(main=True), tiny_limit=self.tiny_limit)
-        rebuilt.side_list_limit = self.side_list_limit
-        self.__dict__.update(rebuilt.__dict__)
+        hashes, ids = self._live(main=True)
+        self.tables = _multi_index(hashes, "auto", self.tiny_limit)
+        self.hashes, self.ids, self.alive = hashes, ids, np.ones(len(ids), np.bool_)
+        self.extra_hashes, self.extra_ids, self.extra_alive = (
+            self.extra_hashes[:0], self.extra_ids[:0], self.extra_alive[:0]
+        )  # fmt: skip
+        self.recent = None
+        self._arrays = None  # the kernels' view of the old arrays
 
     def _live(self, main: bool) -> tuple[np.ndarray, np.ndarray]:
         """Every live hash and its id: the additions (side list and ``recent``),

@@ -111,7 +111,7 @@ def case_stats(engine: Engine, first: date, last: date, area: str | None = None)
     referrals in the same-length period just before, and the cases opened
     and not closed on ``last``."""
     if last < first:
-        raise UsageError(f"the last day {last} is before the first {first}")
+        raise UsageError(f"{{field}}, the last day ({last}), is before the first ({first})", field="last")
     length = (last - first).days + 1
     referrals = _count_events(engine, "referral", first, last, area)
     previous = _count_events(engine, "referral", first - timedelta(days=length), first - timedelta(days=1), area)

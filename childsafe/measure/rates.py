@@ -64,10 +64,12 @@ def before_after(
     its exact 95% interval and two-sided p-value; with control counts, the
     ratio of the rate ratios (treated / control)."""
     before, after = _count("before", before), _count("after", after)
-    if before_days <= 0 or after_days <= 0:
-        raise UsageError("the days before and after must be more than 0")
+    for name, days in (("before_days", before_days), ("after_days", after_days)):
+        if not days > 0:  # NaN too
+            raise UsageError(f"{{field}} must be more than 0 days (got {days!r})", field=name)
     if (control_before is None) != (control_after is None):
-        raise UsageError("give both control counts (before and after), or neither")
+        missing = "control_before" if control_before is None else "control_after"
+        raise UsageError("{field} is missing: give both control counts (before and after), or neither", field=missing)
     if before == 0:
         raise UsageError(
             "{field} is 0: a rate ratio needs at least one event before (compare counts instead)", field="before"

@@ -8,41 +8,50 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from childsafe.banks.schemes import severity_rank
+from childsafe.index import Match
 from childsafe.triage.provenance import STATES
+from childsafe.triage.records import BankSnapshot, CaseSummary, CategoryCount, StateCount
 from childsafe.triage.state import ScanState, StoredItem
 
-__all__ = ["CaseReport", "item_category", "summarise", "UNCATEGORISED"]
+__all__ = ["CaseReport", "item_category", "schemes_of", "summarise", "UNCATEGORISED"]
 
 UNCATEGORISED = "uncategorised"
 
 
-def item_category(matches: list[dict[str, Any]], schemes: dict[str, str]) -> str | None:
+def item_category(matches: list[Match], schemes: dict[str, str]) -> str | None:
     """The most severe category among an item's matches (each judged in its
     bank's scheme); ``uncategorised`` when it matched but no match has a label."""
     if not matches:
         return None
-    labelled = [m for m in matches if m["category"] is not None]
+    labelled = [m for m in matches if m.category is not None]
     if not labelled:
         return UNCATEGORISED
-    worst = min(labelled, key=lambda m: (severity_rank(schemes.get(m["bank"], "none"), m["category"]), m["bank"]))
-    return str(worst["category"])
+    worst = min(labelled, key=lambda m: (severity_rank(schemes.get(m.bank, "none"), m.category), m.bank))
+    return str(worst.category)
 
 
-def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> dict[str, Any]:
+@dataclass
+class _Matched:
+    """Running counts of one category while summing up."""
+
+    files: int = 0
+    unique: set[str] = field(default_factory=set)
+
+
+def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> CaseSummary:
     """The docs/spec.md ``summary`` of a case, in one pass over its items.
     ``by_state`` (items from disk images, by allocated/deleted/carved) is there
     only when the evidence held a disk image (docs/spec.md, deviations)."""
     files = images = videos = errors = matched_files = unmatched_images = 0
     matched_sha1: set[str] = set()
-    by_category: dict[str, dict[str, Any]] = {}
-    by_state: dict[str, dict[str, int]] = {}
+    by_category: dict[str, _Matched] = {}
+    by_state: dict[str, StateCount] = {}
     for item in items:
         hashes = item.hashes
         files += 1
         if item.provenance is not None:
-            counts = by_state.setdefault(item.provenance.state, {"files": 0, "matched": 0})
-            counts["files"] += 1
-            counts["matched"] += bool(item.matches)
+            counts = by_state.get(item.provenance.state, StateCount(0, 0))
+            by_state[item.provenance.state] = StateCount(counts.files + 1, counts.matched + bool(item.matches))
         images += hashes.media_type == "image"
         videos += hashes.media_type == "video"
         errors += hashes.error is not None
@@ -51,28 +60,30 @@ def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> dict[str,
             key = hashes.sha1 or item.id
             matched_sha1.add(key)
             label = item_category(item.matches, schemes) or UNCATEGORISED
-            bucket = by_category.setdefault(label, {"files": 0, "unique": set()})
-            bucket["files"] += 1
-            bucket["unique"].add(key)
+            bucket = by_category.setdefault(label, _Matched())
+            bucket.files += 1
+            bucket.unique.add(key)
         elif hashes.media_type == "image":
             unmatched_images += 1
     ordered = sorted(by_category, key=lambda label: (label == UNCATEGORISED, _label_rank(label, schemes), label))
-    summary: dict[str, Any] = {
-        "files": files,
-        "images": images,
-        "videos": videos,
-        "errors": errors,
-        "matched_files": matched_files,
-        "matched_unique": len(matched_sha1),
-        "unmatched_images": unmatched_images,
-        "by_category": {
-            label: {"files": by_category[label]["files"], "unique": len(by_category[label]["unique"])}
-            for label in ordered
+    return CaseSummary(
+        files=files,
+        images=images,
+        videos=videos,
+        errors=errors,
+        matched_files=matched_files,
+        matched_unique=len(matched_sha1),
+        unmatched_images=unmatched_images,
+        by_category={
+            label: CategoryCount(by_category[label].files, len(by_category[label].unique)) for label in ordered
         },
-    }
-    if by_state:
-        summary["by_state"] = {state: by_state[state] for state in STATES if state in by_state}
-    return summary
+        by_state={state: by_state[state] for state in STATES if state in by_state} if by_state else None,
+    )
+
+
+def schemes_of(banks: list[BankSnapshot]) -> dict[str, str]:
+    """Each bank's category scheme, by bank name."""
+    return {bank.name: bank.scheme for bank in banks}
 
 
 def _label_rank(label: str, schemes: dict[str, str]) -> int:
@@ -91,14 +102,14 @@ class CaseReport:
     finished_at: str | None  # None while the scan has not finished
     evidence: str
     command: list[str]
-    banks: list[dict[str, Any]]
-    summary: dict[str, Any] = field(default_factory=dict)
+    banks: list[BankSnapshot]
+    summary: CaseSummary
     #: False for the reports rewritten while a scan runs (a killed scan leaves them).
     complete: bool = True
 
     @property
     def schemes(self) -> dict[str, str]:
-        return {bank["name"]: bank["scheme"] for bank in self.banks}
+        return schemes_of(self.banks)
 
     def items(self) -> Iterator[StoredItem]:
         return self.state.items()
@@ -119,7 +130,7 @@ class CaseReport:
             "sha256": hashes.sha256,
             "pdq": hashes.pdq,
             "pdq_quality": hashes.pdq_quality,
-            "matches": item.matches,
+            "matches": [match.to_dict() for match in item.matches],
             "category": item_category(item.matches, self.schemes),
             "error": hashes.error,
         }

@@ -33,9 +33,10 @@ from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits
 from childsafe.store import open_database, record_audit
 from childsafe.supervised import SupervisedPool, TaskFailed
-from childsafe.triage.case import CaseReport, summarise
+from childsafe.triage.case import CaseReport, schemes_of, summarise
 from childsafe.triage.names import display_name, raw_name
 from childsafe.triage.reading import ScannedItem, read_task, recorded_item
+from childsafe.triage.records import BankSnapshot, CaseSummary
 from childsafe.triage.reports import writers
 from childsafe.triage.sources import Recorded, Task, source_for
 from childsafe.triage.state import STATE_FOLDER, ScanState
@@ -79,7 +80,7 @@ class ScanResult:
     """Where the reports are, and the case summary."""
 
     out: Path
-    summary: dict[str, Any]
+    summary: CaseSummary
     outputs: dict[str, str]
     #: Files on disk read by this run, and the pieces of evidence (files, and
     #: links or FIFOs recorded unread) a resumed run found already done.
@@ -89,7 +90,7 @@ class ScanResult:
     def reports_dict(self) -> dict[str, Any]:
         """Where the reports are and the summary, as JSON-ready fields (what
         ``childsafe demo --json`` shows of its scan)."""
-        return {"out": str(self.out), "summary": self.summary, "outputs": self.outputs}
+        return {"out": str(self.out), "summary": self.summary.to_dict(), "outputs": self.outputs}
 
     def to_dict(self) -> dict[str, Any]:
         """The result as ``childsafe scan --json`` prints it."""
@@ -100,7 +101,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def bank_snapshot(engine: Engine) -> list[dict[str, Any]]:
+def bank_snapshot(engine: Engine) -> list[BankSnapshot]:
     """Every bank with a digest of its content (signals and categories of every
     entry), so a report says exactly which lists it was matched against."""
     snapshot = []
@@ -112,16 +113,8 @@ def bank_snapshot(engine: Engine) -> list[dict[str, Any]]:
                 entries += 1
                 signals = ",".join(f"{s}:{v}" for s, v in entry.signals)
                 digest.update(f"{signals}|{entry.category or ''}\n".encode())
-            snapshot.append(
-                {
-                    "name": bank.name,
-                    "scheme": bank.scheme,
-                    "kind": bank.kind,
-                    "entries": entries,
-                    "digest": digest.hexdigest(),
-                }
-            )
-    return sorted(snapshot, key=lambda b: b["name"])
+            snapshot.append(BankSnapshot(bank.name, bank.scheme, bank.kind, entries, digest.hexdigest()))
+    return sorted(snapshot, key=lambda b: b.name)
 
 
 # -- work done in each worker process ---------------------------------------
@@ -260,7 +253,7 @@ def scan_evidence(
         engine.dispose()
 
 
-def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]]) -> None:
+def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[BankSnapshot]) -> None:
     """Record what this scan is of, or check that a resumed one is of the same evidence against the same banks."""
     evidence = str(request.evidence.resolve())
     if not request.resume:
@@ -269,7 +262,7 @@ def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[dict[st
                 "case_id": request.case_id,
                 "evidence": display_name(str(request.evidence)),
                 "evidence_resolved": evidence,
-                "banks": banks,
+                "banks": [bank.to_dict() for bank in banks],
                 "started_at": _now(),
                 "command": list(request.command),
                 "verify_images": request.verify_images,
@@ -289,7 +282,7 @@ def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[dict[st
             f"the scan in {request.out} was started {started} {{field}}: resume it {started} it too",
             field="verify_images",
         )
-    if meta.get("banks") != banks:
+    if meta.get("banks") != [bank.to_dict() for bank in banks]:
         raise UsageError(
             "the banks changed since this scan started; start it again in a new {field} folder", field="out"
         )
@@ -318,9 +311,9 @@ def _write_output(folder: Path, name: str, write: Callable[[Any], None]) -> str:
     return hashlib.sha256((folder / name).read_bytes()).hexdigest()
 
 
-def _case(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]], complete: bool) -> CaseReport:
+def _case(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], complete: bool) -> CaseReport:
     meta = state.meta()
-    case = CaseReport(
+    return CaseReport(
         state=state,
         case_id=request.case_id,
         tool={"name": "childsafe", "version": __version__},
@@ -329,10 +322,9 @@ def _case(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]], c
         evidence=meta["evidence"],
         command=list(meta.get("command", request.command)),
         banks=banks,
+        summary=summarise(state.items(), schemes_of(banks)),
         complete=complete,
     )
-    case.summary = summarise(state.items(), case.schemes)
-    return case
 
 
 def _write_reports(request: ScanRequest, case: CaseReport) -> dict[str, str]:
@@ -352,7 +344,7 @@ class _PartialReports:
 
     request: ScanRequest
     state: ScanState
-    banks: list[dict[str, Any]]
+    banks: list[BankSnapshot]
     every: float
     due: float = field(default_factory=time.monotonic)
 
@@ -365,7 +357,7 @@ class _PartialReports:
         self.due = time.monotonic() + max(self.every, 10 * spent)
 
 
-def _finish(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]], engine: Engine) -> ScanResult:
+def _finish(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], engine: Engine) -> ScanResult:
     """The complete reports, then the audit event that records them, then the
     manifest, which anchors the audit log at that event: ``childsafe audit
     verify --manifest`` later proves no event up to it was removed or changed."""
@@ -378,9 +370,9 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]],
             "case_id": case.case_id,
             "evidence": case.evidence,
             "out": display_name(str(request.out.resolve())),
-            "banks": [{"name": b["name"], "digest": b["digest"]} for b in banks],
+            "banks": [{"name": b.name, "digest": b.digest} for b in banks],
             "files": outputs,
-            "summary": {k: v for k, v in case.summary.items() if k != "by_category"},
+            "summary": case.summary.totals(),
         },
     )
     manifest = {
@@ -390,7 +382,7 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[dict[str, Any]],
         "command": case.command,
         "started_at": case.started_at,
         "finished_at": case.finished_at,
-        "banks": banks,
+        "banks": [bank.to_dict() for bank in banks],
         "files": outputs,
         "audit": anchor.to_dict(),
     }

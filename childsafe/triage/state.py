@@ -67,7 +67,7 @@ class StoredItem:
     position: list[int]
     hashes: FileHashes
     modified: float | None
-    matches: list[dict[str, Any]]
+    matches: list[Match]
     path_bytes: str | None = None
     occurrence: int = 1
     #: Where in a disk image it was found (``None`` outside disk images).
@@ -168,7 +168,7 @@ class ScanState:
                 position=json.loads(row["position"]),
                 hashes=hashes,
                 modified=row["modified"],
-                matches=json.loads(row["matches"]),
+                matches=[Match.from_dict(match) for match in json.loads(row["matches"])],
                 path_bytes=name_bytes_hex(bytes(row["path"]).decode("utf-8", "surrogateescape")),
                 occurrence=row["occurrence"],
                 provenance=provenance_from_dict(json.loads(row["provenance"])) if row["provenance"] else None,

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any, TextIO
 
 from childsafe.triage.case import CaseReport
+from childsafe.triage.provenance import Provenance
 from childsafe.triage.reports.registry import register
 
 __all__ = ["HTML_REPORT"]
@@ -40,16 +41,17 @@ _SCRIPT = """
 """
 
 
-def _found(provenance: dict[str, Any]) -> str:
+def _found(provenance: Provenance) -> str:
     """Where in a disk image an item was found, in one line under its path."""
-    where = provenance["location"]
-    parts = [provenance["state"], f"in {where['image']}"]
-    if where["partition"] is not None:
-        parts.append(f"partition {where['partition']}")
-    if where["offset"] is not None:
-        parts.append(f"at byte {where['offset']:,}")
-    parts += [where["filesystem"] or "", f"inode {where['inode']}" if where["inode"] else ""]
-    parts += [f"{name} {where[name]}" for name in ("created", "modified", "accessed") if where[name]]
+    where = provenance.location
+    parts = [provenance.state, f"in {where.image}"]
+    if where.partition is not None:
+        parts.append(f"partition {where.partition}")
+    if where.offset is not None:
+        parts.append(f"at byte {where.offset:,}")
+    parts += [where.filesystem or "", f"inode {where.inode}" if where.inode else ""]
+    times = (("created", where.created), ("modified", where.modified), ("accessed", where.accessed))
+    parts += [f"{name} {time}" for name, time in times if time]
     return f"<br><small>{escape(', '.join(part for part in parts if part))}</small>"
 
 
@@ -77,39 +79,41 @@ class HtmlReport:
                 " it finished; this report holds the items read so far. Resume the scan to complete it.</p>\n"
             )
         out.write("<h2>Summary</h2>\n<table><tbody>\n")
-        for label, key in (
-            ("Items (archive members included)", "files"),
-            ("Images", "images"),
-            ("Videos", "videos"),
-            ("Items with an error", "errors"),
-            ("Items matching a bank", "matched_files"),
-            ("Distinct matched media (by SHA-1)", "matched_unique"),
-            ("Images left for review (unmatched)", "unmatched_images"),
+        for label, count in (
+            ("Items (archive members included)", summary.files),
+            ("Images", summary.images),
+            ("Videos", summary.videos),
+            ("Items with an error", summary.errors),
+            ("Items matching a bank", summary.matched_files),
+            ("Distinct matched media (by SHA-1)", summary.matched_unique),
+            ("Images left for review (unmatched)", summary.unmatched_images),
         ):
-            out.write(f'<tr><th scope="row">{label}</th>{_cell(summary[key], True)}</tr>\n')
+            out.write(f'<tr><th scope="row">{label}</th>{_cell(count, True)}</tr>\n')
         out.write(
             "</tbody></table>\n<h2>By category</h2>\n<table><thead><tr><th>Category</th><th>Files</th>"
             "<th>Unique</th></tr></thead><tbody>\n"
         )
-        for label, counts in summary["by_category"].items():
-            out.write(f"<tr>{_cell(label)}{_cell(counts['files'], True)}{_cell(counts['unique'], True)}</tr>\n")
-        if not summary["by_category"]:
+        for label, counts in summary.by_category.items():
+            out.write(f"<tr>{_cell(label)}{_cell(counts.files, True)}{_cell(counts.unique, True)}</tr>\n")
+        if not summary.by_category:
             out.write('<tr><td colspan="3">No matches.</td></tr>\n')
-        if "by_state" in summary:
+        if summary.by_state is not None:
             out.write(
                 "</tbody></table>\n<h2>Found in disk images, by state</h2>\n<table><thead><tr><th>State</th>"
                 "<th>Items</th><th>Matched</th></tr></thead><tbody>\n"
             )
-            for state, counts in summary["by_state"].items():
-                out.write(f"<tr>{_cell(state)}{_cell(counts['files'], True)}{_cell(counts['matched'], True)}</tr>\n")
+            for state, state_counts in summary.by_state.items():
+                out.write(
+                    f"<tr>{_cell(state)}{_cell(state_counts.files, True)}{_cell(state_counts.matched, True)}</tr>\n"
+                )
         out.write(
             "</tbody></table>\n<h2>Banks matched against</h2>\n<table><thead><tr><th>Bank</th><th>Scheme</th>"
             "<th>Entries</th><th>Content digest</th></tr></thead><tbody>\n"
         )
         for bank in case.banks:
             out.write(
-                f"<tr>{_cell(bank['name'])}{_cell(bank['scheme'])}{_cell(bank['entries'], True)}"
-                f"<td><code>{escape(bank['digest'])}</code></td></tr>\n"
+                f"<tr>{_cell(bank.name)}{_cell(bank.scheme)}{_cell(bank.entries, True)}"
+                f"<td><code>{escape(bank.digest)}</code></td></tr>\n"
             )
         out.write(
             '</tbody></table>\n<h2>Items</h2>\n<p><label for="filter">Filter: </label>'
@@ -121,13 +125,11 @@ class HtmlReport:
         )
         for item in case.items():
             row = case.item_dict(item)
-            matches = "; ".join(
-                f"{m['bank']} #{m['entry_id']} {m['signal']} d={m['distance']} {m['transform']}" for m in item.matches
-            )
+            matches = "; ".join(f"{m.bank} #{m.entry_id} {m.signal} d={m.distance} {m.transform}" for m in item.matches)
             css = "matched" if item.matches else ("error" if row["error"] else "")
             raw = f"<br><small>raw bytes <code>{item.path_bytes}</code></small>" if item.path_bytes else ""
             if item.provenance is not None:
-                raw += _found(item.provenance.to_dict())
+                raw += _found(item.provenance)
             out.write(
                 f'<tr class="{css}" id="item-{escape(item.id)}"><td><code>{escape(row["path"])}</code>{raw}</td>'
                 f"{_cell(row['size'], True)}"

@@ -62,15 +62,27 @@ class ItemsCsv:
             row = case.item_dict(item)
             matches = item.matches
             row.update(
-                matched_banks=" ".join(sorted({m["bank"] for m in matches})),
-                matched_entries=" ".join(sorted({f"{m['bank']}:{m['entry_id']}" for m in matches})),
-                match_signals=" ".join(sorted({m["signal"] for m in matches})),
-                best_distance=min((m["distance"] for m in matches), default=""),
-                transforms=" ".join(sorted({m["transform"] for m in matches})),
+                matched_banks=" ".join(sorted({m.bank for m in matches})),
+                matched_entries=" ".join(sorted({f"{m.bank}:{m.entry_id}" for m in matches})),
+                match_signals=" ".join(sorted({m.signal for m in matches})),
+                best_distance=min((m.distance for m in matches), default=""),
+                transforms=" ".join(sorted({m.transform for m in matches})),
                 path_bytes=item.path_bytes,
                 member_index=" ".join(str(number) for number in item.position),
             )
-            row.update(row.pop("location", None) or {})
+            if item.provenance is not None:  # found in a disk image: the provenance columns
+                where = item.provenance.location
+                row.update(
+                    state=item.provenance.state,
+                    image=where.image,
+                    partition=where.partition,
+                    offset=where.offset,
+                    filesystem=where.filesystem,
+                    inode=where.inode,
+                    created=where.created,
+                    modified=where.modified,
+                    accessed=where.accessed,
+                )
             writer.writerow([_safe("" if row.get(c) is None else row[c]) for c in COLUMNS])
 
 

@@ -25,8 +25,8 @@ class JsonReport:
             "started_at": case.started_at,
             "finished_at": case.finished_at,
             "evidence": {"path": case.evidence},
-            "banks": [{"name": b["name"], "entries": b["entries"], "scheme": b["scheme"]} for b in case.banks],
-            "summary": case.summary,
+            "banks": [{"name": b.name, "entries": b.entries, "scheme": b.scheme} for b in case.banks],
+            "summary": case.summary.to_dict(),
         }
         out.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2])  # reopen the object for "items"
         out.write(',\n "items": [')

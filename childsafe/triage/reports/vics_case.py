@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from childsafe.banks.schemes import category_to_vics
-from childsafe.triage.case import CaseReport
+from childsafe.triage.case import UNCATEGORISED, CaseReport, item_category
 from childsafe.triage.reports.registry import register
 
 __all__ = ["VICS_CASE"]
@@ -39,17 +39,16 @@ class VicsCase:
             key = hashes.sha1 or item.id
             record = media.get(key)
             if record is None:
-                category = case.item_dict(item)["category"]
-                scheme = next((case.schemes[m["bank"]] for m in item.matches if m["category"] == category), "none")
+                category = item_category(item.matches, case.schemes)
+                scheme = next((case.schemes[m.bank] for m in item.matches if m.category == category), "none")
                 record = {
                     "MediaID": len(media) + 1,
-                    "Category": category_to_vics(scheme, category) if category != "uncategorised" else 0,
+                    "Category": category_to_vics(scheme, category) if category != UNCATEGORISED else 0,
                     "MD5": hashes.md5,
                     "SHA1": hashes.sha1,
                     "MediaSize": hashes.size,
                     "AlternativeHashes": [{"HashName": "PDQ", "HashValue": hashes.pdq}] if hashes.pdq else [],
-                    "Comments": "matched "
-                    + ", ".join(sorted({f"{m['bank']} entry {m['entry_id']}" for m in item.matches})),
+                    "Comments": "matched " + ", ".join(sorted({f"{m.bank} entry {m.entry_id}" for m in item.matches})),
                     "MediaFiles": [],
                 }
                 media[key] = record

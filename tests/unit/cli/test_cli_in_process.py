@@ -108,3 +108,23 @@ def test_webhooks_lists_the_outbox_and_dead_only_with_dead(home: Path) -> None:
     dead = run(["webhooks", "--dead"])
     assert dead.exit_code == 0, dead.output
     assert dead.stdout == "2\tb2\tdead\t5 attempts\tHTTP 500\n"
+
+
+BAD_PERIODS = {
+    "no days before": (["evaluate", "before-after", "--before", "3", "--after", "5", "--before-days", "0"],
+                       "childsafe: error: --before-days must be more than 0 days (got 0.0)\n"),
+    "no days after": (["evaluate", "before-after", "--before", "3", "--after", "5", "--after-days", "-1"],
+                      "childsafe: error: --after-days must be more than 0 days (got -1.0)\n"),
+    "no control after": (["evaluate", "before-after", "--before", "3", "--after", "5", "--control-before", "4"],
+                         "childsafe: error: --control-after is missing: give both control counts (before and after),"
+                         " or neither\n"),
+    "a period backwards": (["cases", "stats", "--from", "2026-02-01", "--to", "2026-01-01"],
+                           "childsafe: error: --to, the last day (2026-01-01), is before the first (2026-02-01)\n"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("arguments,message", list(BAD_PERIODS.values()), ids=list(BAD_PERIODS))
+def test_a_message_about_one_of_two_inputs_names_its_option(arguments: list[str], message: str, home: Path) -> None:
+    result = run(arguments)
+    assert result.exit_code == 2
+    assert result.stderr == message
