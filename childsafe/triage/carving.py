@@ -35,13 +35,15 @@ MAX_CARVED_BYTES = 64 * 1024 * 1024
 
 ReadAt = Callable[[int, int], bytes]
 
-_HEADERS = re.compile(
-    rb"\xff\xd8\xff[\xc0-\xfe]"  # JPEG: SOI and a first marker
-    rb"|\x89PNG\r\n\x1a\n"
-    rb"|GIF8[79]a"
-    rb"|RIFF....WEBPVP8[ LX]"
-    rb"|BM....\x00\x00\x00\x00",  # BMP: its size, then two reserved words of 0
-    re.DOTALL,
+#: Each picture type's header: a fixed part found with ``bytes.find`` (C,
+#: gigabytes a second; one regular expression over all five ran at a third
+#: of the speed of hashing), where it lies in the header, and the whole header.
+_HEADERS = (
+    (b"\xff\xd8\xff", 0, re.compile(rb"\xff\xd8\xff[\xc0-\xfe]")),  # JPEG: SOI and a first marker
+    (b"\x89PNG\r\n\x1a\n", 0, re.compile(rb"\x89PNG\r\n\x1a\n")),
+    (b"GIF8", 0, re.compile(rb"GIF8[79]a")),
+    (b"WEBPVP8", 8, re.compile(rb"RIFF....WEBPVP8[ LX]", re.DOTALL)),
+    (b"BM", 0, re.compile(rb"BM....\x00\x00\x00\x00", re.DOTALL)),  # BMP: its size, then two reserved words of 0
 )
 _LONGEST_HEADER = 16
 
@@ -71,19 +73,32 @@ def _carve_block(
     read_at: ReadAt, block: bytes, position: int, block_end: int, end: int, max_bytes: int
 ) -> Generator[CarvedPicture, None, int]:
     """The pictures starting in one block; returns where the search goes on."""
-    at = 0
-    while True:
-        found = _HEADERS.search(block, at)
-        if found is None or position + found.start() >= block_end:
-            return block_end
-        picture = _carve_at(read_at, position + found.start(), end, max_bytes, found.group())
+    carved_to = 0  # headers inside a picture already carved are part of it
+    for at, header in _headers_in(block, block_end - position):
+        if at < carved_to:
+            continue
+        picture = _carve_at(read_at, position + at, end, max_bytes, header)
         if picture is None:
-            at = found.start() + 1
             continue
         yield picture
-        if picture.offset + picture.length >= block_end:
-            return picture.offset + picture.length
-        at = found.start() + picture.length
+        carved_to = at + picture.length
+        if position + carved_to >= block_end:
+            return position + carved_to
+    return block_end
+
+
+def _headers_in(block: bytes, limit: int) -> list[tuple[int, bytes]]:
+    """Where headers start in ``block`` (before ``limit``), in order, with each header's bytes."""
+    found = []
+    for needle, lead, header in _HEADERS:
+        at = block.find(needle, lead)
+        while 0 <= at < limit + lead:
+            matched = header.match(block, at - lead)
+            if matched is not None:
+                found.append((at - lead, matched.group()))
+            at = block.find(needle, at + 1)
+    found.sort()
+    return found
 
 
 def _carve_at(read_at: ReadAt, offset: int, end: int, max_bytes: int, header: bytes) -> CarvedPicture | None:
