@@ -65,6 +65,7 @@ _MAGIC: list[tuple[int, bytes, MediaKind, str]] = [
     (0, b"070702", "other", "application/x-cpio"),  # newc with checksums
     (0, b"%PDF-", "other", "application/pdf"),
     (0, b"SQLite format 3\x00", "other", "application/vnd.sqlite3"),
+    (0, b"CMMM", "other", "application/x-windows-thumbcache"),  # thumbcache_*.db (a container)
 ]
 
 # ISO base media file format brands (the ``ftyp`` box).

@@ -3,7 +3,8 @@
 Sources (what a user can name as evidence): a folder tree, a single file;
 disk images (E01/raw through pytsk3) would be one more module here.
 Containers (what is opened while reading): zip, tar, and gzip/bzip2/xz
-(compressed tars included); through libarchive, 7z, RAR, ISO 9660 and cpio.
+(compressed tars included); through libarchive, 7z, RAR, ISO 9660 and cpio;
+Windows thumbnail caches (thumbcache_*.db).
 """
 
 from childsafe.triage.sources import (  # noqa: F401  (registers them)
@@ -15,6 +16,7 @@ from childsafe.triage.sources import (  # noqa: F401  (registers them)
     sevenzip,
     single_file,
     tar,
+    thumbcache,
     zip,
 )
 from childsafe.triage.sources.base import (
