@@ -4,7 +4,7 @@ Sources (what a user can name as evidence): a folder tree, a single file;
 disk images (E01/raw through pytsk3) would be one more module here.
 Containers (what is opened while reading): zip, tar, and gzip/bzip2/xz
 (compressed tars included); through libarchive, 7z, RAR, ISO 9660 and cpio;
-Windows thumbnail caches (thumbcache_*.db).
+Windows thumbnail caches (thumbcache_*.db, Thumbs.db).
 """
 
 from childsafe.triage.sources import (  # noqa: F401  (registers them)
@@ -17,6 +17,7 @@ from childsafe.triage.sources import (  # noqa: F401  (registers them)
     single_file,
     tar,
     thumbcache,
+    thumbs_db,
     zip,
 )
 from childsafe.triage.sources.base import (
