@@ -3,6 +3,7 @@
 Sources (what a user can name as evidence): a folder tree, a single file.
 Containers (what is opened while reading): zip, tar, and gzip/bzip2/xz
 (compressed tars included); through libarchive, 7z, RAR, ISO 9660 and cpio;
+Windows thumbnail caches (``thumbcache.py``, ``thumbs_db.py``);
 and disk images (``disk_image.py``): raw and split raw, E01 (``ewf``), VHD
 and VHDX, VMDK, QCOW2, whose partitions and file systems are read through
 The Sleuth Kit (``volumes.py``, ``filesystems.py``). Registration order is
@@ -22,6 +23,8 @@ from childsafe.triage.sources import (  # noqa: F401  (registers them)
     sevenzip,
     single_file,
     tar,
+    thumbcache,
+    thumbs_db,
     vhd,
     vmdk,
     zip,
