@@ -13,13 +13,14 @@ not read), and the other partitions are still read:
 - a partition where the image cannot be read (a missing E01 segment) says
   that.
 
-Space that no partition uses is where a carver would look for deleted
-pictures: ``unallocated_ranges`` collects it and ``carve`` is where it is
-handed over (carving is not done yet: it yields nothing).
+Space that no partition uses is searched for pictures by their structure
+(``carve``; ``childsafe/triage/carving.py``): each is a member with state
+``carved``. Free space inside file systems is not carved yet.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import pytsk3
 
 from childsafe.media.budgets import ScanBudgets
+from childsafe.triage.carving import MAX_CARVED_BYTES, CarvedPicture, carve_pictures
 from childsafe.triage.provenance import Location, Provenance
 from childsafe.triage.sources.base import ContainerError, Member
 from childsafe.triage.sources.disk_image import Media, short_reason
@@ -105,9 +107,27 @@ class UnallocatedRange:
 
 
 def carve(media: Media, image: str, ranges: list[UnallocatedRange], budgets: ScanBudgets) -> Iterator[Member]:
-    """Pictures carved from ``ranges`` of ``media``, each a member with state
-    ``carved`` and its offset. The seam for issue 18's carver: not done yet."""
-    return iter(())
+    """Pictures carved from ``ranges`` of ``media`` (``childsafe/triage/carving.py``),
+    each a member with state ``carved`` and the byte offset in the image where it starts."""
+    largest = min(MAX_CARVED_BYTES, budgets.max_member_bytes)
+    for gap in ranges:
+        try:
+            for found in carve_pictures(media.read_at, gap.offset, gap.offset + gap.length, largest):
+                yield _carved(media, image, found)
+        except OSError as exc:  # a part of the image that cannot be read ends that range's carving
+            yield Member(f"unallocated at {gap.offset}", gap.length, None, None, error=short_reason(exc))
+
+
+def _carved(media: Media, image: str, found: CarvedPicture) -> Member:
+    extension = found.mime.rsplit("/", 1)[-1].replace("jpeg", "jpg")
+    return Member(
+        f"carved/{found.offset}.{extension}",
+        found.length,
+        None,
+        lambda: io.BytesIO(media.read_at(found.offset, found.length)),  # at most the member budget
+        mime=found.mime,
+        provenance=Provenance("carved", Location(image, None, found.offset)),
+    )
 
 
 def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[Member]:

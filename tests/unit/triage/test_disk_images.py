@@ -478,3 +478,28 @@ def test_ordinary_files_are_not_taken_for_disks_and_split_segments_follow_their_
     assert [Path(p).name for p in split_segments(str(tmp_path / "disk.001"))] == ["disk.002", "disk.003"]
     assert split_segments(str(tmp_path / "disk.002")) == []
     assert split_segments(str(tmp_path / "disk.img")) == []
+
+
+# -- carving ------------------------------------------------------------------------
+
+
+def test_pictures_in_space_no_partition_uses_are_carved_with_their_offset(tmp_path: Path) -> None:
+    fat = fat_image(tmp_path / "fat.img", 4, {"kept.jpg": picture(21)})
+    disk = partitioned(tmp_path / "gaps.bin", 12, "dos", [(2, 4, "6")])
+    place(disk, 2 * MIB, fat)
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 90)).save(png, format="PNG")
+    planted = {100 * 512: picture(22), 9 * MIB + 4096: png.getvalue()}  # before and after the partition
+    with open(disk, "r+b") as handle:
+        for offset, data in planted.items():
+            handle.seek(offset)
+            handle.write(data)
+    before = file_digest(disk)
+    found = inside(read(disk), "gaps.bin")
+    assert file_digest(disk) == before
+    carved = {path: item for path, item in found.items() if path.startswith("carved/")}
+    assert set(carved) == {"carved/51200.jpg", f"carved/{9 * MIB + 4096}.png"}
+    for offset, data in planted.items():
+        [item] = [item for item in carved.values() if item.provenance and item.provenance.location.offset == offset]
+        assert (item.hashes.sha1, item.hashes.media_type, item.provenance.state) == (sha1(data), "image", "carved")
+    assert found["p1/kept.jpg"].provenance.state == "allocated"  # type: ignore[union-attr]
