@@ -40,7 +40,9 @@ def demo_command(
 
 
 def scan_command(
-    evidence: Annotated[Path, typer.Argument(help="A folder, an archive or a single file; never modified.")],
+    evidence: Annotated[
+        Path, typer.Argument(help="A folder, an archive, a disk image or a single file; never modified.")
+    ],
     case: Annotated[str, typer.Option("--case", help="The case id, written into every report.")],
     out: Annotated[Path, typer.Option("--out", help="A new folder for the reports.")],
     workers: WorkersOption = None,
@@ -48,14 +50,23 @@ def scan_command(
     report_every: Annotated[
         float, typer.Option("--report-every", help="Seconds between rewrites of the incomplete reports while scanning.")
     ] = 60.0,
+    verify_images: Annotated[
+        bool,
+        typer.Option(
+            "--verify-images",
+            help="Check the acquisition hashes stored in disk images (E01) by reading each image once more.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Scan seized media (archives included) and write the case reports."""
+    """Scan seized media (archives and disk images included) and write the case reports."""
     from rich.progress import DownloadColumn, TimeRemainingColumn, TransferSpeedColumn
 
     from childsafe.triage import ScanProgress, ScanRequest, scan_evidence
 
-    request = ScanRequest(evidence, case, out, workers or default_workers(), resume, tuple(sys.argv), report_every)
+    request = ScanRequest(
+        evidence, case, out, workers or default_workers(), resume, tuple(sys.argv), report_every, verify_images
+    )
     progress = Progress(
         TextColumn("scanning"),
         BarColumn(),
@@ -90,6 +101,8 @@ def scan_command(
     )
     for label, counts in summary.by_category.items():
         print(f"  category {label}: {counts.files} files, {counts.unique} unique")
+    for state, state_counts in (summary.by_state or {}).items():
+        print(f"  {state} in disk images: {state_counts.files} items, {state_counts.matched} matched")
     print(f"Reports in {result.out}: " + ", ".join(result.outputs))
 
 

@@ -65,6 +65,8 @@ _MAGIC: list[tuple[int, bytes, MediaKind, str]] = [
     (0, b"070702", "other", "application/x-cpio"),  # newc with checksums
     (0, b"%PDF-", "other", "application/pdf"),
     (0, b"SQLite format 3\x00", "other", "application/vnd.sqlite3"),
+    (0, b"CMMM", "other", "application/x-windows-thumbcache"),  # thumbcache_*.db (a container)
+    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "other", "application/x-ole-storage"),  # Thumbs.db, Office 97
 ]
 
 # ISO base media file format brands (the ``ftyp`` box).

@@ -9,7 +9,8 @@ from typing import Any
 
 from childsafe.banks.schemes import severity_rank
 from childsafe.index import Match
-from childsafe.triage.records import BankSnapshot, CaseSummary, CategoryCount
+from childsafe.triage.provenance import STATES
+from childsafe.triage.records import BankSnapshot, CaseSummary, CategoryCount, StateCount
 from childsafe.triage.state import ScanState, StoredItem
 
 __all__ = ["CaseReport", "item_category", "schemes_of", "summarise", "UNCATEGORISED"]
@@ -38,13 +39,19 @@ class _Matched:
 
 
 def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> CaseSummary:
-    """The docs/spec.md ``summary`` of a case, in one pass over its items."""
+    """The docs/spec.md ``summary`` of a case, in one pass over its items.
+    ``by_state`` (items from disk images, by allocated/deleted/carved) is there
+    only when the evidence held a disk image (docs/spec.md, deviations)."""
     files = images = videos = errors = matched_files = unmatched_images = 0
     matched_sha1: set[str] = set()
     by_category: dict[str, _Matched] = {}
+    by_state: dict[str, StateCount] = {}
     for item in items:
         hashes = item.hashes
         files += 1
+        if item.provenance is not None:
+            counts = by_state.get(item.provenance.state, StateCount(0, 0))
+            by_state[item.provenance.state] = StateCount(counts.files + 1, counts.matched + bool(item.matches))
         images += hashes.media_type == "image"
         videos += hashes.media_type == "video"
         errors += hashes.error is not None
@@ -70,6 +77,7 @@ def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> CaseSumma
         by_category={
             label: CategoryCount(by_category[label].files, len(by_category[label].unique)) for label in ordered
         },
+        by_state={state: by_state[state] for state in STATES if state in by_state} if by_state else None,
     )
 
 
@@ -113,7 +121,7 @@ class CaseReport:
         if item.path_bytes is not None:
             placed["path_bytes"] = item.path_bytes
         placed["member_index"] = item.position
-        return placed | {
+        placed |= {
             "size": hashes.size,
             "media_type": hashes.media_type,
             "mime": hashes.mime,
@@ -126,6 +134,9 @@ class CaseReport:
             "category": item_category(item.matches, self.schemes),
             "error": hashes.error,
         }
+        if item.provenance is not None:  # found in a disk image: its state and location
+            placed |= item.provenance.to_dict()
+        return placed
 
     def duplicates(self) -> Iterator[tuple[str, list[str]]]:
         return self.state.duplicate_groups()

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import io
 import lzma
-import os
 import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from childsafe.detect import PreparedQuery, prepare_query
 from childsafe.media.budgets import BudgetExceeded, ScanBudgets, over_budget
@@ -43,8 +42,19 @@ from childsafe.media.limits import MediaLimits
 from childsafe.media.sniff import SNIFF_BYTES, MediaKind, sniff_type
 from childsafe.media.streams import DigestingReader, prefixed
 from childsafe.signals import FileHashes
-from childsafe.triage.metered_streams import ArchiveOverBudget, BudgetedStream, Tally, TickingFile
-from childsafe.triage.sources import Container, ContainerError, Member, Recorded, Task, container_for
+from childsafe.triage.budgeted import ArchiveOverBudget, BudgetedStream, Tally, TickingFile
+from childsafe.triage.provenance import Provenance
+from childsafe.triage.sources import (
+    Container,
+    ContainerError,
+    ImageContainer,
+    ImageContext,
+    Member,
+    Recorded,
+    Task,
+    container_for,
+    open_evidence,
+)
 
 __all__ = [
     "ScannedItem",
@@ -89,22 +99,15 @@ class ScannedItem:
     position: Position = ()
     #: What matching it needs, when it was read whole (``hashes`` is its ``hashes``).
     query: PreparedQuery | None = None
+    #: Where in a disk image it was found (``None`` outside disk images).
+    provenance: Provenance | None = None
+    #: For a disk image itself: its format, segments, stored hashes and their verification.
+    image: dict[str, Any] | None = None
 
 
 def recorded_item(recorded: Recorded) -> ScannedItem:
     """An item that was recorded without being read (a link, a FIFO)."""
     return _failed(recorded.label, recorded.size, recorded.error, recorded.modified, (), recorded.mime)
-
-
-def open_evidence(path: str) -> IO[bytes]:
-    """Open a file of evidence for reading only, not touching its access time
-    when the system lets us (O_NOATIME needs ownership or root)."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        descriptor = os.open(path, flags | getattr(os, "O_NOATIME", 0))
-    except PermissionError:
-        descriptor = os.open(path, flags)
-    return os.fdopen(descriptor, "rb")
 
 
 def _failed(
@@ -139,6 +142,10 @@ class _Reader:
     #: The open archives' tallies, innermost last; and the file on disk's, when it is an archive.
     tallies: list[Tally] = field(default_factory=list)
     file_tally: Tally | None = None
+    #: The file on disk being read (a disk image's other segments are found beside it).
+    file_path: str | None = None
+    #: Check the acquisition hashes that disk images store (``scan --verify-images``).
+    verify_images: bool = False
 
     def start(self, key: Hashable) -> None:
         self.current = key
@@ -228,10 +235,18 @@ class _Reader:
     # -- archives ------------------------------------------------------------
 
     def _members(
-        self, container: Container, stream: IO[bytes], mime: str, label: str, position: Position, own_size: int | None
+        self,
+        container: Container,
+        stream: IO[bytes],
+        mime: str,
+        label: str,
+        position: Position,
+        own_size: int | None,
+        image: ImageContext | None = None,
     ) -> Iterator[ScannedItem]:
-        """Items for every member of an archive. The archive's own problem, if
-        any, is raised as ContainerError after the members read so far."""
+        """Items for every member of an archive (or disk image, told ``image``).
+        The archive's own problem, if any, is raised as ContainerError after
+        the members read so far."""
         budgets = self.budgets
         if own_size is not None and not position:  # the file on disk: its size is known and not attacker-inflated
             self.file_tally = Tally(
@@ -242,7 +257,10 @@ class _Reader:
         tally = Tally(limit, over_budget("max_container_bytes", limit, "members of one archive expand to more bytes"))
         self.tallies.append(tally)
         try:
-            members = container.members(stream, label, mime, budgets)
+            if image is not None and isinstance(container, ImageContainer):
+                members = container.image_members(stream, label, mime, budgets, image)
+            else:
+                members = container.members(stream, label, mime, budgets)
             number = 0
             while True:
                 key = (*position, "listing", number)
@@ -252,6 +270,10 @@ class _Reader:
                 member = next(members, None)
                 if member is None:
                     return
+                if image is not None and image.found is not None:
+                    # A disk's files are bounded by the disk, not by an archive's budget: a 1 TB image may hold
+                    # more than 256 GiB of files (twice its size: deleted files may share space with others).
+                    tally.limit = max(tally.limit, 2 * int(image.found.get("media_size", 0)))
                 if number >= budgets.max_members:
                     raise ContainerError(
                         over_budget("max_members", budgets.max_members, "more members; the rest not read")
@@ -278,6 +300,15 @@ class _Reader:
         return [tally for tally in (self.tallies[-1], self.file_tally) if tally is not None]
 
     def _member(self, member: Member, parent: str, position: Position) -> Iterator[ScannedItem]:
+        """The items of one member; those of a member found in a disk image say
+        where (an archive's members, or an image's, are seen from that file)."""
+        outer = member.provenance
+        for item in self._member_items(member, parent, position):
+            if outer is not None:
+                item.provenance = outer if item.provenance is None else item.provenance.within(outer)
+            yield item
+
+    def _member_items(self, member: Member, parent: str, position: Position) -> Iterator[ScannedItem]:
         label = f"{parent}!/{member.name}"
         self.start(position)
         if member.open is None:
@@ -302,11 +333,13 @@ class _Reader:
             stream = cast(
                 IO[bytes],
                 io.BufferedReader(
-                    BudgetedStream(raw, self.budgets, member.compressed_size, self._counting(), self.tick),
+                    BudgetedStream(
+                        raw, self.budgets, member.compressed_size, self._counting(), self.tick, member.seekable
+                    ),
                     buffer_size=1 << 20,
                 ),
             )
-            yield from self.read(stream, label, member.modified, False, position)
+            yield from self.read(stream, label, member.modified, member.seekable, position)
 
     def _nested_seekable(
         self, stream: IO[bytes], container: Container, mime: str, label: str, modified: float | None, position: Position
@@ -337,10 +370,15 @@ class _Reader:
         stream.seek(0)
         archive = self._hash(stream, label, modified, position)
         stream.seek(0)
+        image = None
+        if isinstance(container, ImageContainer):
+            image = ImageContext(None if position else self.file_path, self.verify_images, self.tick)
         try:
-            yield from self._members(container, stream, mime, label, position, archive.hashes.size)
+            yield from self._members(container, stream, mime, label, position, archive.hashes.size, image)
         except ContainerError as exc:
             archive.hashes.error = str(exc)
+        if image is not None:
+            archive.image = image.found
         yield archive
 
     def _stream_container(
@@ -389,11 +427,15 @@ def read_task(
     budgets: ScanBudgets | None = None,
     progress: Progress = _ignore,
     poisoned: Mapping[Hashable, str] | None = None,
+    verify_images: bool = False,
 ) -> Iterator[ScannedItem]:
-    """Every item of one file of evidence: the file, and if it is an archive,
-    everything inside it. Problems become items' errors; this never raises
-    for bad content. ``progress`` and ``poisoned``: see the module docstring."""
-    reader = _Reader(limits, budgets or ScanBudgets(), progress, poisoned or {})
+    """Every item of one file of evidence: the file, and if it is an archive
+    or a disk image, everything inside it. Problems become items' errors; this
+    never raises for bad content. ``progress`` and ``poisoned``: see the module
+    docstring. ``verify_images``: check the acquisition hashes disk images store."""
+    reader = _Reader(
+        limits, budgets or ScanBudgets(), progress, poisoned or {}, file_path=task.path, verify_images=verify_images
+    )
     reader.start(())
     if (unread := reader.unread(task.label, task.size, task.modified, ())) is not None:
         yield unread

@@ -1,5 +1,6 @@
 """The records a scan reports besides its items: the case summary (with its
-counts by category) and the banks it matched against. Each is read by field
+counts by category, and by state for the items of disk images) and the banks
+it matched against. Each is read by field
 name; ``to_dict`` gives the docs/spec.md JSON, its keys in the order below."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BankSnapshot", "CaseSummary", "CategoryCount"]
+__all__ = ["BankSnapshot", "CaseSummary", "CategoryCount", "StateCount"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,19 @@ class CategoryCount:
 
 
 @dataclass(frozen=True)
+class StateCount:
+    """The items of disk images in one state (allocated, deleted, carved): all
+    of them, and those that matched."""
+
+    files: int
+    matched: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object."""
+        return {"files": self.files, "matched": self.matched}
+
+
+@dataclass(frozen=True)
 class CaseSummary:
     """The docs/spec.md ``summary`` of a case."""
 
@@ -35,9 +49,12 @@ class CaseSummary:
     unmatched_images: int
     #: Most severe category first, ``uncategorised`` last.
     by_category: dict[str, CategoryCount]
+    #: Items of disk images by state, in ``provenance.STATES`` order; ``None``
+    #: when the evidence held no disk image (then the JSON has no ``by_state``).
+    by_state: dict[str, StateCount] | None = None
 
     def totals(self) -> dict[str, int]:
-        """The counts without ``by_category`` (what the audit log records)."""
+        """The counts without ``by_category`` and ``by_state`` (what the audit log records)."""
         return {
             "files": self.files,
             "images": self.images,
@@ -51,7 +68,10 @@ class CaseSummary:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object."""
         by_category = {label: count.to_dict() for label, count in self.by_category.items()}
-        return {**self.totals(), "by_category": by_category}
+        summary = {**self.totals(), "by_category": by_category}
+        if self.by_state is not None:
+            summary["by_state"] = {state: count.to_dict() for state, count in self.by_state.items()}
+        return summary
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ class ScanRequest:
     command: tuple[str, ...] = ()
     #: Seconds between rewrites of the incomplete reports while the scan runs.
     report_every: float = 60.0
+    #: Check the acquisition hashes that disk images store (E01), reading each image once more.
+    verify_images: bool = False
 
 
 @dataclass
@@ -127,17 +129,18 @@ class _Worker:
     state: ScanState
     limits: MediaLimits
     budgets: ScanBudgets
+    verify_images: bool = False
 
 
 _worker: _Worker | None = None
 
 
-def _start_worker(settings: Settings, out: Path) -> None:
+def _start_worker(settings: Settings, out: Path, verify_images: bool = False) -> None:
     global _worker
     engine = open_database(settings.database_url)
     matcher = Matcher(engine, index_root(settings.home, settings.database_url))
     matcher.sync()
-    _worker = _Worker(matcher, ScanState(out), settings.limits, settings.budgets)
+    _worker = _Worker(matcher, ScanState(out), settings.limits, settings.budgets, verify_images)
 
 
 def _scan_task(
@@ -151,7 +154,7 @@ def _scan_task(
     poisoned = {key: _explained(reason) for key, reason in poisoned.items()}
     steps = useful_steps(_worker.matcher, _worker.limits.query_variants)
     limits = replace(_worker.limits, query_variants=steps)
-    for scanned in read_task(task, limits, _worker.budgets, progress, poisoned):
+    for scanned in read_task(task, limits, _worker.budgets, progress, poisoned, _worker.verify_images):
         matches = match_prepared(_worker.matcher, scanned.query or digests_only(scanned.hashes))
         matched += bool(matches)
         items.append((scanned, matches))
@@ -213,7 +216,7 @@ def scan_evidence(
             _scan_task,
             request.workers,
             initializer=_start_worker,
-            initargs=(settings, request.out),
+            initargs=(settings, request.out, request.verify_images),
             item_seconds=budgets.item_seconds,
             memory_bytes=budgets.worker_memory_bytes,
             max_attempts=_MAX_ATTEMPTS,
@@ -262,6 +265,7 @@ def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[BankSna
                 "banks": [bank.to_dict() for bank in banks],
                 "started_at": _now(),
                 "command": list(request.command),
+                "verify_images": request.verify_images,
             }
         )
         return
@@ -271,6 +275,12 @@ def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[BankSna
             f"the scan in {request.out} is of case {meta.get('case_id')!r}, evidence {meta.get('evidence')!r}:"
             " resume it with the same {field} and evidence",
             field="case",
+        )
+    if meta.get("verify_images", False) != request.verify_images:
+        started = "with" if meta.get("verify_images") else "without"
+        raise UsageError(
+            f"the scan in {request.out} was started {started} {{field}}: resume it {started} it too",
+            field="verify_images",
         )
     if meta.get("banks") != [bank.to_dict() for bank in banks]:
         raise UsageError(
@@ -376,5 +386,8 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], e
         "files": outputs,
         "audit": anchor.to_dict(),
     }
+    images = state.images()
+    if images:  # disk images read: format, segments, stored acquisition hashes and their verification
+        manifest["images"] = images
     outputs[MANIFEST] = _write_output(request.out, MANIFEST, lambda h: json.dump(manifest, h, indent=1))
     return ScanResult(request.out, case.summary, outputs)

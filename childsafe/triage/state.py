@@ -21,6 +21,7 @@ from typing import Any
 from childsafe.index import Match
 from childsafe.signals import FileHashes
 from childsafe.triage.names import display_name, item_id, name_bytes_hex, raw_name
+from childsafe.triage.provenance import Provenance, provenance_from_dict
 from childsafe.triage.reading import ScannedItem
 
 __all__ = ["ScanState", "StoredItem", "STATE_FOLDER"]
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS items (
     id TEXT PRIMARY KEY, task BLOB NOT NULL, seq INTEGER NOT NULL, label TEXT NOT NULL, path BLOB NOT NULL,
     position TEXT NOT NULL, size INTEGER NOT NULL, media_type TEXT NOT NULL,
     mime TEXT NOT NULL, md5 TEXT, sha1 TEXT, sha256 TEXT, pdq TEXT, pdq_quality INTEGER,
-    error TEXT, modified REAL, matches TEXT NOT NULL
+    error TEXT, modified REAL, matches TEXT NOT NULL, provenance TEXT, image TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_items_sha1 ON items (sha1);
 CREATE INDEX IF NOT EXISTS ix_items_order ON items (label, task, seq);
@@ -44,8 +45,11 @@ CREATE INDEX IF NOT EXISTS ix_items_order ON items (label, task, seq);
 # (a tar holding a.jpg twice, a folder named like an archive member).
 _NUMBERED = "SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY label ORDER BY task, seq) AS occurrence FROM items"
 _ITEM_COLUMNS = (
-    "id, label, path, position, size, media_type, mime, md5, sha1, sha256, pdq, pdq_quality, error, modified, matches"
+    "id, label, path, position, size, media_type, mime, md5, sha1, sha256, pdq, pdq_quality, error, modified, matches,"
+    " provenance, image"
 )
+#: Columns added since the first state files, which a resumed scan adds to an older file.
+_ADDED_COLUMNS = ("provenance", "image")
 _INSERT_ITEM = (
     f"INSERT INTO items (task, seq, {_ITEM_COLUMNS}) VALUES (:task, :seq, :{_ITEM_COLUMNS.replace(', ', ', :')})"
 )
@@ -66,6 +70,8 @@ class StoredItem:
     matches: list[Match]
     path_bytes: str | None = None
     occurrence: int = 1
+    #: Where in a disk image it was found (``None`` outside disk images).
+    provenance: Provenance | None = None
 
     @property
     def label(self) -> str:
@@ -84,6 +90,10 @@ class ScanState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        present = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+        for column in _ADDED_COLUMNS:
+            if column not in present:
+                self.db.execute(f"ALTER TABLE items ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -126,6 +136,8 @@ class ScanState:
                     "error": None if h.error is None else display_name(h.error),
                     "modified": scanned.modified,
                     "matches": json.dumps([m.to_dict() for m in matches]),
+                    "provenance": _json_or_null(scanned.provenance.to_dict() if scanned.provenance else None),
+                    "image": _json_or_null(scanned.image),
                 }
             )
         with self._transaction():
@@ -159,7 +171,19 @@ class ScanState:
                 matches=[Match.from_dict(match) for match in json.loads(row["matches"])],
                 path_bytes=name_bytes_hex(bytes(row["path"]).decode("utf-8", "surrogateescape")),
                 occurrence=row["occurrence"],
+                provenance=provenance_from_dict(json.loads(row["provenance"])) if row["provenance"] else None,
             )
+
+    def images(self) -> list[dict[str, Any]]:
+        """The disk images read (format, segments, stored hashes, verification), by path, for the manifest."""
+        cursor = self.db.execute(
+            "WITH numbered AS (" + _NUMBERED.format(columns="label, task, seq, image") + ")"
+            " SELECT label, occurrence, image FROM numbered WHERE image IS NOT NULL ORDER BY label, task, seq"
+        )
+        return [
+            {"path": label if occurrence == 1 else f"{label} #{occurrence}", **json.loads(image)}
+            for label, occurrence, image in cursor
+        ]
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
@@ -183,6 +207,21 @@ class ScanState:
 
     def _transaction(self) -> Any:
         return _Transaction(self.db)
+
+
+def _displayed(value: Any) -> Any:
+    """``value`` with every string in it made valid text (names from evidence may hold raw bytes)."""
+    if isinstance(value, str):
+        return display_name(value)
+    if isinstance(value, dict):
+        return {key: _displayed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_displayed(item) for item in value]
+    return value
+
+
+def _json_or_null(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(_displayed(value))
 
 
 class _Transaction:

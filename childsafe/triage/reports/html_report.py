@@ -13,6 +13,7 @@ from html import escape
 from typing import Any, TextIO
 
 from childsafe.triage.case import CaseReport
+from childsafe.triage.provenance import Provenance
 from childsafe.triage.reports.registry import register
 
 __all__ = ["HTML_REPORT"]
@@ -38,6 +39,20 @@ _SCRIPT = """
   asc=!asc;rows.forEach(function(r){body.appendChild(r);});});});
 })();
 """
+
+
+def _found(provenance: Provenance) -> str:
+    """Where in a disk image an item was found, in one line under its path."""
+    where = provenance.location
+    parts = [provenance.state, f"in {where.image}"]
+    if where.partition is not None:
+        parts.append(f"partition {where.partition}")
+    if where.offset is not None:
+        parts.append(f"at byte {where.offset:,}")
+    parts += [where.filesystem or "", f"inode {where.inode}" if where.inode else ""]
+    times = (("created", where.created), ("modified", where.modified), ("accessed", where.accessed))
+    parts += [f"{name} {time}" for name, time in times if time]
+    return f"<br><small>{escape(', '.join(part for part in parts if part))}</small>"
 
 
 def _cell(value: Any, numeric: bool = False) -> str:
@@ -82,6 +97,15 @@ class HtmlReport:
             out.write(f"<tr>{_cell(label)}{_cell(counts.files, True)}{_cell(counts.unique, True)}</tr>\n")
         if not summary.by_category:
             out.write('<tr><td colspan="3">No matches.</td></tr>\n')
+        if summary.by_state is not None:
+            out.write(
+                "</tbody></table>\n<h2>Found in disk images, by state</h2>\n<table><thead><tr><th>State</th>"
+                "<th>Items</th><th>Matched</th></tr></thead><tbody>\n"
+            )
+            for state, state_counts in summary.by_state.items():
+                out.write(
+                    f"<tr>{_cell(state)}{_cell(state_counts.files, True)}{_cell(state_counts.matched, True)}</tr>\n"
+                )
         out.write(
             "</tbody></table>\n<h2>Banks matched against</h2>\n<table><thead><tr><th>Bank</th><th>Scheme</th>"
             "<th>Entries</th><th>Content digest</th></tr></thead><tbody>\n"
@@ -104,6 +128,8 @@ class HtmlReport:
             matches = "; ".join(f"{m.bank} #{m.entry_id} {m.signal} d={m.distance} {m.transform}" for m in item.matches)
             css = "matched" if item.matches else ("error" if row["error"] else "")
             raw = f"<br><small>raw bytes <code>{item.path_bytes}</code></small>" if item.path_bytes else ""
+            if item.provenance is not None:
+                raw += _found(item.provenance)
             out.write(
                 f'<tr class="{css}" id="item-{escape(item.id)}"><td><code>{escape(row["path"])}</code>{raw}</td>'
                 f"{_cell(row['size'], True)}"

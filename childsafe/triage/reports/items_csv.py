@@ -1,5 +1,8 @@
 """``items.csv``: one row an item, for a spreadsheet.
 
+Items found in a disk image fill the provenance columns (``state`` and the
+``location`` fields, after the earlier columns); other items leave them empty.
+
 Cells that a spreadsheet would run as a formula (file names starting with
 ``=``, ``+``, ``-``, ``@``: evidence can be named to attack the analyst) are
 written with a leading apostrophe.
@@ -37,6 +40,9 @@ COLUMNS = [
     "path_bytes",
     "member_index",
 ]
+#: The provenance of items found in disk images (report.json's ``state`` and ``location``).
+LOCATION_COLUMNS = ["image", "partition", "offset", "filesystem", "inode", "created", "modified", "accessed"]
+COLUMNS += ["state", *LOCATION_COLUMNS]
 
 
 def _safe(value: Any) -> Any:
@@ -64,7 +70,20 @@ class ItemsCsv:
                 path_bytes=item.path_bytes,
                 member_index=" ".join(str(number) for number in item.position),
             )
-            writer.writerow([_safe("" if row[c] is None else row[c]) for c in COLUMNS])
+            if item.provenance is not None:  # found in a disk image: the provenance columns
+                where = item.provenance.location
+                row.update(
+                    state=item.provenance.state,
+                    image=where.image,
+                    partition=where.partition,
+                    offset=where.offset,
+                    filesystem=where.filesystem,
+                    inode=where.inode,
+                    created=where.created,
+                    modified=where.modified,
+                    accessed=where.accessed,
+                )
+            writer.writerow([_safe("" if row.get(c) is None else row[c]) for c in COLUMNS])
 
 
 ITEMS_CSV = register(ItemsCsv())

@@ -1,5 +1,10 @@
 """``case.vics.json``: a VICS 2.0 case export of the matched media, each with
-every place a copy was found (MediaFiles), for Griffeye-style tools."""
+every place a copy was found (MediaFiles), for Griffeye-style tools.
+
+A copy found in a disk image has its path inside the image (``FilePath``,
+``disk.E01!/p1/Users/...``) and the file system's dates (``Created``,
+``Modified``, ``Accessed``), and, beyond VICS 2.0, ``ItemState``
+(allocated, deleted or carved)."""
 
 from __future__ import annotations
 
@@ -49,10 +54,15 @@ class VicsCase:
                 media[key] = record
             folder, _, name = hashes.path.rpartition("/")
             placed = {"FileName": name, "FilePath": folder, "FileSize": hashes.size, "Modified": _iso(item.modified)}
+            if item.provenance is not None:
+                where = item.provenance.location
+                placed.update(Created=where.created, Modified=where.modified, Accessed=where.accessed)
             # Extensions beyond VICS: which item this is, and the raw bytes of a path that is not UTF-8.
             placed["ItemID"] = item.id
             if item.path_bytes is not None:
                 placed["PathBytes"] = item.path_bytes
+            if item.provenance is not None:
+                placed["ItemState"] = item.provenance.state
             record["MediaFiles"].append(placed)
         document = {
             "@odata.context": _CONTEXT,

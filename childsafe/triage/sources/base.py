@@ -9,18 +9,45 @@ Two kinds, each registered by name in ``registry.py``:
   tar, gzip/bzip2/xz), so that scanning recurses without writing anything to
   disk. A member's name is only ever a label in the report: ``../../x.jpg``
   or ``/etc/passwd`` inside an archive never becomes a path on this machine.
+
+A disk image (E01, raw, VHD...) is a container too, an ``ImageContainer``:
+its members are the files of its file systems, each with its provenance, and
+the reader tells it more than an archive needs (``ImageContext``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol, runtime_checkable
 
 from childsafe.media.budgets import ScanBudgets
+from childsafe.triage.provenance import Provenance
 
-__all__ = ["Task", "Recorded", "Member", "EvidenceSource", "Container", "ContainerError"]
+__all__ = [
+    "Task",
+    "Recorded",
+    "Member",
+    "EvidenceSource",
+    "Container",
+    "ContainerError",
+    "ImageContainer",
+    "ImageContext",
+    "open_evidence",
+]
+
+
+def open_evidence(path: str) -> IO[bytes]:
+    """Open a file of evidence for reading only, not touching its access time
+    when the system lets us (O_NOATIME needs ownership or root)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        descriptor = os.open(path, flags)
+    return os.fdopen(descriptor, "rb")
 
 
 @dataclass(frozen=True)
@@ -57,7 +84,10 @@ class Member:
     (``name.encode("utf-8", "surrogateescape")`` gives them back).
     ``compressed_size`` (where the format says) bounds the expansion ratio.
     The reader numbers members in the order they are yielded; that number,
-    not the name, is a member's identity."""
+    not the name, is a member's identity. ``seekable``: ``open`` gives a
+    stream that can seek (a file in a disk image), so an archive or image in
+    it is read in place rather than in memory. ``provenance``: where in a
+    disk image the member was found (members of archives have none)."""
 
     name: str
     size: int
@@ -66,6 +96,8 @@ class Member:
     error: str | None = None
     mime: str | None = None
     compressed_size: int | None = None
+    seekable: bool = False
+    provenance: Provenance | None = None
 
 
 class ContainerError(Exception):
@@ -109,4 +141,38 @@ class Container(Protocol):
     @property
     def needs_seek(self) -> bool:
         """Whether ``members`` needs a seekable stream (zip's directory is at its end)."""
+        ...
+
+
+@dataclass
+class ImageContext:
+    """What the reader tells a disk-image container beyond what an archive
+    needs, and where the container reports on the image itself.
+
+    ``path``: the image's file on disk when it is one, so that its other
+    segments (``disk.E02``, ``disk.002``) are found beside it; ``None`` for an
+    image inside an archive or another image (read as one segment).
+    ``verify``: check the acquisition hashes the image stores
+    (``scan --verify-images``). ``tick``: says a long read is still going.
+    ``found``: set by the container: the image's format, media size,
+    segments, stored hashes and the verification result (for manifest.json)."""
+
+    path: str | None
+    verify: bool
+    tick: Callable[[], None]
+    found: dict[str, Any] | None = None
+
+
+@runtime_checkable
+class ImageContainer(Container, Protocol):
+    """A container that reads disk images: the reader calls ``image_members``
+    (``members`` reads the image as one segment, without verification)."""
+
+    def image_members(
+        self, stream: IO[bytes], name: str, mime: str, budgets: ScanBudgets, context: ImageContext
+    ) -> Iterator[Member]:
+        """The files of the image's file systems (and per-volume problems as
+        members with an ``error``). Problems of the image as a whole (a missing
+        segment, hashes that do not match) are raised as ``ContainerError``
+        after the members that could be read."""
         ...

@@ -1,5 +1,6 @@
 """The typed records of a scan: matches saved in the scan state and read back
-by field name, and the case summary, whose JSON keeps the docs/spec.md key order."""
+by field name, and the case summary, whose JSON keeps the docs/spec.md key order
+(with ``by_state`` only when the evidence held a disk image)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from childsafe.errors import InputFormatError
 from childsafe.index import Match
 from childsafe.signals import FileHashes
 from childsafe.triage.case import summarise
+from childsafe.triage.provenance import Location, Provenance, State
 from childsafe.triage.reading import ScannedItem
-from childsafe.triage.records import CaseSummary, CategoryCount
+from childsafe.triage.records import CaseSummary, CategoryCount, StateCount
 from childsafe.triage.state import ScanState
 
 _MATCH = Match(
@@ -90,3 +92,43 @@ def test_summarise_counts_each_item_under_its_most_severe_category(tmp_path: Pat
         by_category={"A": CategoryCount(1, 1), "B": CategoryCount(1, 1), "uncategorised": CategoryCount(1, 1)},
     )
     assert list(summary.by_category) == ["A", "B", "uncategorised"]
+
+
+def test_case_summary_json_has_by_state_after_by_category_only_when_set() -> None:
+    summary = CaseSummary(
+        1, 1, 0, 0, 1, 1, 0, {"B": CategoryCount(1, 1)}, by_state={"deleted": StateCount(files=1, matched=1)}
+    )
+    assert json.dumps(summary.to_dict()) == (
+        '{"files": 1, "images": 1, "videos": 0, "errors": 0, "matched_files": 1, "matched_unique": 1,'
+        ' "unmatched_images": 0, "by_category": {"B": {"files": 1, "unique": 1}},'
+        ' "by_state": {"deleted": {"files": 1, "matched": 1}}}'
+    )
+    assert "by_state" not in CaseSummary(0, 0, 0, 0, 0, 0, 0, {}).to_dict()
+
+
+def test_summarise_counts_items_of_disk_images_by_state_in_state_order(tmp_path: Path) -> None:
+    def found(state: State) -> Provenance:
+        return Provenance(state, Location("exhibit.E01", partition=1, offset=1 << 20, filesystem="fat16"))
+
+    state = ScanState(tmp_path)
+    try:
+        state.save_task("loose.jpg", [(ScannedItem(_hashes("loose.jpg", "0" * 40), None), [_MATCH])])
+        state.save_task(
+            "exhibit.E01",
+            [
+                (ScannedItem(_hashes("exhibit.E01!/p1/a.jpg", "1" * 40), None, (0,), provenance=found("deleted")), []),
+                (
+                    ScannedItem(_hashes("exhibit.E01!/p1/b.jpg", "2" * 40), None, (1,), provenance=found("allocated")),
+                    [],
+                ),
+                (
+                    ScannedItem(_hashes("exhibit.E01!/p1/c.jpg", "3" * 40), None, (2,), provenance=found("deleted")),
+                    [_MATCH],
+                ),
+            ],
+        )
+        summary = summarise(state.items(), {"purple-umbrella": "uk"})
+    finally:
+        state.close()
+    assert summary.by_state == {"allocated": StateCount(1, 0), "deleted": StateCount(2, 1)}
+    assert list(summary.by_state) == ["allocated", "deleted"]

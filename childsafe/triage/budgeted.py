@@ -1,7 +1,6 @@
-"""Streams that count what they read: an archive member against the scan's
-budgets (its own, its archive's, its file's), and a file on disk; both say a
-long read is still going (``tick``), so that only a stall counts against the
-time limit of a worker (``childsafe/triage/reading.py`` uses them)."""
+"""Streams that the reader (``reading.py``) reads evidence through: each byte
+a member expands to is counted against its budgets, and a long read says it
+is still going, so that only a stall counts against the time limit."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from typing import IO, Any
 
 from childsafe.media.budgets import BudgetExceeded, ScanBudgets, over_budget
 
-__all__ = ["Tally", "BudgetedStream", "TickingFile", "ArchiveOverBudget", "TICK_BYTES"]
+__all__ = ["Tally", "ArchiveOverBudget", "BudgetedStream", "TickingFile", "TICK_BYTES"]
 
 #: A long read says it is still going this often (bytes), so only a stall counts against the time limit.
 TICK_BYTES = 64 * 1024 * 1024
@@ -28,9 +27,20 @@ class Tally:
     expanded: int = 0
 
 
+class ArchiveOverBudget(BudgetExceeded):
+    """An archive's own budget is spent: it (and what is inside it) stops."""
+
+    def __init__(self, tally: Tally, message: str) -> None:
+        super().__init__(message)
+        self.tally = tally
+
+
 class BudgetedStream(io.RawIOBase):
     """A member's content, counted against its own budget, its archive's and
-    its file's; also says a long read is still going (``tick``)."""
+    its file's; also says a long read is still going (``tick``).
+
+    A member that can seek (a file in a disk image) may be read in place by a
+    container inside it; every byte read counts, read again or not."""
 
     def __init__(
         self,
@@ -39,6 +49,7 @@ class BudgetedStream(io.RawIOBase):
         compressed_size: int | None,
         tallies: list[Tally],
         tick: Callable[[], None],
+        seekable: bool = False,
     ) -> None:
         super().__init__()
         self._raw = raw
@@ -46,11 +57,25 @@ class BudgetedStream(io.RawIOBase):
         self._compressed = compressed_size
         self._tallies = tallies
         self._tick = tick
+        self._seekable = seekable
         self._count = 0
         self._next_tick = TICK_BYTES
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self._seekable:
+            raise io.UnsupportedOperation("seek")
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        if not self._seekable:
+            raise io.UnsupportedOperation("tell")
+        return self._raw.tell()
 
     def readinto(self, buffer: Any) -> int:
         data = self._raw.read(len(buffer))
@@ -106,11 +131,3 @@ class TickingFile(io.RawIOBase):
         if before // TICK_BYTES != self._count // TICK_BYTES:
             self._tick()
         return int(count or 0)
-
-
-class ArchiveOverBudget(BudgetExceeded):
-    """An archive's own budget is spent: it (and what is inside it) stops."""
-
-    def __init__(self, tally: Tally, message: str) -> None:
-        super().__init__(message)
-        self.tally = tally
