@@ -11,41 +11,44 @@ import csv
 import hashlib
 import io
 import json
-import os
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from support import invoke
 from test_disk_images import file_digest, need, picture, run, standard_disk
-from typer.testing import CliRunner
 
-from childsafe.cli import app
 from childsafe.triage.reports.items_csv import LOCATION_COLUMNS
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    """A fresh CHILDSAFE_HOME; no other CHILDSAFE_* setting of the caller's shell leaks in."""
-    saved = {name: value for name, value in os.environ.items() if name.startswith("CHILDSAFE_")}
-    for name in saved:
-        del os.environ[name]
-    os.environ["CHILDSAFE_HOME"] = str(tmp_path / "home")
-    try:
-        yield tmp_path / "home"
-    finally:
-        del os.environ["CHILDSAFE_HOME"]
-        os.environ.update(saved)
+@dataclass
+class ScannedCase:
+    """The scan every test here reads: its output folder, the image's digest
+    before and after, and the raw disk the E01 was made from."""
+
+    out: Path
+    before: tuple[str, int, int]
+    after: tuple[str, int, int]
+    raw: bytes
+
+    def report(self) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads((self.out / "report.json").read_text()))
+
+    def items(self) -> dict[str, dict[str, Any]]:
+        return {item["path"]: item for item in self.report()["items"]}
 
 
-def cli(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
-@pytest.mark.slow
-def test_a_scan_of_an_e01_matches_its_deleted_pictures_and_reports_where_each_was(home: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> ScannedCase:
     need("ewfacquire")
+    tmp_path = tmp_path_factory.mktemp("disk-scan")
+    home = tmp_path / "home"
+
+    def cli(*args: str) -> None:
+        result = invoke(list(args), home)
+        assert result.exit_code == 0, result.output
+
     disk = standard_disk(tmp_path / "build")
     evidence = tmp_path / "evidence"
     (evidence / "photos").mkdir(parents=True)
@@ -61,21 +64,35 @@ def test_a_scan_of_an_e01_matches_its_deleted_pictures_and_reports_where_each_wa
     before = file_digest(image)
     out = tmp_path / "case"
     cli("scan", str(evidence), "--case", "OP-DISK-1", "--out", str(out), "--workers", "1", "--verify-images", "--json")
-    assert file_digest(image) == before, "the image changed during the scan"
+    return ScannedCase(out, before, file_digest(image), disk.path.read_bytes())
 
-    report = json.loads((out / "report.json").read_text())
-    items = {item["path"]: item for item in report["items"]}
-    categories = {path: item["category"] for path, item in items.items() if item["category"]}
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_image_is_unchanged_by_the_scan(case: ScannedCase) -> None:
+    assert case.after == case.before
+
+
+def test_pictures_in_the_image_deleted_ones_too_match_the_bank(case: ScannedCase) -> None:
+    categories = {path: item["category"] for path, item in case.items().items() if item["category"]}
     assert categories == {
         "photos/loose.jpg": "A",
         "exhibit.E01!/p1/DCIM/p1.jpg": "A",
         "exhibit.E01!/p1/DCIM/_2.jpg": "B",
         "exhibit.E01!/p2/p5.jpg": "C",
     }
-    assert report["summary"]["by_state"] == {
+
+
+def test_the_summary_counts_the_image_s_items_by_state(case: ScannedCase) -> None:
+    assert case.report()["summary"]["by_state"] == {
         "allocated": {"files": 4, "matched": 1},  # p1.jpg, top.jpg, p4.jpg, notes.txt
         "deleted": {"files": 2, "matched": 2},
     }
+
+
+def test_a_deleted_item_says_where_it_was_and_items_outside_images_do_not(case: ScannedCase) -> None:
+    items = case.items()
     deleted = items["exhibit.E01!/p2/p5.jpg"]
     assert deleted["state"] == "deleted" and deleted["error"] is None
     where = deleted["location"]
@@ -90,17 +107,25 @@ def test_a_scan_of_an_e01_matches_its_deleted_pictures_and_reports_where_each_wa
         assert "state" not in items[outside] and "location" not in items[outside]
     assert items["exhibit.E01"]["error"] is None
 
-    rows = {row["path"]: row for row in csv.DictReader(io.StringIO((out / "items.csv").read_text()))}
-    header = next(csv.reader(io.StringIO((out / "items.csv").read_text())))
+
+def test_items_csv_has_the_state_and_location_columns_last(case: ScannedCase) -> None:
+    text = (case.out / "items.csv").read_text()
+    rows = {row["path"]: row for row in csv.DictReader(io.StringIO(text))}
+    header = next(csv.reader(io.StringIO(text)))
     assert header[-len(LOCATION_COLUMNS) - 1 :] == ["state", *LOCATION_COLUMNS]
     fat = rows["exhibit.E01!/p1/DCIM/_2.jpg"]
     assert (fat["state"], fat["partition"], fat["filesystem"], fat["offset"]) == ("deleted", "1", "fat16", str(1 << 20))
     assert all(rows["photos/loose.jpg"][column] == "" for column in ["state", *LOCATION_COLUMNS])
 
-    html = (out / "report.html").read_text()
+
+def test_the_html_report_shows_states_and_where_items_were(case: ScannedCase) -> None:
+    html = (case.out / "report.html").read_text()
     assert "Found in disk images, by state" in html and "deleted, in exhibit.E01, partition 2" in html
 
-    vics = json.loads((out / "case.vics.json").read_text())
+
+def test_the_vics_export_carries_state_and_file_system_dates(case: ScannedCase) -> None:
+    where = case.items()["exhibit.E01!/p2/p5.jpg"]["location"]
+    vics = json.loads((case.out / "case.vics.json").read_text())
     copies = {
         f"{copy['FilePath']}/{copy['FileName']}": copy
         for media in vics["value"][0]["Media"]
@@ -111,9 +136,10 @@ def test_a_scan_of_an_e01_matches_its_deleted_pictures_and_reports_where_each_wa
     assert copies["exhibit.E01!/p2/p5.jpg"]["Modified"] == where["modified"]
     assert "ItemState" not in copies["photos/loose.jpg"]
 
-    manifest = json.loads((out / "manifest.json").read_text())
+
+def test_the_manifest_holds_the_verified_acquisition_hashes(case: ScannedCase) -> None:
+    manifest = json.loads((case.out / "manifest.json").read_text())
     (described,) = manifest["images"]
-    raw = disk.path.read_bytes()
-    stored = {"md5": hashlib.md5(raw).hexdigest(), "sha1": hashlib.sha1(raw).hexdigest()}
+    stored = {"md5": hashlib.md5(case.raw).hexdigest(), "sha1": hashlib.sha1(case.raw).hexdigest()}
     assert (described["path"], described["format"], described["stored_hashes"]) == ("exhibit.E01", "ewf", stored)
     assert described["verification"]["result"] == "verified" and described["verification"]["computed"] == stored
