@@ -339,3 +339,21 @@ def test_the_change_log_reads_back_what_bank_changes_wrote_as_typed_operations(e
         assert latest_seq(connection) == changes[-1].seq
         between = bank_ops_between(connection, bank_id, changes[0].seq, changes[2].seq)
         assert between == [(ChangeOp.ADD, entry_id), (ChangeOp.REMOVE, entry_id)]
+
+
+def test_entries_a_replacing_import_removes_are_matched_no_more(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Added where a hand mutation (the import no longer logging what it
+    removed) went unnoticed: the database was right, a running matcher was not."""
+    from childsafe.banks import import_bank_file
+
+    kept, dropped = "ab" * 16, "cd" * 16
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text(f"{kept}\n{dropped}\n")
+    second.write_text(f"{kept}\n")
+    import_bank_file(engine, "police", first, create={"scheme": "uk"})
+    matcher = Matcher(engine, index_root(tmp_path, str(engine.url)))
+    matcher.sync()
+    assert [len(hits) for hits in matcher.lookup([("md5", kept), ("md5", dropped)])] == [1, 1]
+    assert import_bank_file(engine, "police", second, replace=True).removed == 1
+    matcher.sync()
+    assert [len(hits) for hits in matcher.lookup([("md5", kept), ("md5", dropped)])] == [1, 0]
