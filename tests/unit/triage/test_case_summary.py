@@ -5,10 +5,9 @@ contents by category. Added where a hand mutation of ``item_category`` and
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from childsafe.index import Match
 from childsafe.signals import FileHashes
 from childsafe.triage.case import UNCATEGORISED, item_category, summarise
 from childsafe.triage.state import StoredItem
@@ -16,8 +15,8 @@ from childsafe.triage.state import StoredItem
 SCHEMES = {"police": "uk", "partner": "ncmec", "plain": "none"}
 
 
-def _match(bank: str, category: str | None) -> dict[str, Any]:
-    return {"bank": bank, "category": category}
+def _match(bank: str, category: str | None) -> Match:
+    return Match(bank, "1", None, "md5", "0" * 32, 0, category, "original")
 
 
 @pytest.mark.parametrize(
@@ -61,7 +60,7 @@ def test_the_summary_counts_files_and_unique_contents_by_category() -> None:
         _item(5, None, media_type="other", error="cannot read"),
         _item(6, "dd", media_type="video"),
     ]
-    assert summarise(iter(items), SCHEMES) == {
+    assert summarise(iter(items), SCHEMES).to_dict() == {
         "files": 6,
         "images": 4,
         "videos": 1,
