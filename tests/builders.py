@@ -174,3 +174,16 @@ def rar4(files: Iterable[tuple[bytes, bytes, bool]]) -> bytes:
         )
         out += _rar4_block(0x74, flags, fields + name, data)
     return out + _rar4_block(0x7B, 0x4000, b"")  # end of archive
+
+
+def jpeg_of(array: np.ndarray) -> bytes:
+    """An RGB array as a JPEG (quality 90)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, making its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)

@@ -7,7 +7,6 @@ within a bound of time and memory."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import struct
@@ -19,33 +18,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import skimage.data
+from builders import jpeg_of, write_file
 from builders import libarchive_write as _libarchive_write
 from builders import rar5 as _rar5
 from builders import set_utf8_flag as _set_utf8_flag
 from builders import tar_of as _tar
 from builders import write_tar_with_giant_long_name as _write_tar_with_giant_long_name
 from builders import zip_of as _zip
-from PIL import Image
 from support import invoke, run_cli
 
 # A scan of this evidence must finish within this, however hostile (a hang check, not a speed test)...
 _TIME_BOUND_SECONDS = 300
 # ...and no process of it may hold more than this resident.
 _MEMORY_BOUND_BYTES = 3 * 1024**3
-
-
-def _jpeg(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 def _zeros_zip(gib: int) -> bytes:
@@ -83,7 +70,7 @@ def nest_bomb() -> bytes:
 
 def _pictures() -> dict[str, bytes]:
     """Benign pictures: scikit-image's samples."""
-    return {name: _jpeg(getattr(skimage.data, name)()) for name in ("coffee", "chelsea", "astronaut", "rocket")}
+    return {name: jpeg_of(getattr(skimage.data, name)()) for name in ("coffee", "chelsea", "astronaut", "rocket")}
 
 
 def build_hostile(root: Path, pictures: dict[str, bytes], bombs: bool = True) -> tuple[Path, dict[str, int]]:
@@ -97,13 +84,13 @@ def build_hostile(root: Path, pictures: dict[str, bytes], bombs: bool = True) ->
         return pictures[name]
 
     # Two members with one name: the known one first, then a benign one.
-    _write(evidence / "dup.tar", _tar([(b"a.jpg", put("chelsea")), (b"a.jpg", put("rocket"))]))
+    write_file(evidence / "dup.tar", _tar([(b"a.jpg", put("chelsea")), (b"a.jpg", put("rocket"))]))
     # A zip beside a folder named like one of its members' paths.
-    _write(evidence / "x.zip", _zip([("a.jpg", put("astronaut"))]))
-    _write(evidence / "x.zip!" / "a.jpg", put("coffee"))
+    write_file(evidence / "x.zip", _zip([("a.jpg", put("astronaut"))]))
+    write_file(evidence / "x.zip!" / "a.jpg", put("coffee"))
     # Names that are not UTF-8 (Latin-1), on disk and in a tar.
-    _write(evidence / os.fsdecode(b"caf\xe9.jpg"), put("coffee"))
-    _write(evidence / "latin.tar", _tar([(b"na\xefve.jpg", put("chelsea"))]))
+    write_file(evidence / os.fsdecode(b"caf\xe9.jpg"), put("coffee"))
+    write_file(evidence / "latin.tar", _tar([(b"na\xefve.jpg", put("chelsea"))]))
     # A folder tree 1,000 levels deep (made with relative steps: a path this long trips os.makedirs' recursion).
     deep = evidence / "deep"
     deep.mkdir(parents=True)
@@ -123,21 +110,21 @@ def build_hostile(root: Path, pictures: dict[str, bytes], bombs: bool = True) ->
         _zip([("first.jpg", bytes(range(256)) * 64), ("second.jpg", put("chelsea")), ("third.jpg", put("rocket"))])
     )
     damaged[30 + len("first.jpg") : 30 + len("first.jpg") + 8] = b"\xff" * 8
-    _write(evidence / "damaged.zip", bytes(damaged))
+    write_file(evidence / "damaged.zip", bytes(damaged))
     flagged = _zip([("#t#.jpg", put("astronaut"))]).replace(b"#t#.jpg", b"\xe9t\xe9.jpg")  # zipfile writes only UTF-8
-    _write(evidence / "flagged.zip", _set_utf8_flag(flagged))
+    write_file(evidence / "flagged.zip", _set_utf8_flag(flagged))
     # A tar with a GNU long-name header claiming 64 MiB between two pictures.
     if bombs:
         _write_tar_with_giant_long_name(evidence / "longname.tar", 64 << 20, put("coffee"), put("chelsea"))
     # Archives only libarchive reads.
-    _write(evidence / "formats" / "photos.7z", _libarchive_write("7zip", [("in-7z.jpg", put("coffee"))]))
-    _write(evidence / "formats" / "disc.iso", _libarchive_write("iso9660", [("IN_ISO.JPG", put("chelsea"))]))
-    _write(evidence / "formats" / "initrd.cpio", _libarchive_write("cpio", [("in-cpio.jpg", put("astronaut"))]))
-    _write(evidence / "formats" / "photos.rar", _rar5([(b"in-rar.jpg", put("coffee"))]))
+    write_file(evidence / "formats" / "photos.7z", _libarchive_write("7zip", [("in-7z.jpg", put("coffee"))]))
+    write_file(evidence / "formats" / "disc.iso", _libarchive_write("iso9660", [("IN_ISO.JPG", put("chelsea"))]))
+    write_file(evidence / "formats" / "initrd.cpio", _libarchive_write("cpio", [("in-cpio.jpg", put("astronaut"))]))
+    write_file(evidence / "formats" / "photos.rar", _rar5([(b"in-rar.jpg", put("coffee"))]))
     # A 42.zip-style nest of zeros, beside a picture that must still be read.
     if bombs:
-        _write(evidence / "bombs" / "nest.zip", nest_bomb())
-    _write(evidence / "bombs" / "after.jpg", put("rocket"))
+        write_file(evidence / "bombs" / "nest.zip", nest_bomb())
+    write_file(evidence / "bombs" / "after.jpg", put("rocket"))
     return evidence, placed
 
 
@@ -173,7 +160,7 @@ def hostile_scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     env["CHILDSAFE_HOME"] = str(root / "home")
     known = root / "known"
     for name in ("coffee", "chelsea", "astronaut"):
-        _write(known / f"{name}.jpg", pictures[name])
+        write_file(known / f"{name}.jpg", pictures[name])
     # The banks are made in this process; the scan is a real one, measured.
     assert invoke(["bank", "create", "police", "--scheme", "uk"], root / "home").exit_code == 0
     for name, category in (("coffee", "A"), ("chelsea", "B"), ("astronaut", "C")):
@@ -328,7 +315,7 @@ def test_a_killed_scan_of_names_that_are_not_utf8_leaves_a_partial_report_and_re
     pictures = list(hostile_scan["pictures"].values())
     for number in range(60):
         name = f"photo-{number:02d}-".encode() + bytes([0xE0 + number % 16]) + b".jpg"  # Latin-1 letters
-        _write(evidence / f"dir{number % 3}" / os.fsdecode(name), pictures[number % len(pictures)])
+        write_file(evidence / f"dir{number % 3}" / os.fsdecode(name), pictures[number % len(pictures)])
     reference_out = tmp_path / "reference"
     reference = invoke(["scan", str(evidence), "--case", "L", "--out", str(reference_out), "--workers", "1"],
                        Path(env["CHILDSAFE_HOME"]))  # fmt: skip

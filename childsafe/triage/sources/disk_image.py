@@ -18,14 +18,16 @@ An image inside an archive or another image is read as one segment.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from childsafe.media.budgets import ScanBudgets
-from childsafe.triage.sources.base import ContainerError, ImageContext, Member
+from childsafe.triage.sources.base import ContainerError, ImageContext, Member, open_evidence
 
 __all__ = [
+    "open_segments",
     "Media",
     "StreamMedia",
     "ConcatenatedMedia",
@@ -51,6 +53,18 @@ class Media(Protocol):
     def size(self) -> int: ...
 
     def read_at(self, offset: int, length: int) -> bytes: ...
+
+
+def open_segments(paths: Iterable[str]) -> tuple[list[IO[bytes]], list[str]]:
+    """The later segments of an image opened for reading, in order, up to the
+    first that cannot be opened; and, if one could not, what went wrong with it."""
+    handles: list[IO[bytes]] = []
+    for segment in paths:
+        try:
+            handles.append(open_evidence(segment))
+        except OSError as exc:
+            return handles, [f"segment {os.path.basename(segment)} cannot be opened: {exc.strerror or exc}"]
+    return handles, []
 
 
 def short_reason(exc: BaseException) -> str:

@@ -21,8 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from childsafe.triage.sources.base import ContainerError, open_evidence
-from childsafe.triage.sources.disk_image import DiskImageContainer, LibyalMedia, OpenedImage, digest_media, short_reason
+from childsafe.triage.sources.base import ContainerError
+from childsafe.triage.sources.disk_image import (
+    DiskImageContainer,
+    LibyalMedia,
+    OpenedImage,
+    digest_media,
+    open_segments,
+    short_reason,
+)
 from childsafe.triage.sources.registry import register_container
 
 __all__ = ["EWF", "segment_number", "last_section"]
@@ -121,17 +128,13 @@ class EwfFormat:
             import pyewf
         except ImportError as exc:
             raise ContainerError(f"E01 image not opened: libewf-python (pyewf) cannot be loaded: {exc}") from exc
-        files, names, problems = [stream], [os.path.basename(path) if path else "(this file)"], []
-        opened: list[IO[bytes]] = []
-        for segment in _later_segments(pyewf, path):
-            try:
-                handle = open_evidence(segment)
-            except OSError as exc:
-                problems.append(f"segment {os.path.basename(segment)} cannot be opened: {exc.strerror or exc}")
-                break
-            opened.append(handle)
-            files.append(handle)
-            names.append(os.path.basename(segment))
+        later = _later_segments(pyewf, path)
+        opened, problems = open_segments(later)
+        files = [stream, *opened]
+        names = [
+            os.path.basename(path) if path else "(this file)",
+            *(os.path.basename(p) for p in later[: len(opened)]),
+        ]
         files[0].seek(0)
         if files[0].read(len(_EVF1)) == _EVF1:  # EWF version 2 ends differently: not checked
             problem = _segment_problem(files[-1], names[-1], len(files))

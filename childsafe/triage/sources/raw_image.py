@@ -24,8 +24,13 @@ import re
 from dataclasses import dataclass
 from typing import IO
 
-from childsafe.triage.sources.base import open_evidence
-from childsafe.triage.sources.disk_image import ConcatenatedMedia, DiskImageContainer, OpenedImage, StreamMedia
+from childsafe.triage.sources.disk_image import (
+    ConcatenatedMedia,
+    DiskImageContainer,
+    OpenedImage,
+    StreamMedia,
+    open_segments,
+)
 from childsafe.triage.sources.disk_signatures import looks_like_disk
 from childsafe.triage.sources.registry import register_container
 
@@ -75,18 +80,10 @@ class RawImageFormat:
         if _fixed_vhd(stream, size):
             kind, size = "vhd (fixed)", size - 512
         parts = [StreamMedia(stream, size)]
-        segments = [os.path.basename(path)] if path else []
-        opened: list[IO[bytes]] = []
-        problems = []
-        for segment in split_segments(path) if path and kind == "raw" else []:
-            try:
-                handle = open_evidence(segment)
-            except OSError as exc:
-                problems.append(f"segment {os.path.basename(segment)} cannot be opened: {exc.strerror or exc}")
-                break
-            opened.append(handle)
-            parts.append(StreamMedia(handle, os.fstat(handle.fileno()).st_size))
-            segments.append(os.path.basename(segment))
+        later = split_segments(path) if path and kind == "raw" else []
+        opened, problems = open_segments(later)
+        parts += [StreamMedia(handle, os.fstat(handle.fileno()).st_size) for handle in opened]
+        segments = [os.path.basename(p) for p in ([path] if path else []) + later[: len(opened)]]
         media = parts[0] if len(parts) == 1 else ConcatenatedMedia(parts)
         found = {"format": "split raw" if len(parts) > 1 else kind, "media_size": media.size, "segments": segments}
 

@@ -12,20 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
+from builders import jpeg_of, write_file
 from builders import tar_of as _tar
 from PIL import Image
 from support import invoke
-
-
-def _jpeg(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 def _slow_png(side: int = 14_000) -> bytes:
@@ -40,12 +30,12 @@ def _slow_png(side: int = 14_000) -> bytes:
 
 @pytest.mark.slow
 def test_an_item_that_hangs_its_worker_is_reported_and_the_rest_read(tmp_path: Path, home: Path) -> None:
-    pictures = {name: _jpeg(getattr(skimage.data, name)()) for name in ("coffee", "chelsea")}
+    pictures = {name: jpeg_of(getattr(skimage.data, name)()) for name in ("coffee", "chelsea")}
     evidence = tmp_path / "evidence"
     slow = _slow_png()
     archive = _tar([(b"before.jpg", pictures["coffee"]), (b"slow.png", slow), (b"after.jpg", pictures["chelsea"])])
-    _write(evidence / "phone.tar", archive)
-    _write(tmp_path / "known" / "coffee.jpg", pictures["coffee"])
+    write_file(evidence / "phone.tar", archive)
+    write_file(tmp_path / "known" / "coffee.jpg", pictures["coffee"])
     assert invoke(["bank", "create", "police", "--scheme", "uk"], home).exit_code == 0
     assert (
         invoke(["bank", "add", "police", str(tmp_path / "known" / "coffee.jpg"), "--category", "A"], home).exit_code
