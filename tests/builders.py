@@ -187,3 +187,17 @@ def write_file(path: Path, data: bytes) -> None:
     """``data`` at ``path``, making its folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+def jpeg_of_image(image: Image.Image) -> bytes:
+    """A picture as a JPEG (quality 90)."""
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def coffee() -> Image.Image:
+    """scikit-image's coffee photograph (benign)."""
+    import skimage.data
+
+    return Image.fromarray(skimage.data.coffee())

@@ -202,3 +202,12 @@ class InProcessApp:
         self.thread.join(10)
         self.loop.close()
         os.umask(self.umask)
+
+
+def error_message(response: httpx.Response, status: int) -> str:
+    """The message of a docs/spec.md error body, after checking its status and shape."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"] and list(body["error"]) == ["status", "message"]
+    assert body["error"]["status"] == status
+    return str(body["error"]["message"])

@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from support import Server, free_port, invoke
+from support import Server, error_message, free_port, invoke
 
 from childsafe.deter.prevention import RELOAD_SECONDS
 from childsafe.service.context import SYNC_SECONDS
@@ -37,14 +36,6 @@ def server(service_env: dict[str, str]) -> Iterator[Server]:
     running.stop()
 
 
-def _error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"] and list(body["error"]) == ["status", "message"]
-    assert body["error"]["status"] == status
-    return str(body["error"]["message"])
-
-
 def _cli(args: list[str], env: dict[str, str]) -> Any:
     """A command in this process, on the server's home and database."""
     settings = {name: value for name, value in env.items() if name.startswith("CHILDSAFE_")}
@@ -57,7 +48,7 @@ def test_a_key_revoked_by_another_process_stops_within_a_second(server: Server) 
     assert matcher.get("/v1/match", params=query).status_code == 200
     assert _cli(["apikey", "revoke", "matcher-key"], server.env).exit_code == 0
     time.sleep(1.2)  # keys are cached that long
-    _error(matcher.get("/v1/match", params=query), 401)
+    error_message(matcher.get("/v1/match", params=query), 401)
 
 
 def test_the_request_log_names_keys_and_routes_and_holds_no_hashes(server: Server, reference_dir: Path) -> None:
@@ -78,13 +69,13 @@ def test_rate_limit_gives_429_with_retry_after(service_env: dict[str, str]) -> N
         limited = [r for r in statuses if r.status_code == 429]
         assert limited and statuses[0].status_code == 200
         assert int(limited[0].headers["retry-after"]) >= 1
-        assert "rate limit" in _error(limited[0], 429)
+        assert "rate limit" in error_message(limited[0], 429)
         # A batch costs one request a query: 20 queries leave this key (2 a second) waiting about 9 s.
         curator = server.client("curator")
         batch = {"queries": [{"signal": "md5", "value": f"{n:032x}"} for n in range(20)]}
         assert curator.post("/v1/match/batch", json=batch).status_code == 200
         after = curator.get("/v1/match", params={"signal": "md5", "value": "0" * 32})
-        assert "rate limit" in _error(after, 429) and int(after.headers["retry-after"]) >= 5
+        assert "rate limit" in error_message(after, 429) and int(after.headers["retry-after"]) >= 5
     finally:
         server.stop()
 
@@ -156,7 +147,7 @@ def test_bodies_are_capped_and_keys_checked_before_reading(cli_env: dict[str, st
         # cs_wrong above was the first failure (one more may have been earned back since: 1 every 6 s)
         assert statuses[:9] == [401] * 9 and statuses.count(401) <= 10 and statuses[-2:] == [429, 429]
         refused = wrong.get("/v1/banks")
-        assert "failed API key attempts" in _error(refused, 429) and int(refused.headers["retry-after"]) >= 1
+        assert "failed API key attempts" in error_message(refused, 429) and int(refused.headers["retry-after"]) >= 1
         assert server.client("admin").get("/v1/banks").status_code == 429
         assert server.client(None).get("/v1/health").status_code == 200  # public routes need no key
         log = server.stop()
@@ -286,16 +277,18 @@ def test_preserved_uploads_equal_what_was_sent_and_expire(service_env: dict[str,
             curator.post("/v1/banks", json={"name": "keep", "action": "preserve", "preserve_days": 30}).status_code
             == 201
         )
-        _error(curator.post("/v1/banks", json={"name": "bad", "action": "webhook"}), 422)
+        error_message(curator.post("/v1/banks", json={"name": "bad", "action": "webhook"}), 422)
         loopback = {
             "name": "bad",
             "action": "webhook",
             "webhook_url": "http://127.0.0.1:9/",
             "webhook_secret": "s" * 20,
         }
-        assert "CHILDSAFE_WEBHOOK_ALLOW_PRIVATE" in _error(curator.post("/v1/banks", json=loopback), 422)
+        assert "CHILDSAFE_WEBHOOK_ALLOW_PRIVATE" in error_message(curator.post("/v1/banks", json=loopback), 422)
         no_secret = {"name": "bad", "action": "webhook", "webhook_url": "https://8.8.8.8/"}
-        assert "webhook_secret of at least 16 characters" in _error(curator.post("/v1/banks", json=no_secret), 422)
+        assert "webhook_secret of at least 16 characters" in error_message(
+            curator.post("/v1/banks", json=no_secret), 422
+        )
         upload = (reference_dir / ORIGINAL).read_bytes()
         sha256 = hashlib.sha256(upload).hexdigest()
         curator.post("/v1/banks/keep/entries", json={"entries": [{"signal": "sha256", "value": sha256}]})
@@ -349,7 +342,7 @@ def test_deter_routes(service_env: dict[str, str], tmp_path: Path) -> None:
     server = Server(service_env)
     try:
         deter, matcher = server.client("deter"), server.client("matcher")
-        _error(matcher.post("/v1/deter/check", json={"text": "purple umbrella"}), 403)
+        error_message(matcher.post("/v1/deter/check", json={"text": "purple umbrella"}), 403)
         answer = deter.post("/v1/deter/check", json={"text": "pürple umbrela", "region": "NL"}).json()
         assert answer["intercept"] is True and answer["matched"] == {"kind": "term", "list": "kw"}
         assert [r["phone"] for r in answer["warning"]["resources"]] == ["0800 266 64 36"]

@@ -6,34 +6,22 @@ beyond the queue is refused at once."""
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-import skimage.data
-from builders import flat_png
-from PIL import Image, ImageOps
+from builders import coffee, flat_png, jpeg_of_image
+from PIL import ImageOps
 from support import Server, invoke
-
-
-def _jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _coffee() -> Image.Image:
-    return Image.fromarray(skimage.data.coffee())
 
 
 @pytest.mark.slow
 def test_a_slow_upload_gets_503_while_other_uploads_are_matched(cli_env: dict[str, str], tmp_path: Path) -> None:
     env = {**cli_env, "CHILDSAFE_DECODE_SECONDS": "0.5", "CHILDSAFE_DECODE_PROCESSES": "1"}
     known = tmp_path / "coffee.png"
-    _coffee().save(known)
+    coffee().save(known)
     # The bank is made under the default decode limit: on a loaded machine its variants can take over 0.5 s.
     home = Path(cli_env["CHILDSAFE_HOME"])
     assert invoke(["bank", "create", "known"], home).exit_code == 0
@@ -42,8 +30,8 @@ def test_a_slow_upload_gets_503_while_other_uploads_are_matched(cli_env: dict[st
     # 144 megapixels of one colour: under 2 MB, and seconds to decode.
     slow = flat_png(12_000, 12_000)
     copies = {
-        "bordered.jpg": (_jpeg(ImageOps.expand(_coffee(), border=50, fill=(40, 120, 200))), "trim"),
-        "mirrored.jpg": (_jpeg(ImageOps.mirror(_coffee())), "flipy"),
+        "bordered.jpg": (jpeg_of_image(ImageOps.expand(coffee(), border=50, fill=(40, 120, 200))), "trim"),
+        "mirrored.jpg": (jpeg_of_image(ImageOps.mirror(coffee())), "flipy"),
     }
     server = Server(env)
     try:

@@ -18,6 +18,7 @@ An image inside an archive or another image is read as one segment.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from childsafe.media.budgets import ScanBudgets
 from childsafe.triage.sources.base import ContainerError, ImageContext, Member, open_evidence
 
 __all__ = [
+    "load_binding",
     "open_segments",
     "Media",
     "StreamMedia",
@@ -53,6 +55,16 @@ class Media(Protocol):
     def size(self) -> int: ...
 
     def read_at(self, offset: int, length: int) -> bytes: ...
+
+
+def load_binding(module: str, package: str, what: str) -> Any:
+    """The Python binding ``module`` (from the wheel ``package``) that reads
+    ``what``; a ``ContainerError`` saying so when it cannot be loaded (the
+    bindings are dependencies, but a broken install still scans everything else)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ContainerError(f"{what} not opened: {package} ({module}) cannot be loaded: {exc}") from exc
 
 
 def open_segments(paths: Iterable[str]) -> tuple[list[IO[bytes]], list[str]]:

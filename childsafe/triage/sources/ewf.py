@@ -27,6 +27,7 @@ from childsafe.triage.sources.disk_image import (
     LibyalMedia,
     OpenedImage,
     digest_media,
+    load_binding,
     open_segments,
     short_reason,
 )
@@ -124,10 +125,7 @@ class EwfFormat:
         return segment_number(head) == 1
 
     def open(self, stream: IO[bytes], path: str | None) -> OpenedImage:
-        try:
-            import pyewf
-        except ImportError as exc:
-            raise ContainerError(f"E01 image not opened: libewf-python (pyewf) cannot be loaded: {exc}") from exc
+        pyewf = load_binding("pyewf", "libewf-python", "E01 image")
         later = _later_segments(pyewf, path)
         opened, problems = open_segments(later)
         files = [stream, *opened]

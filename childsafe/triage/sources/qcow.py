@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from childsafe.triage.sources.base import ContainerError
-from childsafe.triage.sources.disk_image import DiskImageContainer, OpenedImage, open_libyal
+from childsafe.triage.sources.disk_image import DiskImageContainer, OpenedImage, load_binding, open_libyal
 from childsafe.triage.sources.registry import register_container
 
 __all__ = ["QCOW"]
@@ -32,10 +32,7 @@ class QcowFormat:
         return head[:4] == b"QFI\xfb"
 
     def open(self, stream: IO[bytes], path: str | None) -> OpenedImage:
-        try:
-            import pyqcow
-        except ImportError as exc:
-            raise ContainerError(f"QCOW image not opened: libqcow-python (pyqcow) cannot be loaded: {exc}") from exc
+        pyqcow = load_binding("pyqcow", "libqcow-python", "QCOW image")
         stream.seek(0)
         handle = pyqcow.file()
         opened = open_libyal(handle, stream, "QCOW image", "qcow2", _parent)

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import IO, Any
 
-from childsafe.triage.sources.base import ContainerError
-from childsafe.triage.sources.disk_image import DiskImageContainer, OpenedImage, open_libyal
+from childsafe.triage.sources.disk_image import DiskImageContainer, OpenedImage, load_binding, open_libyal
 from childsafe.triage.sources.registry import register_container
 
 __all__ = ["VHD"]
@@ -37,10 +36,7 @@ class VhdFormat:
         return head[:8] in _SIGNATURES
 
     def open(self, stream: IO[bytes], path: str | None) -> OpenedImage:
-        try:
-            import pyvhdi
-        except ImportError as exc:
-            raise ContainerError(f"VHD image not opened: libvhdi-python (pyvhdi) cannot be loaded: {exc}") from exc
+        pyvhdi = load_binding("pyvhdi", "libvhdi-python", "VHD image")
         stream.seek(0)
         kind = _SIGNATURES.get(stream.read(8), "vhd")
         stream.seek(0)

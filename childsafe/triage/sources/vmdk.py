@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from childsafe.triage.sources.base import ContainerError
-from childsafe.triage.sources.disk_image import DiskImageContainer, OpenedImage, open_libyal, short_reason
+from childsafe.triage.sources.disk_image import DiskImageContainer, OpenedImage, load_binding, open_libyal, short_reason
 from childsafe.triage.sources.registry import register_container
 
 __all__ = ["VMDK"]
@@ -37,10 +37,7 @@ class VmdkFormat:
         return head[:4] == b"KDMV"
 
     def open(self, stream: IO[bytes], path: str | None) -> OpenedImage:
-        try:
-            import pyvmdk
-        except ImportError as exc:
-            raise ContainerError(f"VMDK image not opened: libvmdk-python (pyvmdk) cannot be loaded: {exc}") from exc
+        pyvmdk = load_binding("pyvmdk", "libvmdk-python", "VMDK image")
         stream.seek(0)
         handle = pyvmdk.handle()
         opened = open_libyal(handle, stream, "VMDK image", "vmdk", _parent)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import InProcessApp
+from support import InProcessApp, error_message
 
 from childsafe.actions.keys import create_api_key
 from childsafe.config import ServiceOptions, Settings
@@ -85,14 +85,6 @@ def police(api: Api, original: bytes) -> dict[str, Any]:
     return {"hashed": hashed, "added": added}
 
 
-def _error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"] and list(body["error"]) == ["status", "message"]
-    assert body["error"]["status"] == status
-    return str(body["error"]["message"])
-
-
 # ---------------------------------------------------------------- public routes and roles
 
 
@@ -107,19 +99,19 @@ def test_the_openapi_description_and_docs_are_public(api: Api) -> None:
 
 
 def test_no_key_is_401(api: Api, original: bytes) -> None:
-    _error(api.as_(None).post("/v1/hash", files={"file": ("a.jpg", original)}), 401)
+    error_message(api.as_(None).post("/v1/hash", files={"file": ("a.jpg", original)}), 401)
 
 
 def test_an_unknown_key_is_401(api: Api) -> None:
-    _error(api.as_(None, key="cs_not-a-key").get("/v1/banks"), 401)
+    error_message(api.as_(None, key="cs_not-a-key").get("/v1/banks"), 401)
 
 
 def test_a_matcher_may_not_list_banks(api: Api) -> None:
-    _error(api.as_("matcher").get("/v1/banks"), 403)
+    error_message(api.as_("matcher").get("/v1/banks"), 403)
 
 
 def test_a_deter_key_may_not_hash(api: Api, original: bytes) -> None:
-    _error(api.as_("deter").post("/v1/hash", files={"file": ("a.jpg", original)}), 403)
+    error_message(api.as_("deter").post("/v1/hash", files={"file": ("a.jpg", original)}), 403)
 
 
 # ---------------------------------------------------------------- banks
@@ -140,19 +132,21 @@ def test_a_created_bank_is_listed_with_its_entries(api: Api, police: dict[str, A
 def test_a_bank_that_cannot_be_made_is_an_error(
     api: Api, police: dict[str, Any], body: dict[str, Any], status: int
 ) -> None:
-    _error(api.as_("curator").post("/v1/banks", json=body), status)
+    error_message(api.as_("curator").post("/v1/banks", json=body), status)
 
 
 def test_a_bad_entry_is_422(api: Api, police: dict[str, Any]) -> None:
-    _error(
+    error_message(
         api.as_("curator").post("/v1/banks/police/entries", json={"entries": [{"signal": "md5", "value": "xyz"}]}), 422
     )
 
 
 def test_a_missing_bank_is_404(api: Api) -> None:
     curator = api.as_("curator")
-    _error(curator.post("/v1/banks/nobody/entries", json={"entries": [{"signal": "md5", "value": "0" * 32}]}), 404)
-    _error(curator.get("/v1/banks/nobody"), 404)
+    error_message(
+        curator.post("/v1/banks/nobody/entries", json={"entries": [{"signal": "md5", "value": "0" * 32}]}), 404
+    )
+    error_message(curator.get("/v1/banks/nobody"), 404)
 
 
 def test_an_imported_file_is_counted(api: Api) -> None:
@@ -168,7 +162,7 @@ def test_an_imported_file_is_counted(api: Api) -> None:
 
 def test_a_bad_import_names_file_and_line(api: Api, police: dict[str, Any]) -> None:
     failed = api.as_("curator").post("/v1/banks/police/import", files={"file": ("bad.txt", b"nonsense\n")})
-    assert "bad.txt: line 1" in _error(failed, 422)
+    assert "bad.txt: line 1" in error_message(failed, 422)
 
 
 def test_a_deleted_entry_is_matched_no_more(api: Api) -> None:
@@ -179,7 +173,7 @@ def test_a_deleted_entry_is_matched_no_more(api: Api) -> None:
     ).json()["ids"]
     assert curator.delete(f"/v1/banks/shrinking/entries/{entry_id}").json()["deleted"] is True
     assert matcher.get("/v1/match", params={"signal": "md5", "value": "cd" * 16}).json()["matches"] == []
-    _error(curator.delete("/v1/banks/shrinking/entries/999999"), 404)
+    error_message(curator.delete("/v1/banks/shrinking/entries/999999"), 404)
 
 
 def test_an_admin_deletes_a_bank_and_its_entries_are_matched_no_more(api: Api) -> None:
@@ -246,7 +240,7 @@ def test_a_matcher_is_not_shown_the_banks_hash_or_the_suppliers_id(api: Api, pol
     ids=["short", "unknown", "none"],
 )
 def test_a_bad_hash_query_is_422(api: Api, params: dict[str, str]) -> None:
-    _error(api.as_("matcher").get("/v1/match", params=params), 422)
+    error_message(api.as_("matcher").get("/v1/match", params=params), 422)
 
 
 def test_a_batch_is_answered_query_by_query(api: Api, police: dict[str, Any]) -> None:
@@ -257,18 +251,22 @@ def test_a_batch_is_answered_query_by_query(api: Api, police: dict[str, Any]) ->
 
 def test_a_bad_batch_is_422(api: Api) -> None:
     matcher = api.as_("matcher")
-    _error(matcher.post("/v1/match/batch", json={"queries": [{"signal": "md5"}]}), 422)
-    _error(matcher.post("/v1/match/batch", content=b"{not json", headers={"content-type": "application/json"}), 422)
+    error_message(matcher.post("/v1/match/batch", json={"queries": [{"signal": "md5"}]}), 422)
+    error_message(
+        matcher.post("/v1/match/batch", content=b"{not json", headers={"content-type": "application/json"}), 422
+    )
 
 
 def test_an_upload_over_the_limit_is_413(api: Api) -> None:
-    _error(api.as_("matcher").post("/v1/hash", files={"file": ("big.jpg", b"\xff\xd8\xff" + bytes(3_000_000))}), 413)
+    error_message(
+        api.as_("matcher").post("/v1/hash", files={"file": ("big.jpg", b"\xff\xd8\xff" + bytes(3_000_000))}), 413
+    )
 
 
 def test_an_upload_in_the_wrong_shape_is_422(api: Api, original: bytes) -> None:
     matcher = api.as_("matcher")
-    _error(matcher.post("/v1/hash", files={"other": ("a.jpg", original)}), 422)
-    _error(matcher.post("/v1/hash", content=original, headers={"content-type": "image/jpeg"}), 422)
+    error_message(matcher.post("/v1/hash", files={"other": ("a.jpg", original)}), 422)
+    error_message(matcher.post("/v1/hash", content=original, headers={"content-type": "image/jpeg"}), 422)
 
 
 def test_an_upload_is_typed_by_its_bytes_not_its_name(api: Api) -> None:
@@ -318,11 +316,11 @@ def test_the_guard_withholds_details_from_a_matcher_only(api: Api, guarded: str)
 
 def test_what_the_guard_declines_the_route_answers(api: Api, guarded: str) -> None:
     matcher = api.as_("matcher")
-    assert "value" in _error(matcher.get("/v1/match", params={"signal": "md5"}), 422)
-    _error(matcher.get("/v1/match", params={"signal": "md5", "value": "xyz"}), 422)
-    _error(matcher.get("/v1/match", params={"signal": "nope", "value": "ab" * 16}), 422)
-    _error(api.as_("deter").get("/v1/match", params={"signal": "md5", "value": "ab" * 16}), 403)
-    _error(api.as_(None).get("/v1/match", params={"signal": "md5", "value": "ab" * 16}), 401)
+    assert "value" in error_message(matcher.get("/v1/match", params={"signal": "md5"}), 422)
+    error_message(matcher.get("/v1/match", params={"signal": "md5", "value": "xyz"}), 422)
+    error_message(matcher.get("/v1/match", params={"signal": "nope", "value": "ab" * 16}), 422)
+    error_message(api.as_("deter").get("/v1/match", params={"signal": "md5", "value": "ab" * 16}), 403)
+    error_message(api.as_(None).get("/v1/match", params={"signal": "md5", "value": "ab" * 16}), 401)
 
 
 def test_of_repeated_parameters_the_last_counts(api: Api, guarded: str) -> None:

@@ -6,31 +6,18 @@ plain "no match"; other uploads and ``/v1/health`` go on meanwhile."""
 from __future__ import annotations
 
 import hashlib
-import io
 
-import skimage.data
-from builders import flat_png
-from PIL import Image
+from builders import coffee, flat_png, jpeg_of_image
 
 from childsafe.detect import ALL_QUERY_STEPS, PDQ_STEP
 from childsafe.media import MediaLimits
 from childsafe.service.decoding import UploadWorkers
 
 
-def _jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _coffee() -> Image.Image:
-    return Image.fromarray(skimage.data.coffee())
-
-
 def test_an_upload_over_the_memory_limit_is_incomplete_and_the_next_goes_through() -> None:
     # Declares 240 megapixels (720 MB decoded, under the pixel limit) in a few bytes.
     huge = flat_png(15_000, 16_000, rows=10)
-    normal = _jpeg(_coffee())
+    normal = jpeg_of_image(coffee())
     workers = UploadWorkers(MediaLimits(), processes=1, memory_bytes=int(1.2 * 2**30))
     try:
         stopped = workers.prepare(huge, "huge.png", ALL_QUERY_STEPS)
@@ -45,7 +32,7 @@ def test_an_upload_over_the_memory_limit_is_incomplete_and_the_next_goes_through
 
 def test_a_worker_stuck_past_its_time_is_killed_and_replaced() -> None:
     slow = flat_png(12_000, 12_000)  # 144 megapixels of one colour: seconds to decode
-    normal = _jpeg(_coffee())
+    normal = jpeg_of_image(coffee())
     # Killed long before the decoder's own alarm (30 s) would stop it.
     workers = UploadWorkers(MediaLimits(), processes=1, memory_bytes=None, kill_after=0.3)
     try:
