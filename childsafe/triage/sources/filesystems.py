@@ -19,6 +19,11 @@ NTFS alternate data streams, each a member with its provenance.
   ``$BadClus``... and ``$Extend``). Symbolic links and special files are
   items with an error, never followed.
 
+Free space: every block run of every file the walk meets (NTFS's own files,
+TSK's virtual files and reported deleted files included) is noted, and the
+blocks of the file system no run covers are carved for pictures after the
+walk (``unallocated.py``).
+
 Files are read as streams, a chunk at a time (``read_random``), never whole
 into memory. A folder that cannot be listed is an item with an error and
 the walk goes on; folders are visited once each, so a damaged file system
@@ -38,6 +43,8 @@ import pytsk3
 from childsafe.media.budgets import ScanBudgets, over_budget
 from childsafe.triage.provenance import Location, Provenance, State, iso_time
 from childsafe.triage.sources.base import Member
+from childsafe.triage.sources.disk_image import Media
+from childsafe.triage.sources.unallocated import BlockRuns, UnallocatedRange, carve
 
 __all__ = ["Volume", "ReadFailures", "filesystem_members", "TSK_ERRORS", "tsk_reason"]
 
@@ -51,6 +58,9 @@ _DIRECTORIES = (int(pytsk3.TSK_FS_META_TYPE_DIR), int(pytsk3.TSK_FS_META_TYPE_VI
 _REGULAR = int(pytsk3.TSK_FS_META_TYPE_REG)
 _VIRTUAL = int(pytsk3.TSK_FS_META_TYPE_VIRT)
 _LINK = int(pytsk3.TSK_FS_META_TYPE_LNK)
+_NOT_ON_DISK = int(pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER)
+#: Files no folder lists, whose blocks are not free: ext's reserved inodes (the journal is 8).
+_UNLISTED_INODES = {"ext2": range(1, 11), "ext3": range(1, 11), "ext4": range(1, 11)}
 
 
 def tsk_reason(exc: BaseException) -> str:
@@ -132,7 +142,7 @@ def _spans(file: Any, data: _Data) -> list[tuple[int, int]]:
             if not int(info.flags) & int(pytsk3.TSK_FS_ATTR_NONRES):
                 continue
             for run in attribute:
-                if int(run.flags) & (int(pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER)):
+                if int(run.flags) & _NOT_ON_DISK:
                     continue
                 start = data.volume.offset + int(run.addr) * data.block_size
                 spans.append((start, start + int(run.len) * data.block_size))
@@ -237,6 +247,7 @@ class _Walker:
     volume: Volume
     filesystem: str
     budgets: ScanBudgets
+    used: BlockRuns = field(default_factory=BlockRuns)
 
     @property
     def ntfs(self) -> bool:
@@ -261,19 +272,21 @@ class _Walker:
     def walk(self) -> Iterator[Member]:
         root = int(self.fs.info.root_inum)
         visited = {root}
+        self._note_runs_of(root)
         # Depth first, each folder's files before its subfolders, in the order the file system lists them.
-        pending: list[tuple[str, int, bool]] = [("", root, False)]
+        # A folder of NTFS's own ($Extend) is walked only to note its files' blocks: they are not items.
+        pending: list[tuple[str, int, bool, bool]] = [("", root, False, False)]
         while pending:
-            path, inode, deleted = pending.pop()
-            subfolders: list[tuple[str, int, bool]] = []
+            path, inode, deleted, internal = pending.pop()
+            subfolders: list[tuple[str, int, bool, bool]] = []
             failed = self.volume.failures.count
             try:
                 folder = self.fs.open_dir(inode=inode)
             except TSK_ERRORS as exc:
-                if not deleted:  # a deleted folder's entries are often gone: nothing to report
+                if not deleted and not internal:  # a deleted folder's entries are often gone: nothing to report
                     yield self._unreadable_folder(path, inode, tsk_reason(exc))
                 continue
-            if self.volume.failures.count != failed and not deleted:
+            if self.volume.failures.count != failed and not deleted and not internal:
                 # Listed from zeros where the image could not be read: what was listed is still read.
                 yield self._unreadable_folder(path, inode, self.volume.failures.last)
             for entry in folder:
@@ -289,15 +302,17 @@ class _Walker:
                 meta_released = bool(meta.flags & pytsk3.TSK_FS_META_FLAG_UNALLOC)
                 if name_released and not meta_released:
                     continue  # the name is deleted and its metadata now belongs to another file
+                self._note_runs(entry)
                 kind = int(meta.type)
-                if kind == _VIRTUAL or (self.ntfs and int(meta.addr) < _NTFS_FIRST_USER_ENTRY):
-                    continue
                 child = path + raw.decode("utf-8", "surrogateescape")
                 child_deleted = deleted or name_released or meta_released
+                if kind in _DIRECTORIES and int(meta.addr) not in visited:
+                    visited.add(int(meta.addr))
+                    child_internal = internal or (self.ntfs and int(meta.addr) < _NTFS_FIRST_USER_ENTRY)
+                    subfolders.append((child + "/", int(meta.addr), child_deleted, child_internal))
+                if internal or kind == _VIRTUAL or (self.ntfs and int(meta.addr) < _NTFS_FIRST_USER_ENTRY):
+                    continue
                 if kind in _DIRECTORIES:
-                    if int(meta.addr) not in visited:
-                        visited.add(int(meta.addr))
-                        subfolders.append((child + "/", int(meta.addr), child_deleted))
                     if self.ntfs:
                         yield from self._alternate_streams(entry, meta, child, child_deleted)
                 elif kind == _REGULAR:
@@ -305,6 +320,35 @@ class _Walker:
                 elif not child_deleted:
                     yield self._special(meta, child, kind)
             pending.extend(reversed(subfolders))
+        for inode in _UNLISTED_INODES.get(self.filesystem, ()):
+            self._note_runs_of(inode)
+
+    def _note_runs_of(self, inode: int) -> None:
+        try:
+            self._note_runs(self.fs.open_meta(inode=inode))
+        except TSK_ERRORS:
+            pass  # no such file: nothing is used
+
+    def _note_runs(self, file: Any) -> None:
+        """Note the blocks all of a file's attributes (data, folder indexes, indirect blocks) use."""
+        try:
+            for attribute in file:
+                if not int(attribute.info.flags) & int(pytsk3.TSK_FS_ATTR_NONRES):
+                    continue
+                for run in attribute:
+                    if not int(run.flags) & _NOT_ON_DISK:
+                        self.used.add(int(run.addr), int(run.len))
+        except TSK_ERRORS:
+            pass  # its runs cannot be listed (a damaged entry): its blocks are searched as free space
+
+    def free_space(self) -> list[UnallocatedRange]:
+        """The bytes of the file system (image offsets) that none of the files walked uses."""
+        info, size = self.fs.info, self.block_size
+        last = min(int(info.last_block), int(info.last_block_act))
+        return [
+            UnallocatedRange(self.volume.offset + start * size, length * size)
+            for start, length in self.used.free(int(info.first_block), last)
+        ]
 
     def _released_metadata(self, name_info: Any, name_released: bool) -> tuple[Any, Any]:
         """The file a released name points to, where TSK did not load it with
@@ -392,6 +436,12 @@ class _Walker:
         )
 
 
-def filesystem_members(fs: Any, volume: Volume, filesystem: str, budgets: ScanBudgets) -> Iterator[Member]:
-    """Every file of the open file system ``fs`` (a ``pytsk3.FS_Info``) as a member, with its provenance."""
-    return _Walker(fs, volume, filesystem, budgets).walk()
+def filesystem_members(
+    fs: Any, media: Media, volume: Volume, filesystem: str, budgets: ScanBudgets
+) -> Iterator[Member]:
+    """Every file of the open file system ``fs`` (a ``pytsk3.FS_Info``) on
+    ``media`` as a member, with its provenance; then the pictures carved from its free space."""
+    walker = _Walker(fs, volume, filesystem, budgets)
+    yield from walker.walk()
+    where = Location(volume.image, volume.partition, volume.offset, filesystem)
+    yield from carve(media, walker.free_space(), budgets, where, volume.prefix)

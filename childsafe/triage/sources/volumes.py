@@ -13,29 +13,27 @@ not read), and the other partitions are still read:
 - a partition where the image cannot be read (a missing E01 segment) says
   that.
 
-Space that no partition uses is searched for pictures by their structure
-(``carve``; ``childsafe/triage/carving.py``): each is a member with state
-``carved``. Free space inside file systems is not carved yet.
+Space that no partition uses, and each file system's free space, is
+searched for pictures by their structure (``unallocated.py``): each is a
+member with state ``carved``.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytsk3
 
 from childsafe.media.budgets import ScanBudgets
-from childsafe.triage.carving import MAX_CARVED_BYTES, CarvedPicture, carve_pictures
 from childsafe.triage.provenance import Location, Provenance
 from childsafe.triage.sources.base import ContainerError, Member
 from childsafe.triage.sources.disk_image import Media, short_reason
 from childsafe.triage.sources.disk_signatures import HEAD_BYTES, encryption, filesystem, table_size
 from childsafe.triage.sources.filesystems import TSK_ERRORS, ReadFailures, Volume, filesystem_members, tsk_reason
+from childsafe.triage.sources.unallocated import UnallocatedRange, carve
 
-__all__ = ["volume_members", "UnallocatedRange", "carve", "filesystem_name"]
+__all__ = ["volume_members", "filesystem_name"]
 
 _ENCRYPTED_MIME = {"BitLocker": "application/x-bitlocker-volume", "LUKS": "application/x-luks-volume"}
 
@@ -98,38 +96,6 @@ def filesystem_name(fs: Any) -> str:
     return _FS_BY_TYPE.get(kind, f"tsk-type-{kind:#x}")
 
 
-@dataclass(frozen=True)
-class UnallocatedRange:
-    """Bytes of the image that no partition uses (``offset``, ``length``)."""
-
-    offset: int
-    length: int
-
-
-def carve(media: Media, image: str, ranges: list[UnallocatedRange], budgets: ScanBudgets) -> Iterator[Member]:
-    """Pictures carved from ``ranges`` of ``media`` (``childsafe/triage/carving.py``),
-    each a member with state ``carved`` and the byte offset in the image where it starts."""
-    largest = min(MAX_CARVED_BYTES, budgets.max_member_bytes)
-    for gap in ranges:
-        try:
-            for found in carve_pictures(media.read_at, gap.offset, gap.offset + gap.length, largest):
-                yield _carved(media, image, found)
-        except OSError as exc:  # a part of the image that cannot be read ends that range's carving
-            yield Member(f"unallocated at {gap.offset}", gap.length, None, None, error=short_reason(exc))
-
-
-def _carved(media: Media, image: str, found: CarvedPicture) -> Member:
-    extension = found.mime.rsplit("/", 1)[-1].replace("jpeg", "jpg")
-    return Member(
-        f"carved/{found.offset}.{extension}",
-        found.length,
-        None,
-        lambda: io.BytesIO(media.read_at(found.offset, found.length)),  # at most the member budget
-        mime=found.mime,
-        provenance=Provenance("carved", Location(image, None, found.offset)),
-    )
-
-
 def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[Member]:
     """The members of the disk image ``image`` (its report path) whose bytes are ``media``."""
     try:
@@ -143,7 +109,7 @@ def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[M
     tsk_image = _TskImage(media, failures)
     whole = Volume(image, None, 0, "", failures)
     if filesystem(head) is not None:
-        yield from _filesystem_or_raise(tsk_image, whole, budgets)
+        yield from _filesystem_or_raise(tsk_image, media, whole, budgets)
         return
     try:
         volumes = pytsk3.Volume_Info(tsk_image)
@@ -151,7 +117,7 @@ def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[M
         claimed = table_size(head)
         if claimed is None or claimed <= media.size:
             # No partition table TSK knows: perhaps a file system our own checks do not name (TSK knows more).
-            yield from _filesystem_or_raise(tsk_image, whole, budgets)
+            yield from _filesystem_or_raise(tsk_image, media, whole, budgets)
             return
         tsk_image = _TskImage(media, failures, claimed)  # cut short: TSK refuses a table that runs past the end
         try:
@@ -171,7 +137,7 @@ def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[M
         number += 1
         volume = Volume(image, number, offset, f"p{number}/", failures)
         yield from _partition(tsk_image, media, volume, length, _text(part.desc), budgets)
-    yield from carve(media, image, unallocated, budgets)
+    yield from carve(media, unallocated, budgets, Location(image))
 
 
 def _text(value: Any) -> str:
@@ -208,14 +174,14 @@ def _partition(
         error = f"no file system that can be read in partition {volume.partition} ({description}): {reason}"
         yield Member(name, length, None, None, error, provenance=provenance)
         return
-    yield from filesystem_members(fs, volume, filesystem_name(fs), budgets)
+    yield from filesystem_members(fs, media, volume, filesystem_name(fs), budgets)
 
 
-def _filesystem_or_raise(tsk_image: Any, volume: Volume, budgets: ScanBudgets) -> Iterator[Member]:
+def _filesystem_or_raise(tsk_image: Any, media: Media, volume: Volume, budgets: ScanBudgets) -> Iterator[Member]:
     failed = volume.failures.count
     try:
         fs = pytsk3.FS_Info(tsk_image, offset=volume.offset)
     except TSK_ERRORS as exc:
         reason = tsk_reason(exc) if volume.failures.count == failed else volume.failures.last
         raise ContainerError(f"no partition table or file system that can be read in the disk image: {reason}") from exc
-    yield from filesystem_members(fs, volume, filesystem_name(fs), budgets)
+    yield from filesystem_members(fs, media, volume, filesystem_name(fs), budgets)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from childsafe.triage.carving import BLOCK_BYTES, CarvedPicture, carve_pictures
+from childsafe.triage.sources.unallocated import BlockRuns
 
 
 def _scene(seed: int, size: tuple[int, int] = (96, 64)) -> Image.Image:
@@ -143,3 +144,14 @@ def test_a_bmp_whose_header_overstates_its_size_ends_where_its_rows_end() -> Non
     [found] = _carve(disk)
     assert (found.offset, found.length) == (100, len(picture))
     Image.open(io.BytesIO(disk[found.offset : found.offset + found.length])).load()
+
+
+def test_free_blocks_are_those_no_run_covers_overlapping_and_nested_runs_included() -> None:
+    runs = BlockRuns()
+    assert runs.free(10, 19) == [(10, 10)]  # nothing used: all of it
+    for start, length in [(12, 3), (13, 1), (20, 5), (14, 2), (0, 11), (18, 0)]:
+        runs.add(start, length)
+    # used: 0-10, 12-15 (with a nested run and an overlapping one), 20-24; an empty run adds nothing
+    assert runs.free(0, 30) == [(11, 1), (16, 4), (25, 6)]
+    assert runs.free(5, 22) == [(11, 1), (16, 4)]
+    assert runs.free(30, 29) == []

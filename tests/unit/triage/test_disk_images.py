@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytsk3
 from PIL import Image
 
 from childsafe.media import MediaLimits, ScanBudgets
@@ -497,9 +498,53 @@ def test_pictures_in_space_no_partition_uses_are_carved_with_their_offset(tmp_pa
     before = file_digest(disk)
     found = inside(read(disk), "gaps.bin")
     assert file_digest(disk) == before
-    carved = {path: item for path, item in found.items() if path.startswith("carved/")}
-    assert set(carved) == {"carved/51200.jpg", f"carved/{9 * MIB + 4096}.png"}
+    carved = {path: item for path, item in found.items() if path.startswith("$Carved/")}
+    assert set(carved) == {"$Carved/51200.jpg", f"$Carved/{9 * MIB + 4096}.png"}
     for offset, data in planted.items():
         [item] = [item for item in carved.values() if item.provenance and item.provenance.location.offset == offset]
         assert (item.hashes.sha1, item.hashes.media_type, item.provenance.state) == (sha1(data), "image", "carved")
     assert found["p1/kept.jpg"].provenance.state == "allocated"  # type: ignore[union-attr]
+
+
+def _first_block_of(fs_image: Path, inode: int) -> int:
+    """The byte offset in ``fs_image`` of the first block of a file the file system keeps for itself."""
+    fs = pytsk3.FS_Info(pytsk3.Img_Info(str(fs_image)))
+    for attribute in fs.open_meta(inode=inode):
+        if int(attribute.info.flags) & int(pytsk3.TSK_FS_ATTR_NONRES):
+            for run in attribute:
+                return int(run.addr) * int(fs.info.block_size)
+    raise AssertionError(f"inode {inode} has no blocks")
+
+
+@pytest.mark.parametrize(
+    ("kind", "partition_type", "own_file"), [("fat16", "6", None), ("ext4", "83", 8), ("ntfs", "7", 2)]
+)
+def test_pictures_in_a_file_systems_free_space_are_carved_once_and_its_own_files_are_not(
+    tmp_path: Path, kind: str, partition_type: str, own_file: int | None
+) -> None:
+    kept, lost, in_own_file = picture(31), picture(32), picture(33)
+    made = {
+        "fat16": lambda path: fat_image(path, 16, {"kept.jpg": kept}),
+        "ext4": lambda path: ext4_image(path, 16, {"kept.jpg": kept}),
+        "ntfs": lambda path: ntfs_image(path, 16, {"kept.jpg": kept}, {}),
+    }[kind](tmp_path / "fs.img")
+    free_at = 16 * MIB - 256 * 1024  # near the end: these small file systems use their first blocks
+    planted = {free_at: lost}
+    if own_file is not None:  # the journal (ext4) or $LogFile (NTFS): used blocks no folder lists as a file of ours
+        planted[_first_block_of(made, own_file)] = in_own_file
+    with open(made, "r+b") as handle:
+        for offset, data in planted.items():
+            handle.seek(offset)
+            handle.write(data)
+    disk = partitioned(tmp_path / "disk.bin", 20, "dos", [(1, 16, partition_type)])
+    place(disk, MIB, made)
+    found = inside(read(disk), "disk.bin")
+    carved_name = f"p1/$Carved/{MIB + free_at}.jpg"
+    assert pictures_of(found) == {"p1/kept.jpg": (sha1(kept), "allocated"), carved_name: (sha1(lost), "carved")}
+    location = found[carved_name].provenance.location  # type: ignore[union-attr]
+    assert (location.image, location.partition, location.offset, location.filesystem) == (
+        "disk.bin",
+        1,
+        MIB + free_at,
+        kind,
+    )
