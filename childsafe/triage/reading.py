@@ -33,7 +33,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any, cast
 
 from childsafe.detect import PreparedQuery, prepare_query
@@ -51,6 +51,7 @@ from childsafe.triage.sources import (
     ImageContext,
     Member,
     Recorded,
+    Share,
     Task,
     container_for,
     open_evidence,
@@ -60,6 +61,8 @@ __all__ = [
     "ScannedItem",
     "Position",
     "read_task",
+    "image_shares",
+    "SHARED_IMAGE_MIN_BYTES",
     "recorded_item",
     "open_evidence",
     "CONTAINER_HEAD_BYTES",
@@ -146,6 +149,8 @@ class _Reader:
     file_path: str | None = None
     #: Check the acquisition hashes that disk images store (``scan --verify-images``).
     verify_images: bool = False
+    #: The share of the file on disk (a disk image) this task reads, when the image is shared by several.
+    share: Share | None = None
 
     def start(self, key: Hashable) -> None:
         self.current = key
@@ -278,7 +283,8 @@ class _Reader:
                     raise ContainerError(
                         over_budget("max_members", budgets.max_members, "more members; the rest not read")
                     )
-                yield from self._member(member, label, (*position, number))
+                if self._reads(member, number, position):
+                    yield from self._member(member, label, (*position, number))
                 number += 1
                 if self.spent is not None:
                     spent, self.spent = self.spent, (None if self.spent.tally is tally else self.spent)
@@ -294,6 +300,14 @@ class _Reader:
             raise ContainerError(f"damaged archive: {_reason(exc)}") from exc
         finally:
             self.tallies.pop()
+
+    def _reads(self, member: Member, number: int, position: Position) -> bool:
+        """Whether this task reads a member: all do, but for the files of a shared disk image
+        (carved members come only to the share that carves)."""
+        if self.share is None or position:
+            return True
+        carved = member.provenance is not None and member.provenance.state == "carved"
+        return carved or self.share.reads_member(number)
 
     def _counting(self) -> list[Tally]:
         """What a member's bytes count against: its own archive, and the file on disk."""
@@ -366,13 +380,18 @@ class _Reader:
     def _seekable_container(
         self, stream: IO[bytes], container: Container, mime: str, label: str, modified: float | None, position: Position
     ) -> Iterator[ScannedItem]:
+        share = None if position else self.share
+        if share is not None and not share.reads_file_itself:
+            yield from self._shared_image(stream, container, mime, label, share)
+            return
         # The archive itself is an item too: hash it in one pass, then read its members.
         stream.seek(0)
         archive = self._hash(stream, label, modified, position)
         stream.seek(0)
         image = None
         if isinstance(container, ImageContainer):
-            image = ImageContext(None if position else self.file_path, self.verify_images, self.tick)
+            carve = share is None or share.carves
+            image = ImageContext(None if position else self.file_path, self.verify_images, self.tick, carve=carve)
         try:
             yield from self._members(container, stream, mime, label, position, archive.hashes.size, image)
         except ContainerError as exc:
@@ -380,6 +399,21 @@ class _Reader:
         if image is not None:
             archive.image = image.found
         yield archive
+
+    def _shared_image(
+        self, stream: IO[bytes], container: Container, mime: str, label: str, share: Share
+    ) -> Iterator[ScannedItem]:
+        """A share of a disk image other than the first: its part of the files, not the image's own item
+        (nor its problems as a whole, which the first share reports)."""
+        if not isinstance(container, ImageContainer):
+            return  # shares are made of disk images only; the first share reads anything else whole
+        size = stream.seek(0, io.SEEK_END)
+        stream.seek(0)
+        image = ImageContext(self.file_path, False, self.tick, carve=share.carves)
+        try:
+            yield from self._members(container, stream, mime, label, (), size, image)
+        except ContainerError:
+            pass
 
     def _stream_container(
         self, stream: IO[bytes], container: Container, mime: str, label: str, modified: float | None, position: Position
@@ -417,6 +451,26 @@ def _digested(
     return FileHashes(label, size, kind, mime, digests["md5"], digests["sha1"], digests["sha256"], None, None, error)
 
 
+#: A disk image smaller than this is read by one worker (sharing it saves less than listing it again costs).
+SHARED_IMAGE_MIN_BYTES = 16 * 1024 * 1024
+
+
+def image_shares(task: Task, count: int) -> list[Task]:
+    """``task`` as ``count`` shares when it is a disk image of at least
+    ``SHARED_IMAGE_MIN_BYTES`` (recognised from its bytes, as when it is read), so
+    that ``count`` workers read it at once; otherwise ``[task]``."""
+    if count <= 1 or task.size < SHARED_IMAGE_MIN_BYTES:
+        return [task]
+    try:
+        with open_evidence(task.path) as stream:
+            head = stream.read(CONTAINER_HEAD_BYTES)
+    except OSError:
+        return [task]  # reading it will say why it cannot be read
+    if not isinstance(container_for(sniff_type(head[:SNIFF_BYTES]).mime, head), ImageContainer):
+        return [task]
+    return [replace(task, share=Share(index, count)) for index in range(count)]
+
+
 def _ignore(key: Hashable) -> None:
     pass
 
@@ -432,10 +486,25 @@ def read_task(
     """Every item of one file of evidence: the file, and if it is an archive
     or a disk image, everything inside it. Problems become items' errors; this
     never raises for bad content. ``progress`` and ``poisoned``: see the module
-    docstring. ``verify_images``: check the acquisition hashes disk images store."""
+    docstring. ``verify_images``: check the acquisition hashes disk images store.
+    A task that is a share of a disk image gives that share's items (``Share``)."""
     reader = _Reader(
-        limits, budgets or ScanBudgets(), progress, poisoned or {}, file_path=task.path, verify_images=verify_images
+        limits,
+        budgets or ScanBudgets(),
+        progress,
+        poisoned or {},
+        file_path=task.path,
+        verify_images=verify_images and (task.share is None or task.share.reads_file_itself),
+        share=task.share,
     )
+    items = _read_task(reader, task)
+    if task.share is not None and not task.share.reads_file_itself:
+        # The file itself is the first share's item, whatever happens in another (a failed read, a poisoned start).
+        items = (item for item in items if item.position)
+    yield from items
+
+
+def _read_task(reader: _Reader, task: Task) -> Iterator[ScannedItem]:
     reader.start(())
     if (unread := reader.unread(task.label, task.size, task.modified, ())) is not None:
         yield unread

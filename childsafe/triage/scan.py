@@ -35,7 +35,7 @@ from childsafe.store import open_database, record_audit
 from childsafe.supervised import SupervisedPool, TaskFailed
 from childsafe.triage.case import CaseReport, schemes_of, summarise
 from childsafe.triage.names import display_name, raw_name
-from childsafe.triage.reading import ScannedItem, read_task, recorded_item
+from childsafe.triage.reading import ScannedItem, image_shares, read_task, recorded_item
 from childsafe.triage.records import BankSnapshot, CaseSummary
 from childsafe.triage.reports import writers
 from childsafe.triage.sources import Recorded, Task, source_for
@@ -158,8 +158,9 @@ def _scan_task(
         matches = match_prepared(_worker.matcher, scanned.query or digests_only(scanned.hashes))
         matched += bool(matches)
         items.append((scanned, matches))
-    _worker.state.save_task(task.label, items)
-    return len(items), task.size, matched
+    _worker.state.save_task(task.label, items, task.key)
+    counted = task.size if task.share is None or task.share.reads_file_itself else 0  # a shared image once
+    return len(items), counted, matched
 
 
 def _explained(reason: str) -> str:
@@ -173,8 +174,11 @@ def _explained(reason: str) -> str:
 
 def _failed_task(task: Task, failed: TaskFailed) -> ScannedItem:
     reasons = "; ".join(_explained(reason) for reason in failed.reasons)
+    label = task.label
+    if task.share is not None:  # the image's own item belongs to its first share: another share is an item apart
+        label = f"{label} [share {task.share.index + 1} of {task.share.count} of its files]"
     return recorded_item(
-        Recorded(task.label, f"cannot be read: {reasons}", "application/octet-stream", task.size, task.modified)
+        Recorded(label, f"cannot be read: {reasons}", "application/octet-stream", task.size, task.modified)
     )
 
 
@@ -226,7 +230,8 @@ def scan_evidence(
             _start_or_resume(request, state, banks)
             progress = ScanProgress(bytes_total=_total_bytes(source.walk(request.evidence)))
             done = state.done_tasks()
-            tasks = _tasks(source.walk(request.evidence), state, done)
+            shares = int(state.meta().get("image_shares", 1))
+            tasks = _tasks(source.walk(request.evidence), state, done, shares)
             read_now = 0
             partial_reports = _PartialReports(request, state, banks, request.report_every)
             partial_reports.due += request.report_every
@@ -234,7 +239,7 @@ def scan_evidence(
                 if isinstance(outcome, TaskFailed):
                     # Never dropped: the file is reported with why it could not be read.
                     failed = _failed_task(task, outcome)
-                    state.save_task(task.label, [(failed, [])])
+                    state.save_task(failed.hashes.path, [(failed, [])], task.key)
                     outcome = (1, task.size, 0)
                 items, size, matched = outcome
                 progress.files += items
@@ -266,6 +271,8 @@ def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[BankSna
                 "started_at": _now(),
                 "command": list(request.command),
                 "verify_images": request.verify_images,
+                # Fixed for the scan: a resumed scan shares its images as it began, whatever its workers.
+                "image_shares": request.workers,
             }
         )
         return
@@ -288,15 +295,14 @@ def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[BankSna
         )
 
 
-def _tasks(walk: Iterator[Task | Recorded], state: ScanState, done: set[bytes]) -> Iterator[Task]:
-    """The pieces of evidence still to read; items recorded without reading
-    (links, FIFOs) are saved on the way, so the evidence is walked once here."""
+def _tasks(walk: Iterator[Task | Recorded], state: ScanState, done: set[bytes], shares: int) -> Iterator[Task]:
+    """The pieces of evidence still to read, disk images in ``shares`` shares;
+    items recorded without reading (links, FIFOs) are saved on the way, so the
+    evidence is walked once here."""
     for item in walk:
-        if raw_name(item.label) in done:
-            continue
         if isinstance(item, Task):
-            yield item
-        else:
+            yield from (share for share in image_shares(item, shares) if share.key not in done)
+        elif raw_name(item.label) not in done:
             state.save_task(item.label, [(recorded_item(item), [])])
 
 

@@ -108,12 +108,13 @@ class ScanState:
             )
 
     def done_tasks(self) -> set[bytes]:
-        """The pieces of evidence finished, by the raw bytes of their path."""
+        """The pieces of evidence finished, by their ``Task.key`` (the raw bytes of their path)."""
         return {bytes(row[0]) for row in self.db.execute("SELECT task FROM done")}
 
-    def save_task(self, task: str, items: list[tuple[ScannedItem, list[Match]]]) -> None:
-        """Save one piece of evidence and all its items, atomically."""
-        key = raw_name(task)
+    def save_task(self, task: str, items: list[tuple[ScannedItem, list[Match]]], key: bytes | None = None) -> None:
+        """Save one piece of evidence (its label ``task``; ``key``: ``Task.key``, when
+        not just the label's bytes) and all its items, atomically."""
+        key = raw_name(task) if key is None else key
         rows = []
         for seq, (scanned, matches) in enumerate(items):
             h = scanned.hashes

@@ -37,6 +37,7 @@ from childsafe.triage.sources.base import (
     ImageContext,
     Member,
     Recorded,
+    Share,
     Task,
     open_evidence,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "ImageContext",
     "Member",
     "Recorded",
+    "Share",
     "Task",
     "container_for",
     "container_names",

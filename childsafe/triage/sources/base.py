@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
 from childsafe.media.budgets import ScanBudgets
+from childsafe.triage.names import raw_name
 from childsafe.triage.provenance import Provenance
 
 __all__ = [
     "Task",
+    "Share",
     "Recorded",
     "Member",
     "EvidenceSource",
@@ -51,16 +53,50 @@ def open_evidence(path: str) -> IO[bytes]:
 
 
 @dataclass(frozen=True)
+class Share:
+    """One of ``count`` shares of a disk image's work, so that several
+    workers read one image at once (``index`` from 0). Each share lists the
+    image's files (cheap: metadata only) and reads every ``count``-th of
+    them; the first also hashes the image file itself (and verifies it), the
+    last also carves its unallocated space. The items are the same, with the
+    same identities, as when one worker reads the whole image."""
+
+    index: int
+    count: int
+
+    @property
+    def reads_file_itself(self) -> bool:
+        return self.index == 0
+
+    @property
+    def carves(self) -> bool:
+        return self.index == self.count - 1
+
+    def reads_member(self, number: int) -> bool:
+        """Whether this share reads the image's file number ``number`` (in the order they are listed)."""
+        return number % self.count == self.index
+
+
+@dataclass(frozen=True)
 class Task:
     """A file on disk to read (and recurse into, if it is an archive).
 
     ``path`` is where it is; ``label`` how the report names it (relative to
-    the scanned root)."""
+    the scanned root); ``share``: the part of a disk image's work this task
+    is, when the image is spread over several workers."""
 
     path: str
     label: str
     size: int
     modified: float | None
+    share: Share | None = None
+
+    @property
+    def key(self) -> bytes:
+        """What the scan's state knows this task by: its path's raw bytes, and the share (after a NUL,
+        which no path holds)."""
+        raw = raw_name(self.label)
+        return raw if self.share is None else raw + f"\0share {self.share.index + 1}/{self.share.count}".encode()
 
 
 @dataclass(frozen=True)
@@ -155,12 +191,14 @@ class ImageContext:
     ``verify``: check the acquisition hashes the image stores
     (``scan --verify-images``). ``tick``: says a long read is still going.
     ``found``: set by the container: the image's format, media size,
-    segments, stored hashes and the verification result (for manifest.json)."""
+    segments, stored hashes and the verification result (for manifest.json).
+    ``carve``: carve the image's unallocated space (after all its files)."""
 
     path: str | None
     verify: bool
     tick: Callable[[], None]
     found: dict[str, Any] | None = None
+    carve: bool = True
 
 
 @runtime_checkable

@@ -217,7 +217,7 @@ class DiskImageContainer:
         image = self.format.open(stream, context.path)
         try:
             context.found = image.found
-            yield from volume_members(image.media, name, budgets)
+            yield from volume_members(image.media, name, budgets, context.carve)
             problems = list(image.problems)
             if context.verify and image.verify is not None:
                 verification = image.verify(context.tick)

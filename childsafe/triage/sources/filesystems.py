@@ -43,8 +43,7 @@ import pytsk3
 from childsafe.media.budgets import ScanBudgets, over_budget
 from childsafe.triage.provenance import Location, Provenance, State, iso_time
 from childsafe.triage.sources.base import Member
-from childsafe.triage.sources.disk_image import Media
-from childsafe.triage.sources.unallocated import BlockRuns, UnallocatedRange, carve
+from childsafe.triage.sources.unallocated import BlockRuns, UnallocatedArea, UnallocatedRange
 
 __all__ = ["Volume", "ReadFailures", "filesystem_members", "TSK_ERRORS", "tsk_reason"]
 
@@ -437,11 +436,11 @@ class _Walker:
 
 
 def filesystem_members(
-    fs: Any, media: Media, volume: Volume, filesystem: str, budgets: ScanBudgets
+    fs: Any, volume: Volume, filesystem: str, budgets: ScanBudgets, free: list[UnallocatedArea]
 ) -> Iterator[Member]:
-    """Every file of the open file system ``fs`` (a ``pytsk3.FS_Info``) on
-    ``media`` as a member, with its provenance; then the pictures carved from its free space."""
+    """Every file of the open file system ``fs`` (a ``pytsk3.FS_Info``) as a
+    member, with its provenance; once all are listed, its free space is added to ``free``."""
     walker = _Walker(fs, volume, filesystem, budgets)
     yield from walker.walk()
     where = Location(volume.image, volume.partition, volume.offset, filesystem)
-    yield from carve(media, walker.free_space(), budgets, where, volume.prefix)
+    free.append(UnallocatedArea(walker.free_space(), where, volume.prefix))

@@ -3,7 +3,9 @@ partition uses (``volumes.py``) and the free space of each file system
 (``filesystems.py``). The pictures are found by their structure
 (``childsafe/triage/carving.py``); each is a member with state ``carved``,
 named ``$Carved/OFFSET.EXT`` under its partition's prefix, with the byte
-offset in the image where it starts.
+offset in the image where it starts. The whole image is carved after all
+its files are listed (so that the files' numbers do not depend on carving,
+which one share of a shared image does: ``base.Share``).
 
 Which space a file system leaves free is worked out as the complement of
 the blocks its files use (``BlockRuns``), because pytsk3 has no block walk.
@@ -27,7 +29,7 @@ from childsafe.triage.provenance import Location, Provenance
 from childsafe.triage.sources.base import Member
 from childsafe.triage.sources.disk_image import Media, short_reason
 
-__all__ = ["UnallocatedRange", "BlockRuns", "carve"]
+__all__ = ["UnallocatedRange", "UnallocatedArea", "BlockRuns", "carve"]
 
 #: The folder carved members are named in (``$``: no file system's own folder is likely to be named so).
 CARVED_FOLDER = "$Carved"
@@ -39,6 +41,17 @@ class UnallocatedRange:
 
     offset: int
     length: int
+
+
+@dataclass(frozen=True)
+class UnallocatedArea:
+    """Ranges to carve, and where they lie: ``where`` gives the image (and the
+    partition and file system, for a file system's free space); carved members
+    are named under ``prefix``."""
+
+    ranges: list[UnallocatedRange]
+    where: Location
+    prefix: str = ""
 
 
 class BlockRuns:
@@ -73,21 +86,20 @@ class BlockRuns:
         return [(int(s), int(e - s)) for s, e in zip(gap_starts[wanted], gap_ends[wanted], strict=True)]
 
 
-def carve(
-    media: Media, ranges: list[UnallocatedRange], budgets: ScanBudgets, where: Location, prefix: str = ""
-) -> Iterator[Member]:
-    """Pictures carved from ``ranges`` of ``media``, each a member with state
-    ``carved``, located as ``where`` says (image, partition, file system) at
-    the byte offset where it starts."""
+def carve(media: Media, areas: list[UnallocatedArea], budgets: ScanBudgets) -> Iterator[Member]:
+    """Pictures carved from the ``areas`` of ``media``, each a member with
+    state ``carved``, located where its area lies, at the byte offset where it starts."""
     largest = min(MAX_CARVED_BYTES, budgets.max_member_bytes)
-    for gap in ranges:
-        try:
-            for found in carve_pictures(media.read_at, gap.offset, gap.offset + gap.length, largest):
-                yield _carved(media, found, where, prefix)
-        except OSError as exc:  # a part of the image that cannot be read ends that range's carving
-            name = f"{prefix}{CARVED_FOLDER}/unallocated at {gap.offset}"
-            provenance = Provenance("carved", Location(where.image, where.partition, gap.offset, where.filesystem))
-            yield Member(name, gap.length, None, None, error=short_reason(exc), provenance=provenance)
+    for area in areas:
+        where, prefix = area.where, area.prefix
+        for gap in area.ranges:
+            try:
+                for found in carve_pictures(media.read_at, gap.offset, gap.offset + gap.length, largest):
+                    yield _carved(media, found, where, prefix)
+            except OSError as exc:  # a part of the image that cannot be read ends that range's carving
+                name = f"{prefix}{CARVED_FOLDER}/unallocated at {gap.offset}"
+                location = Location(where.image, where.partition, gap.offset, where.filesystem)
+                yield Member(name, gap.length, None, None, short_reason(exc), provenance=Provenance("carved", location))
 
 
 def _carved(media: Media, found: CarvedPicture, where: Location, prefix: str) -> Member:

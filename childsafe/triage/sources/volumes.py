@@ -31,7 +31,7 @@ from childsafe.triage.sources.base import ContainerError, Member
 from childsafe.triage.sources.disk_image import Media, short_reason
 from childsafe.triage.sources.disk_signatures import HEAD_BYTES, encryption, filesystem, table_size
 from childsafe.triage.sources.filesystems import TSK_ERRORS, ReadFailures, Volume, filesystem_members, tsk_reason
-from childsafe.triage.sources.unallocated import UnallocatedRange, carve
+from childsafe.triage.sources.unallocated import UnallocatedArea, UnallocatedRange, carve
 
 __all__ = ["volume_members", "filesystem_name"]
 
@@ -96,8 +96,18 @@ def filesystem_name(fs: Any) -> str:
     return _FS_BY_TYPE.get(kind, f"tsk-type-{kind:#x}")
 
 
-def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[Member]:
-    """The members of the disk image ``image`` (its report path) whose bytes are ``media``."""
+def volume_members(media: Media, image: str, budgets: ScanBudgets, carve_space: bool = True) -> Iterator[Member]:
+    """The members of the disk image ``image`` (its report path) whose bytes
+    are ``media``: the files of every file system, then (``carve_space``) the
+    pictures carved from the space they and the partitions leave unallocated."""
+    free: list[UnallocatedArea] = []
+    yield from _volume_files(media, image, budgets, free)
+    if carve_space:
+        yield from carve(media, free, budgets)
+
+
+def _volume_files(media: Media, image: str, budgets: ScanBudgets, free: list[UnallocatedArea]) -> Iterator[Member]:
+    """The files of every file system; the unallocated space of the disk and of each file system is added to ``free``."""
     try:
         head = media.read_at(0, HEAD_BYTES)
     except OSError as exc:
@@ -109,7 +119,7 @@ def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[M
     tsk_image = _TskImage(media, failures)
     whole = Volume(image, None, 0, "", failures)
     if filesystem(head) is not None:
-        yield from _filesystem_or_raise(tsk_image, media, whole, budgets)
+        yield from _filesystem_or_raise(tsk_image, whole, budgets, free)
         return
     try:
         volumes = pytsk3.Volume_Info(tsk_image)
@@ -117,7 +127,7 @@ def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[M
         claimed = table_size(head)
         if claimed is None or claimed <= media.size:
             # No partition table TSK knows: perhaps a file system our own checks do not name (TSK knows more).
-            yield from _filesystem_or_raise(tsk_image, media, whole, budgets)
+            yield from _filesystem_or_raise(tsk_image, whole, budgets, free)
             return
         tsk_image = _TskImage(media, failures, claimed)  # cut short: TSK refuses a table that runs past the end
         try:
@@ -136,8 +146,8 @@ def volume_members(media: Media, image: str, budgets: ScanBudgets) -> Iterator[M
             continue  # the partition tables themselves, extended-partition containers
         number += 1
         volume = Volume(image, number, offset, f"p{number}/", failures)
-        yield from _partition(tsk_image, media, volume, length, _text(part.desc), budgets)
-    yield from carve(media, unallocated, budgets, Location(image))
+        yield from _partition(tsk_image, media, volume, length, _text(part.desc), budgets, free)
+    free.append(UnallocatedArea(unallocated, Location(image)))
 
 
 def _text(value: Any) -> str:
@@ -145,7 +155,13 @@ def _text(value: Any) -> str:
 
 
 def _partition(
-    tsk_image: Any, media: Media, volume: Volume, length: int, description: str, budgets: ScanBudgets
+    tsk_image: Any,
+    media: Media,
+    volume: Volume,
+    length: int,
+    description: str,
+    budgets: ScanBudgets,
+    free: list[UnallocatedArea],
 ) -> Iterator[Member]:
     """The files of one partition, or a member saying why they cannot be read."""
     name = volume.prefix.rstrip("/")
@@ -174,14 +190,16 @@ def _partition(
         error = f"no file system that can be read in partition {volume.partition} ({description}): {reason}"
         yield Member(name, length, None, None, error, provenance=provenance)
         return
-    yield from filesystem_members(fs, media, volume, filesystem_name(fs), budgets)
+    yield from filesystem_members(fs, volume, filesystem_name(fs), budgets, free)
 
 
-def _filesystem_or_raise(tsk_image: Any, media: Media, volume: Volume, budgets: ScanBudgets) -> Iterator[Member]:
+def _filesystem_or_raise(
+    tsk_image: Any, volume: Volume, budgets: ScanBudgets, free: list[UnallocatedArea]
+) -> Iterator[Member]:
     failed = volume.failures.count
     try:
         fs = pytsk3.FS_Info(tsk_image, offset=volume.offset)
     except TSK_ERRORS as exc:
         reason = tsk_reason(exc) if volume.failures.count == failed else volume.failures.last
         raise ContainerError(f"no partition table or file system that can be read in the disk image: {reason}") from exc
-    yield from filesystem_members(fs, media, volume, filesystem_name(fs), budgets)
+    yield from filesystem_members(fs, volume, filesystem_name(fs), budgets, free)

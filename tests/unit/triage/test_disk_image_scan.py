@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from disk_builders import file_digest, need, picture, run, standard_disk
 from support import invoke
-from test_disk_images import file_digest, need, picture, run, standard_disk
 
 from childsafe.triage.reports.items_csv import LOCATION_COLUMNS
 
@@ -143,3 +143,30 @@ def test_the_manifest_holds_the_verified_acquisition_hashes(case: ScannedCase) -
     stored = {"md5": hashlib.md5(case.raw).hexdigest(), "sha1": hashlib.sha1(case.raw).hexdigest()}
     assert (described["path"], described["format"], described["stored_hashes"]) == ("exhibit.E01", "ewf", stored)
     assert described["verification"]["result"] == "verified" and described["verification"]["computed"] == stored
+
+
+def test_an_image_read_by_two_workers_at_once_gives_the_report_one_worker_gives(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    tmp_path = tmp_path_factory.mktemp("shared-scan")
+    evidence = tmp_path / "evidence"
+    disk = standard_disk(tmp_path / "build", "exhibit.dd")
+    evidence.mkdir()
+    disk.path.rename(evidence / "exhibit.dd")
+    with open(evidence / "exhibit.dd", "r+b") as handle:  # a picture in the ext4 partition's free space
+        handle.seek(39 << 20)
+        handle.write(picture(41))
+    home = tmp_path / "home"
+    reports = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"case-{workers}"
+        result = invoke(["scan", str(evidence), "--case", "OP-SHARE", "--out", str(out), "--workers", workers], home)
+        assert result.exit_code == 0, result.output
+        report = json.loads((out / "report.json").read_text())
+        manifest = json.loads((out / "manifest.json").read_text())
+        reports.append((report["items"], report["summary"], manifest["images"]))
+    assert reports[0] == reports[1]
+    items, summary, images = reports[0]
+    assert [image["path"] for image in images] == ["exhibit.dd"]
+    assert summary["by_state"]["carved"]["files"] == 1
+    assert len({item["id"] for item in items}) == len(items) == summary["files"]
