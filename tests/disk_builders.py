@@ -31,6 +31,7 @@ _PACKAGES = {
     "ntfscp": "ntfs-3g",
     "ewfacquire": "ewf-tools",
     "qemu-img": "qemu-utils",
+    "mkfs.exfat": "exfatprogs",
 }
 
 
@@ -191,3 +192,11 @@ def standard_disk(folder: Path, name: str = "exhibit.bin") -> StandardDisk:
     }
     states = {name: "allocated" for name in pictures} | {"p1/DCIM/_2.jpg": "deleted", "p2/p5.jpg": "deleted"}
     return StandardDisk(disk, pictures, states)
+
+
+def exfat_image(path: Path, size_mib: int, label: str = "EXHIBIT") -> Path:
+    """An empty exFAT file system (no tool here writes files into one without mounting it)."""
+    need("mkfs.exfat")
+    sparse(path, size_mib * MIB)
+    run("mkfs.exfat", "-L", label, path)
+    return path

@@ -16,7 +16,8 @@ NTFS alternate data streams, each a member with its provenance.
   folder is an item of its own, ``name:stream``.
 - Not items: ``.`` and ``..``; TSK's virtual files (``$MBR``, ``$FAT1``);
   NTFS's own metadata files (MFT entries 0-15: ``$MFT``, ``$LogFile``,
-  ``$BadClus``... and ``$Extend``). Symbolic links and special files are
+  ``$BadClus``... and ``$Extend``); exFAT's own entries in its root folder
+  (``$ALLOC_BITMAP``, ``$UPCASE_TABLE``, the volume label). Symbolic links and special files are
   items with an error, never followed.
 
 Free space: every block run of every file the walk meets (NTFS's own files,
@@ -53,6 +54,9 @@ TSK_ERRORS = (OSError, RuntimeError)
 _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 #: MFT entries below this are NTFS's own metadata files ($MFT ... $Extend and reserved ones).
 _NTFS_FIRST_USER_ENTRY = 16
+#: exFAT's own entries in its root folder, which TSK lists as regular files (they have no timestamps; files have).
+_EXFAT_OWN = (b"$ALLOC_BITMAP", b"$UPCASE_TABLE", b"$VOLUME_GUID", b"$TEX_FAT")
+_EXFAT_LABEL = b" (Volume Label Entry)"
 _DIRECTORIES = (int(pytsk3.TSK_FS_META_TYPE_DIR), int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR))
 _REGULAR = int(pytsk3.TSK_FS_META_TYPE_REG)
 _VIRTUAL = int(pytsk3.TSK_FS_META_TYPE_VIRT)
@@ -307,9 +311,9 @@ class _Walker:
                 child_deleted = deleted or name_released or meta_released
                 if kind in _DIRECTORIES and int(meta.addr) not in visited:
                     visited.add(int(meta.addr))
-                    child_internal = internal or (self.ntfs and int(meta.addr) < _NTFS_FIRST_USER_ENTRY)
+                    child_internal = internal or self._own(path, raw, meta)
                     subfolders.append((child + "/", int(meta.addr), child_deleted, child_internal))
-                if internal or kind == _VIRTUAL or (self.ntfs and int(meta.addr) < _NTFS_FIRST_USER_ENTRY):
+                if internal or kind == _VIRTUAL or self._own(path, raw, meta):
                     continue
                 if kind in _DIRECTORIES:
                     if self.ntfs:
@@ -321,6 +325,14 @@ class _Walker:
             pending.extend(reversed(subfolders))
         for inode in _UNLISTED_INODES.get(self.filesystem, ()):
             self._note_runs_of(inode)
+
+    def _own(self, path: str, raw: bytes, meta: Any) -> bool:
+        """Whether an entry is one of the file system's own files (not an item; its blocks are still used)."""
+        if self.ntfs:
+            return int(meta.addr) < _NTFS_FIRST_USER_ENTRY
+        if self.filesystem == "exfat" and not path and not meta.mtime:
+            return raw in _EXFAT_OWN or raw.endswith(_EXFAT_LABEL)
+        return False
 
     def _note_runs_of(self, inode: int) -> None:
         try:

@@ -27,6 +27,7 @@ import pytsk3
 from disk_builders import (
     MIB,
     StandardDisk,
+    exfat_image,
     ext4_image,
     fat_image,
     file_digest,
@@ -432,3 +433,16 @@ def test_only_disk_images_of_some_size_are_shared(tmp_path: Path) -> None:
         task = Task(str(path), path.name, path.stat().st_size, None)
         assert image_shares(task, 1) == [task]
         assert (image_shares(task, 2) != [task]) is shared, path.name
+
+
+def test_an_exfat_volume_is_read_its_own_entries_are_not_items_and_its_free_space_is_carved(tmp_path: Path) -> None:
+    volume = exfat_image(tmp_path / "exfat.img", 16)
+    lost = picture(51)
+    with open(volume, "r+b") as handle:
+        handle.seek(15 * MIB)
+        handle.write(lost)
+    found = inside(read(volume), "exfat.img")
+    # Not $ALLOC_BITMAP, $UPCASE_TABLE or "EXHIBIT (Volume Label Entry)": exFAT's own entries.
+    assert pictures_of(found) == {f"$Carved/{15 * MIB}.jpg": (sha1(lost), "carved")}
+    assert set(found) == {f"$Carved/{15 * MIB}.jpg"}
+    assert found[f"$Carved/{15 * MIB}.jpg"].provenance.location.filesystem == "exfat"  # type: ignore[union-attr]
