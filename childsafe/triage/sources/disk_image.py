@@ -34,6 +34,7 @@ __all__ = [
     "StreamMedia",
     "ConcatenatedMedia",
     "LibyalMedia",
+    "TickingMedia",
     "OpenedImage",
     "ImageFormat",
     "DiskImageContainer",
@@ -140,6 +141,29 @@ class LibyalMedia:
 
 
 @dataclass
+class TickingMedia:
+    """``media`` that says a long read is still going (``tick``, every 64 MiB
+    read), so that The Sleuth Kit's long walks (the orphan files of a large
+    NTFS read the whole MFT) and carving a large free space are not taken for
+    a hang, whichever segment they read."""
+
+    media: Media
+    tick: Callable[[], None]
+    _read: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.media.size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        data = self.media.read_at(offset, length)
+        before, self._read = self._read, self._read + len(data)
+        if before // _TICK != self._read // _TICK:
+            self.tick()
+        return data
+
+
+@dataclass
 class OpenedImage:
     """An image opened for reading. ``found``: what manifest.json says of it
     (format, media size, segments, stored hashes); ``problems``: what is
@@ -174,18 +198,15 @@ class ImageFormat(Protocol):
 def digest_media(media: Media, names: list[str], tick: Callable[[], None]) -> dict[str, str]:
     """Hex digests (hashlib names) of all of ``media``; ``OSError`` where it cannot be read."""
     hashers = {name: hashlib.new(name) for name in names}
+    ticking = TickingMedia(media, tick)
     offset = 0
-    next_tick = _TICK
     while offset < media.size:
-        chunk = media.read_at(offset, min(_CHUNK, media.size - offset))
+        chunk = ticking.read_at(offset, min(_CHUNK, media.size - offset))
         if not chunk:
             raise OSError(f"image ends at byte {offset:,}, before its stated size of {media.size:,}")
         for hasher in hashers.values():
             hasher.update(chunk)
         offset += len(chunk)
-        if offset >= next_tick:
-            next_tick += _TICK
-            tick()
     return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
@@ -217,7 +238,7 @@ class DiskImageContainer:
         image = self.format.open(stream, context.path)
         try:
             context.found = image.found
-            yield from volume_members(image.media, name, budgets, context.carve)
+            yield from volume_members(TickingMedia(image.media, context.tick), name, budgets, context.carve)
             problems = list(image.problems)
             if context.verify and image.verify is not None:
                 verification = image.verify(context.tick)

@@ -39,6 +39,7 @@ from disk_builders import (
     place,
     run,
     sha1,
+    sparse,
     standard_disk,
 )
 from PIL import Image
@@ -446,3 +447,22 @@ def test_an_exfat_volume_is_read_its_own_entries_are_not_items_and_its_free_spac
     assert pictures_of(found) == {f"$Carved/{15 * MIB}.jpg": (sha1(lost), "carved")}
     assert set(found) == {f"$Carved/{15 * MIB}.jpg"}
     assert found[f"$Carved/{15 * MIB}.jpg"].provenance.location.filesystem == "exfat"  # type: ignore[union-attr]
+
+
+def test_reading_a_later_segment_at_length_says_it_is_still_going(tmp_path: Path) -> None:
+    # Carving 320 MiB of unallocated space in a split image's second segment: the worker's progress
+    # must tick (every 64 MiB), or a large free space would be taken for a hang and the worker killed.
+    fat = fat_image(tmp_path / "fat.img", 4, {"kept.jpg": picture(61)})
+    disk = partitioned(tmp_path / "whole.bin", 340, "dos", [(1, 4, "6")])
+    place(disk, MIB, fat)
+    folder = tmp_path / "split"
+    folder.mkdir()
+    with open(disk, "rb") as whole:
+        (folder / "exhibit.001").write_bytes(whole.read(20 * MIB))
+    sparse(folder / "exhibit.002", 320 * MIB)
+    keys: list[object] = []
+    task = Task(str(folder / "exhibit.001"), "exhibit.001", (folder / "exhibit.001").stat().st_size, None)
+    items = list(read_task(task, MediaLimits(), progress=keys.append))
+    assert any(item.hashes.path.endswith("kept.jpg") for item in items)
+    repeated = sum(1 for before, after in zip(keys, keys[1:], strict=False) if before == after)
+    assert repeated >= 4, keys
