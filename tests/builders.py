@@ -12,6 +12,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +202,38 @@ def coffee() -> Image.Image:
     import skimage.data
 
     return Image.fromarray(skimage.data.coffee())
+
+
+def panning_frames(count: int, size: tuple[int, int] = (320, 240), step: int = 4, seed: int = 0) -> list[np.ndarray]:
+    """``count`` RGB frames panning across a benign scikit-image picture (``seed`` picks which)."""
+    import skimage.data
+
+    scenes = (skimage.data.astronaut, skimage.data.coffee, skimage.data.chelsea, skimage.data.rocket)
+    width, height = size
+    base = np.asarray(Image.fromarray(scenes[seed % len(scenes)]()).resize((width * 2, height * 2)))
+    return [np.ascontiguousarray(np.roll(base, index * step, axis=1)[:height, :width]) for index in range(count)]
+
+
+def video_of(
+    frames: Iterable[np.ndarray],
+    fps: float | Fraction = 25,
+    codec: str = "libx264",
+    container: str = "mp4",
+    bitrate: int | None = None,
+    options: dict[str, str] | None = None,
+) -> bytes:
+    """A video of RGB ``frames`` encoded with PyAV (its wheel bundles FFmpeg and x264)."""
+    import av
+
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container, options=options or {}) as output:
+        stream = output.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if bitrate is not None:
+            stream.bit_rate = bitrate
+        for array in frames:
+            output.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        output.mux(stream.encode())
+    return buffer.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -59,12 +60,21 @@ def hash_command(
     paths: PathsArgument,
     json_output: JsonOption = False,
     workers: WorkersOption = None,
+    vpdq_out: Annotated[
+        Path | None,
+        typer.Option("--vpdq-out", help="Write each video's frame hashes here, in Meta's vPDQ text format."),
+    ] = None,
 ) -> None:
-    """Hash files: md5, sha1, sha256 and PDQ, one line (JSON Lines with --json) a file."""
+    """Hash files: md5, sha1, sha256 and PDQ (vPDQ for videos), one line (JSON Lines with --json) a file."""
     from childsafe.signals import hash_paths
+    from childsafe.signals.vpdq import vpdq_folder, write_vpdq_file
 
-    with command_context() as context, progress("hashing") as advance:
-        for result in hash_paths(paths, context.settings.limits, workers or default_workers()):
+    with command_context({"vpdq_out": "--vpdq-out"}) as context, progress("hashing") as advance:
+        if vpdq_out is not None:
+            vpdq_folder(vpdq_out)
+        for result in hash_paths(paths, context.settings.limits, workers or default_workers(), videos=True):
+            if vpdq_out is not None and result.video is not None and result.video.features:
+                write_vpdq_file(vpdq_out, result.path, result.video.features)
             item = result.to_dict()
             if json_output:
                 print_json(item)

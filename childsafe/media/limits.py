@@ -84,6 +84,11 @@ class MediaLimits:
     - ``bank_variants``: whether ``bank add`` also stores the hashes of
       crops and small rotations of each image, and its keypoints
       (``CHILDSAFE_BANK_VARIANTS=0`` switches them off).
+    - Videos (``childsafe/signals/vpdq.py``): ``vpdq_seconds_per_hash``, the
+      time between hashed frames (Meta's default, 1 s);
+      ``video_decode_seconds``, the wall-clock bound on decoding one video;
+      ``video_max_frames``, the most frames hashed of one video (a day at one
+      a second); a frame over ``max_pixels`` is refused before decoding.
     """
 
     max_decode_bytes: int = 512 * 1024 * 1024
@@ -92,13 +97,17 @@ class MediaLimits:
     pdq_min_side: int = 256
     query_variants: QuerySteps = ALL_QUERY_STEPS
     bank_variants: bool = True
+    vpdq_seconds_per_hash: float = 1.0
+    video_decode_seconds: float = 600.0
+    video_max_frames: int = 86_400
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MediaLimits:
         """Limits with overrides from ``CHILDSAFE_MAX_DECODE_BYTES``,
         ``CHILDSAFE_MAX_PIXELS``, ``CHILDSAFE_DECODE_SECONDS`` and
-        ``CHILDSAFE_QUERY_VARIANTS`` (a comma-separated list, or ``none``) and
-        ``CHILDSAFE_BANK_VARIANTS``."""
+        ``CHILDSAFE_QUERY_VARIANTS`` (a comma-separated list, or ``none``),
+        ``CHILDSAFE_BANK_VARIANTS``, ``CHILDSAFE_VPDQ_SECONDS_PER_HASH``,
+        ``CHILDSAFE_VIDEO_DECODE_SECONDS`` and ``CHILDSAFE_VIDEO_MAX_FRAMES``."""
         base = cls()
         variants = env.get("CHILDSAFE_QUERY_VARIANTS")
         chosen = base.query_variants if variants is None else parse_query_steps(variants)
@@ -108,4 +117,7 @@ class MediaLimits:
             decode_seconds=number_setting(env, "CHILDSAFE_DECODE_SECONDS", base.decode_seconds),
             query_variants=chosen,
             bank_variants=env.get("CHILDSAFE_BANK_VARIANTS", "1").strip().lower() not in ("0", "no", "false", "off"),
+            vpdq_seconds_per_hash=number_setting(env, "CHILDSAFE_VPDQ_SECONDS_PER_HASH", base.vpdq_seconds_per_hash),
+            video_decode_seconds=number_setting(env, "CHILDSAFE_VIDEO_DECODE_SECONDS", base.video_decode_seconds),
+            video_max_frames=number_setting(env, "CHILDSAFE_VIDEO_MAX_FRAMES", base.video_max_frames),
         )

@@ -21,6 +21,7 @@ from childsafe.signals.full_resolution import FullSource, bank_full_variant, que
 from childsafe.signals.keypoints import BANK_KEYPOINTS, MIN_KEYPOINTS, QUERY_KEYPOINTS, Keypoints, image_keypoints
 from childsafe.signals.pdq import PDQ_MIN_QUALITY, PdqHash, pdq_dihedral_hashes, pdq_hash
 from childsafe.signals.registry import get_signal, signal_names
+from childsafe.signals.vpdq import VideoHash, vpdq_hash
 
 __all__ = [
     "FileHashes",
@@ -35,7 +36,7 @@ __all__ = [
 
 _CHUNK = 1024 * 1024
 #: FileHashes fields that matching and ``bank add`` use, not part of the ``hash`` output.
-_NOT_OUTPUT = ("pdq_variants", "picture", "keypoints", "unfinished")
+_NOT_OUTPUT = ("pdq_variants", "picture", "keypoints", "unfinished", "video")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ class FileHashes:
     made only when the cheaper ones matched nothing, ``keypoints``, the
     bank-side ones (``bank add``), and ``unfinished``: whether decoding ran
     out of time or memory (``ResourceLimitError``; the ``error`` says which),
-    so that the content may still be a known picture.
+    so that the content may still be a known picture. ``video``: a video's
+    frame hashes (``signals/vpdq.py``), summarised in the output as ``vpdq``
+    (frames hashed and a digest; only videos have the field).
     """
 
     path: str
@@ -98,10 +101,14 @@ class FileHashes:
     picture: QueryPicture | None = None
     keypoints: Keypoints | None = None
     unfinished: bool = False
+    video: VideoHash | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The object ``childsafe hash --json`` prints (docs/spec.md field order)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_OUTPUT}
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_OUTPUT}
+        if self.media_type == "video":
+            shown["vpdq"] = None if self.video is None or not self.video.features else self.video.summary()
+        return shown
 
 
 def _digest_names() -> list[str]:
@@ -132,14 +139,22 @@ def _read_digesting(stream: IO[bytes], keep_limit: int) -> tuple[int, dict[str, 
 
 
 def hash_stream(
-    stream: IO[bytes], path: str, limits: MediaLimits, *, dihedral: bool = False, bank_variants: bool = False
+    stream: IO[bytes],
+    path: str,
+    limits: MediaLimits,
+    *,
+    dihedral: bool = False,
+    bank_variants: bool = False,
+    videos: bool = False,
 ) -> FileHashes:
     """Hash content read from ``stream`` (a file, or later an archive member).
 
     ``path`` is only the name to report. Problems with the content become the
     result's ``error``; ``OSError`` from the stream itself propagates. With
     ``dihedral`` (for matching), ``pdq_variants`` holds the query's variants;
-    with ``bank_variants`` (for ``bank add``), the bank-side variants.
+    with ``bank_variants`` (for ``bank add``), the bank-side variants. With
+    ``videos``, a video's vPDQ hash is made too (``video``; the stream must
+    be seekable: it is read again from its start).
     """
     size, digests, head, data = _read_digesting(stream, limits.max_decode_bytes)
     sniffed = sniff_type(head)
@@ -158,6 +173,8 @@ def hash_stream(
     if size == 0:
         result.error = "empty file"
         return result
+    if sniffed.kind == "video" and videos:
+        return _hash_video(stream, result, limits)
     if sniffed.kind != "image":
         if name_claims_image(path):
             result.error = f"named like an image but the content is {sniffed.mime}"
@@ -197,6 +214,17 @@ def hash_stream(
     return result
 
 
+def _hash_video(stream: IO[bytes], result: FileHashes, limits: MediaLimits) -> FileHashes:
+    """A video's frame hashes, read again from its start (the digests took the first pass)."""
+    if not stream.seekable():
+        result.error = "video in a stream that cannot be read twice: digests only"
+        return result
+    stream.seek(0)
+    result.video = vpdq_hash(stream, limits)
+    result.error = result.video.error
+    return result
+
+
 def _unreadable(path: str, size: int, error: str, mime: str) -> FileHashes:
     return FileHashes(path, size, "other", mime, None, None, None, None, None, error)
 
@@ -215,9 +243,9 @@ def found_unreadable(found: FoundFile) -> FileHashes | None:
     return _unreadable(found.path, found.size, found.error, found.mime or "inode/x-unreadable")
 
 
-def hash_found_file(found: FoundFile, limits: MediaLimits, dihedral: bool = False) -> FileHashes:
+def hash_found_file(found: FoundFile, limits: MediaLimits, dihedral: bool = False, videos: bool = False) -> FileHashes:
     """Hash one walked file; a file that was recorded with an error stays so."""
-    return found_unreadable(found) or hash_file(found.path, limits, dihedral=dihedral)
+    return found_unreadable(found) or hash_file(found.path, limits, dihedral=dihedral, videos=videos)
 
 
 def hash_file(
@@ -226,26 +254,29 @@ def hash_file(
     *,
     dihedral: bool = False,
     bank_variants: bool = False,
+    videos: bool = False,
 ) -> FileHashes:
-    """Hash the file at ``path``, opened read-only. Never raises for a bad file:
-    the problem is in the result's ``error``."""
+    """Hash the file at ``path``, opened read-only (``hash_stream`` says what the options do).
+    Never raises for a bad file: the problem is in the result's ``error``."""
     limits = limits or MediaLimits()
     name = os.fspath(path)
     try:
         with open(name, "rb", buffering=0) as stream:
-            return hash_stream(stream, name, limits, dihedral=dihedral, bank_variants=bank_variants)
+            return hash_stream(stream, name, limits, dihedral=dihedral, bank_variants=bank_variants, videos=videos)
     except OSError as exc:
         return unreadable(name, exc)
 
 
 def hash_paths(
-    paths: Iterable[str], limits: MediaLimits, workers: int = 1, *, dihedral: bool = False
+    paths: Iterable[str], limits: MediaLimits, workers: int = 1, *, dihedral: bool = False, videos: bool = False
 ) -> Iterator[FileHashes]:
-    """Hash every file under ``paths``, in walk order, using ``workers`` processes."""
-    return ordered_map(_hash_found_task, ((found, limits, dihedral) for found in walk_paths(paths)), workers)
+    """Hash every file under ``paths``, in walk order, using ``workers`` processes
+    (``videos``: with their vPDQ hashes)."""
+    tasks = ((found, limits, dihedral, videos) for found in walk_paths(paths))
+    return ordered_map(_hash_found_task, tasks, workers)
 
 
-def _hash_found_task(args: tuple[FoundFile, MediaLimits, bool]) -> FileHashes:
+def _hash_found_task(args: tuple[FoundFile, MediaLimits, bool, bool]) -> FileHashes:
     # Module-level so a process pool can pickle it.
-    found, limits, dihedral = args
-    return hash_found_file(found, limits, dihedral)
+    found, limits, dihedral, videos = args
+    return hash_found_file(found, limits, dihedral, videos)

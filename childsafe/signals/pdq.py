@@ -48,7 +48,8 @@ def pdq_distance(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
-def _bits_to_hex(bits: np.ndarray) -> str:
+def bits_to_hex(bits: np.ndarray) -> str:
+    """PDQ's 256 bits (as ``pdqhash`` gives them) as 64 hex characters."""
     # pdqhash gives the most significant bit first, as the reference's hex does.
     return np.packbits(bits.astype(np.uint8)).tobytes().hex()
 
@@ -62,7 +63,7 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
 def pdq_hash(image: Image.Image) -> PdqHash:
     """The PDQ hash of ``image`` (any size; decode it small first, see media.decode)."""
     bits, quality = pdqhash.compute(_rgb_array(image))
-    return PdqHash(_bits_to_hex(bits), int(quality))
+    return PdqHash(bits_to_hex(bits), int(quality))
 
 
 def pdq_dihedral_hashes(image: Image.Image) -> dict[str, PdqHash]:
@@ -73,7 +74,7 @@ def pdq_dihedral_hashes(image: Image.Image) -> dict[str, PdqHash]:
     """
     vectors, quality = pdqhash.compute_dihedral(_rgb_array(image))
     return {
-        name: PdqHash(_bits_to_hex(bits), int(quality)) for name, bits in zip(DIHEDRAL_TRANSFORMS, vectors, strict=True)
+        name: PdqHash(bits_to_hex(bits), int(quality)) for name, bits in zip(DIHEDRAL_TRANSFORMS, vectors, strict=True)
     }
 
 

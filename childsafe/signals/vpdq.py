@@ -1,0 +1,232 @@
+"""vPDQ, Meta's video hash (facebook/ThreatExchange ``vpdq/``): the PDQ hash
+of one frame every ``seconds_per_hash``, each with its quality and time,
+compared later as a bag of frame hashes.
+
+Frames are chosen as Meta's reference (``vpdq/cpp``) chooses them: the
+frame rate is the stream's average rate (its ``r_frame_rate`` when that is
+unknown); every frame whose number (counted from 0 in the order the decoder
+gives them) is a multiple of ``int(seconds_per_hash * frame rate)`` (at
+least 1) is hashed, at the video's own size in RGB, its timestamp the frame
+number over the frame rate. Decoding is PyAV's (the wheel bundles FFmpeg),
+one thread, streaming: one frame in memory at a time.
+
+Bounded (``MediaLimits``): a frame larger than ``max_pixels`` is refused
+before decoding; decoding stops after ``video_decode_seconds`` or
+``video_max_frames`` hashed frames. A damaged or truncated video keeps the
+frames hashed before the damage. Each of these says so in ``error``, so a
+limit is never a silent "no match".
+
+Files: Meta's text format, one ``frame,quality,pdqhex,timestamp`` line a
+hashed frame (``format_vpdq``, ``parse_vpdq``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import IO
+
+import av
+import pdqhash
+
+from childsafe.errors import UsageError
+from childsafe.fileio import atomic_file
+from childsafe.media.limits import MediaLimits
+from childsafe.signals.pdq import PDQ_MIN_QUALITY, bits_to_hex
+
+__all__ = [
+    "VpdqFeature",
+    "VideoHash",
+    "vpdq_hash",
+    "format_vpdq",
+    "parse_vpdq",
+    "write_vpdq_file",
+    "vpdq_folder",
+    "VPDQ_MIN_QUALITY",
+]
+
+#: Meta's default: frames of lower quality are left out of matching.
+VPDQ_MIN_QUALITY = PDQ_MIN_QUALITY
+
+
+@dataclass(frozen=True)
+class VpdqFeature:
+    """One hashed frame: its number, PDQ quality (0-100), PDQ hash (hex) and time in seconds."""
+
+    frame: int
+    quality: int
+    pdq: str
+    timestamp: float
+
+    def line(self) -> str:
+        """The frame in Meta's text format (timestamps to the millisecond)."""
+        return f"{self.frame},{self.quality},{self.pdq},{self.timestamp:.3f}"
+
+
+@dataclass
+class VideoHash:
+    """A video's frame hashes, its frame rate, and what stopped the hashing early, if anything."""
+
+    features: list[VpdqFeature] = field(default_factory=list)
+    frame_rate: float | None = None
+    error: str | None = None
+
+    def digest(self) -> str:
+        """A SHA-256 of the frame hashes in Meta's text format: equal for equal vPDQ hashes."""
+        return hashlib.sha256(format_vpdq(self.features).encode()).hexdigest()
+
+    def summary(self) -> dict[str, object]:
+        """The ``vpdq`` object of the ``hash`` output (docs/spec.md): frames hashed and the digest."""
+        return {"frames": len(self.features), "digest": self.digest()}
+
+
+def format_vpdq(features: list[VpdqFeature]) -> str:
+    """Meta's vPDQ text format: one ``frame,quality,pdqhex,timestamp`` line a frame."""
+    return "".join(feature.line() + "\n" for feature in features)
+
+
+def parse_vpdq(text: str, name: str = "vPDQ file") -> list[VpdqFeature]:
+    """The frames of a file in Meta's text format; a ``UsageError`` naming the line that is wrong."""
+    features = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [part.strip() for part in line.split(",")]
+        try:
+            if len(parts) != 4:
+                raise ValueError(f"{len(parts)} fields, not 4 (frame,quality,pdqhex,timestamp)")
+            frame, quality, pdq, timestamp = int(parts[0]), int(parts[1]), parts[2].lower(), float(parts[3])
+            if len(pdq) != 64 or any(c not in "0123456789abcdef" for c in pdq):
+                raise ValueError("the PDQ hash is not 64 hexadecimal characters")
+            if not 0 <= quality <= 100 or frame < 0 or not timestamp >= 0:
+                raise ValueError("frame, quality (0-100) or timestamp out of range")
+        except ValueError as exc:
+            raise UsageError(f"{name}, line {number}: {exc}") from None
+        features.append(VpdqFeature(frame, quality, pdq, timestamp))
+    return features
+
+
+def vpdq_folder(folder: Path) -> Path:
+    """``folder``, made if need be, for ``write_vpdq_file``; a ``UsageError`` when it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"{{field}} {folder} is not a folder: name a folder", field="vpdq_out") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"{{field}} {folder} cannot be made: {reason}", field="vpdq_out") from None
+    return folder
+
+
+def write_vpdq_file(folder: Path, video_name: str, features: list[VpdqFeature]) -> Path:
+    """Write ``features`` in Meta's text format to ``folder/NAME.vpdq.txt``
+    (``NAME`` the video's file name; ``NAME-2.vpdq.txt``... when taken), whole
+    or not at all. Returns the file written."""
+    base = os.path.basename(video_name.rstrip("/")) or "video"
+    for number in itertools.count(1):
+        target = folder / (f"{base}.vpdq.txt" if number == 1 else f"{base}-{number}.vpdq.txt")
+        if not target.exists():
+            break
+    with atomic_file(target) as handle:
+        handle.write(format_vpdq(features))
+    return target
+
+
+def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
+    for rate in (stream.average_rate, stream.base_rate, stream.guessed_rate):
+        if rate:
+            return Fraction(rate)
+    return None
+
+
+def vpdq_hash(source: str | IO[bytes], limits: MediaLimits | None = None) -> VideoHash:
+    """The vPDQ hash of the video at ``source`` (a path or a seekable binary
+    stream at its start). Never raises for bad content: the ``error`` says
+    what went wrong, and the frames hashed before it are kept."""
+    limits = limits or MediaLimits()
+    result = VideoHash()
+    try:
+        container = av.open(source, mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        result.error = f"not a video FFmpeg can read: {_reason(exc)}"
+        return result
+    with container:
+        streams = container.streams.video
+        if not streams:
+            result.error = "no video stream"
+            return result
+        stream = streams[0]
+        rate = _frame_rate(stream)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if rate is None or not width or not height:
+            result.error = "video stream without a frame rate or frame size"
+            return result
+        if width * height > limits.max_pixels:
+            result.error = f"video frames of {width} x {height} pixels are over the {limits.max_pixels:,}-pixel limit"
+            return result
+        result.frame_rate = float(rate)
+        stream.thread_type = "SLICE"  # within one frame only: one worker, one core
+        stream.codec_context.thread_count = 1
+        _hash_frames(container, stream, rate, limits, result)
+    return result
+
+
+def _hash_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    rate: Fraction,
+    limits: MediaLimits,
+    result: VideoHash,
+) -> None:
+    per_second = float(rate)
+    every = max(1, int(limits.vpdq_seconds_per_hash * per_second))
+    deadline = time.monotonic() + limits.video_decode_seconds
+    number = 0
+    try:
+        for frame in container.decode(stream):
+            if number % every == 0:
+                if len(result.features) >= limits.video_max_frames:
+                    result.error = (
+                        f"video over the {limits.video_max_frames:,}-frame limit: hashed to {number / per_second:.3f} s"
+                    )
+                    return
+                if frame.width * frame.height > limits.max_pixels:
+                    result.error = f"frame {number} of {frame.width} x {frame.height} pixels is over the pixel limit"
+                    return
+                bits, quality = pdqhash.compute(frame.to_ndarray(format="rgb24"))
+                result.features.append(VpdqFeature(number, int(quality), bits_to_hex(bits), number / per_second))
+            number += 1
+            if time.monotonic() > deadline:
+                result.error = (
+                    f"video decode time limit ({limits.video_decode_seconds:g} s) reached at {number / per_second:.3f} s;"
+                    " frames after it not hashed"
+                )
+                return
+    except (av.FFmpegError, ValueError) as exc:
+        result.error = f"damaged video after {number} frames ({number / per_second:.3f} s): {_reason(exc)}"
+        return
+    # FFmpeg ends a cut or damaged stream quietly: compare with what the file says it holds.
+    stated = _stated_seconds(container, stream)
+    if (stream.frames and number < stream.frames) or (stated and number / per_second + 1.0 < stated):
+        shown = f"{stated:.3f} s" if stated else f"{stream.frames} frames"
+        result.error = (
+            f"damaged video after {number} frames ({number / per_second:.3f} s of the {shown} the file states):"
+            " cut short or damaged; the frames read are hashed"
+        )
+
+
+def _stated_seconds(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    """How long the video stream says it is (the file's duration, when the stream does not say)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else None
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]

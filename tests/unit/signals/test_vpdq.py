@@ -1,0 +1,106 @@
+"""vPDQ hashing (``childsafe/signals/vpdq.py``) of videos made here with
+PyAV from benign scikit-image pictures: which frames are hashed and when,
+Meta's text format, and what a damaged, huge or endless video gives."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from fractions import Fraction
+
+import av
+import numpy as np
+import pdqhash
+import pytest
+from builders import panning_frames, video_of
+
+from childsafe.errors import UsageError
+from childsafe.media import MediaLimits
+from childsafe.signals.pdq import bits_to_hex, pdq_distance
+from childsafe.signals.vpdq import VpdqFeature, format_vpdq, parse_vpdq, vpdq_hash
+
+
+def _decoded(data: bytes) -> list[np.ndarray]:
+    with av.open(io.BytesIO(data)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+@pytest.mark.parametrize(("fps", "every"), [(25, 25), (Fraction(30000, 1001), 29), (10, 10)])
+def test_one_frame_a_second_is_hashed_as_meta_chooses_it(fps: float | Fraction, every: int) -> None:
+    data = video_of(panning_frames(90), fps)
+    hashed = vpdq_hash(io.BytesIO(data))
+    assert hashed.error is None and hashed.frame_rate == pytest.approx(float(fps))
+    assert [f.frame for f in hashed.features] == list(range(0, 90, every))
+    assert [f.timestamp for f in hashed.features] == pytest.approx([n / float(fps) for n in range(0, 90, every)])
+    decoded = _decoded(data)
+    for feature in hashed.features:  # the frame's own PDQ, at the video's size
+        bits, quality = pdqhash.compute(decoded[feature.frame])
+        assert (feature.pdq, feature.quality) == (bits_to_hex(bits), quality)
+
+
+def test_another_interval_between_hashed_frames() -> None:
+    data = video_of(panning_frames(60), 20)
+    hashed = vpdq_hash(io.BytesIO(data), replace(MediaLimits(), vpdq_seconds_per_hash=0.5))
+    assert [f.frame for f in hashed.features] == list(range(0, 60, 10))
+
+
+def test_a_re_encoded_smaller_copy_has_near_frame_hashes() -> None:
+    frames = panning_frames(75, (640, 480))
+    original = vpdq_hash(io.BytesIO(video_of(frames, 25)))
+    small = [np.asarray(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(320, 240).to_ndarray()) for f in frames]
+    copy = vpdq_hash(io.BytesIO(video_of(small, 25, codec="mpeg4", container="avi", bitrate=300_000)))
+    assert [f.frame for f in copy.features] == [f.frame for f in original.features]
+    distances = [pdq_distance(a.pdq, b.pdq) for a, b in zip(original.features, copy.features, strict=True)]
+    assert max(distances) <= 31
+
+
+def test_the_text_format_is_read_back_and_bad_lines_are_named() -> None:
+    hashed = vpdq_hash(io.BytesIO(video_of(panning_frames(50), 25)))
+    text = format_vpdq(hashed.features)
+    assert text.splitlines()[1] == f"25,{hashed.features[1].quality},{hashed.features[1].pdq},1.000"
+    assert parse_vpdq(text) == [replace(f, timestamp=round(f.timestamp, 3)) for f in hashed.features]
+    with pytest.raises(UsageError, match="line 2: .*64 hexadecimal"):
+        parse_vpdq(text.splitlines()[0] + "\n25,100,abc,1.000\n")
+    with pytest.raises(UsageError, match="line 1: 3 fields"):
+        parse_vpdq("0,100,1.0\n")
+    assert VpdqFeature(3, 80, "0" * 64, 0.1234).line() == f"3,80,{'0' * 64},0.123"
+
+
+def test_the_digest_follows_the_frame_hashes() -> None:
+    a = vpdq_hash(io.BytesIO(video_of(panning_frames(50, seed=0), 25)))
+    b = vpdq_hash(io.BytesIO(video_of(panning_frames(50, seed=1), 25)))
+    again = vpdq_hash(io.BytesIO(video_of(panning_frames(50, seed=0), 25)))
+    assert a.digest() == again.digest() != b.digest()
+    assert a.summary() == {"frames": 2, "digest": a.digest()}
+
+
+def test_a_truncated_video_keeps_the_frames_before_the_damage_and_says_so() -> None:
+    whole = video_of(panning_frames(250), 25, container="matroska")  # no index needed to read it
+    hashed = vpdq_hash(io.BytesIO(whole[: len(whole) // 2]))
+    assert 2 <= len(hashed.features) < 10
+    assert hashed.error is not None and hashed.error.startswith("damaged video after")
+
+
+def test_an_mp4_cut_before_its_index_cannot_be_read_and_says_so() -> None:
+    whole = video_of(panning_frames(100), 25)  # the index (moov) is written at the end
+    hashed = vpdq_hash(io.BytesIO(whole[: len(whole) // 2]))
+    assert hashed.features == [] and (hashed.error or "").startswith("not a video FFmpeg can read")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"purple umbrella " * 100, "not a video FFmpeg can read"), (b"\x00\x00\x00\x18ftypmp42" + bytes(4000), "")],
+)
+def test_what_is_not_a_video_says_so(content: bytes, message: str) -> None:
+    hashed = vpdq_hash(io.BytesIO(content))
+    assert hashed.features == [] and hashed.error is not None and message in hashed.error
+
+
+def test_the_limits_stop_hashing_with_a_reason() -> None:
+    data = video_of(panning_frames(100), 25)
+    huge = vpdq_hash(io.BytesIO(data), replace(MediaLimits(), max_pixels=320 * 240 - 1))
+    assert huge.features == [] and "over the 76,799-pixel limit" in (huge.error or "")
+    few = vpdq_hash(io.BytesIO(data), replace(MediaLimits(), video_max_frames=2))
+    assert len(few.features) == 2 and "2-frame limit" in (few.error or "")
+    slow = vpdq_hash(io.BytesIO(data), replace(MediaLimits(), video_decode_seconds=1e-9))
+    assert len(slow.features) == 1 and "decode time limit" in (slow.error or "")
