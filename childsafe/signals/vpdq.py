@@ -17,13 +17,16 @@ frames hashed before the damage. Each of these says so in ``error``, so a
 limit is never a silent "no match".
 
 Files: Meta's text format, one ``frame,quality,pdqhex,timestamp`` line a
-hashed frame (``format_vpdq``, ``parse_vpdq``).
+hashed frame (``format_vpdq``, ``parse_vpdq``), and python-threatexchange's
+serialisation of a vPDQ signal (``format_threatexchange``,
+``parse_threatexchange``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -45,6 +48,8 @@ __all__ = [
     "vpdq_hash",
     "format_vpdq",
     "parse_vpdq",
+    "format_threatexchange",
+    "parse_threatexchange",
     "write_vpdq_file",
     "vpdq_folder",
     "VPDQ_MIN_QUALITY",
@@ -100,15 +105,47 @@ def parse_vpdq(text: str, name: str = "vPDQ file") -> list[VpdqFeature]:
         try:
             if len(parts) != 4:
                 raise ValueError(f"{len(parts)} fields, not 4 (frame,quality,pdqhex,timestamp)")
-            frame, quality, pdq, timestamp = int(parts[0]), int(parts[1]), parts[2].lower(), float(parts[3])
-            if len(pdq) != 64 or any(c not in "0123456789abcdef" for c in pdq):
-                raise ValueError("the PDQ hash is not 64 hexadecimal characters")
-            if not 0 <= quality <= 100 or frame < 0 or not timestamp >= 0:
-                raise ValueError("frame, quality (0-100) or timestamp out of range")
+            features.append(_feature(parts[0], parts[1], parts[2], parts[3]))
         except ValueError as exc:
             raise UsageError(f"{name}, line {number}: {exc}") from None
-        features.append(VpdqFeature(frame, quality, pdq, timestamp))
     return features
+
+
+def format_threatexchange(features: list[VpdqFeature]) -> str:
+    """python-threatexchange's serialisation of a vPDQ signal: a JSON list of
+    ``"pdqhex,quality,timestamp"`` strings (it keeps no frame numbers)."""
+    return json.dumps([f"{f.pdq},{f.quality},{f.timestamp:.3f}" for f in features])
+
+
+def parse_threatexchange(text: str, name: str = "threatexchange vPDQ signal") -> list[VpdqFeature]:
+    """The frames of python-threatexchange's serialisation, numbered by their
+    place in it (it keeps no frame numbers); a ``UsageError`` naming the entry that is wrong."""
+    try:
+        entries = json.loads(text or "[]")
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{name}: not JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(entries, list):
+        raise UsageError(f'{name}: a JSON list of "pdqhex,quality,timestamp" strings is expected')
+    features = []
+    for number, entry in enumerate(entries):
+        try:
+            parts = entry.split(",") if isinstance(entry, str) else []
+            if len(parts) != 3:
+                raise ValueError('not a "pdqhex,quality,timestamp" string')
+            features.append(_feature(str(number), parts[1], parts[0], parts[2]))
+        except ValueError as exc:
+            raise UsageError(f"{name}, entry {number + 1}: {exc}") from None
+    return features
+
+
+def _feature(frame_text: str, quality_text: str, pdq_text: str, timestamp_text: str) -> VpdqFeature:
+    """One frame from its fields as text; ``ValueError`` saying which is wrong."""
+    frame, quality, pdq, timestamp = int(frame_text), int(quality_text), pdq_text.strip().lower(), float(timestamp_text)
+    if len(pdq) != 64 or any(c not in "0123456789abcdef" for c in pdq):
+        raise ValueError("the PDQ hash is not 64 hexadecimal characters")
+    if not 0 <= quality <= 100 or frame < 0 or not timestamp >= 0:
+        raise ValueError("frame, quality (0-100) or timestamp out of range")
+    return VpdqFeature(frame, quality, pdq, timestamp)
 
 
 def vpdq_folder(folder: Path) -> Path:

@@ -5,6 +5,7 @@ Meta's text format, and what a damaged, huge or endless video gives."""
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import replace
 from fractions import Fraction
 
@@ -17,7 +18,14 @@ from builders import panning_frames, video_of
 from childsafe.errors import UsageError
 from childsafe.media import MediaLimits
 from childsafe.signals.pdq import bits_to_hex, pdq_distance
-from childsafe.signals.vpdq import VpdqFeature, format_vpdq, parse_vpdq, vpdq_hash
+from childsafe.signals.vpdq import (
+    VpdqFeature,
+    format_threatexchange,
+    format_vpdq,
+    parse_threatexchange,
+    parse_vpdq,
+    vpdq_hash,
+)
 
 
 def _decoded(data: bytes) -> list[np.ndarray]:
@@ -64,6 +72,21 @@ def test_the_text_format_is_read_back_and_bad_lines_are_named() -> None:
     with pytest.raises(UsageError, match="line 1: 3 fields"):
         parse_vpdq("0,100,1.0\n")
     assert VpdqFeature(3, 80, "0" * 64, 0.1234).line() == f"3,80,{'0' * 64},0.123"
+
+
+def test_threatexchanges_serialisation_is_read_and_written() -> None:
+    hashed = vpdq_hash(io.BytesIO(video_of(panning_frames(50), 25)))
+    text = format_threatexchange(hashed.features)
+    assert json.loads(text)[1] == f"{hashed.features[1].pdq},{hashed.features[1].quality},1.000"
+    back = parse_threatexchange(text)
+    assert [(f.pdq, f.quality, f.timestamp) for f in back] == [(f.pdq, f.quality, f.timestamp) for f in hashed.features]
+    assert [f.frame for f in back] == [0, 1]  # it keeps no frame numbers: their places
+    # As python-threatexchange writes timestamps (three significant digits), read as numbers.
+    assert parse_threatexchange(json.dumps([f"{'a' * 64},80,1.23e+02"]))[0].timestamp == 123.0
+    with pytest.raises(UsageError, match="entry 2: not a"):
+        parse_threatexchange(json.dumps([f"{'a' * 64},80,1.0", "nonsense"]))
+    with pytest.raises(UsageError, match="not JSON"):
+        parse_threatexchange("[")
 
 
 def test_the_digest_follows_the_frame_hashes() -> None:
