@@ -44,25 +44,27 @@ def setup_error(script: str, message: str) -> NoReturn:
 # The baseline venv
 
 
-def ensure_baseline_venv(script: str, say: Callable[[str], None]) -> Path:
-    """Create bench/.venv-baseline and install the baseline into it if needed.
+def ensure_baseline_venv(
+    script: str, say: Callable[[str], None], venv: Path = BASELINE_VENV, requirements: Path = BASELINE_REQUIREMENTS
+) -> Path:
+    """Create ``venv`` (bench/.venv-baseline) and install ``requirements`` into it if needed.
 
-    A stamp file records the sha256 of requirements-baseline.txt, so editing
+    A stamp file records the sha256 of the requirements file, so editing
     that file triggers a reinstall. ``say`` prints the progress lines, in
     the calling script's style; ``script`` names it in a setup error.
     Returns the venv's python.
     """
-    python = BASELINE_VENV / "bin" / "python"
-    stamp = BASELINE_VENV / "requirements.sha256"
-    wanted = hashlib.sha256(BASELINE_REQUIREMENTS.read_bytes()).hexdigest()
+    python = venv / "bin" / "python"
+    stamp = venv / "requirements.sha256"
+    wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
         return python
     if not python.exists():
-        say(f"creating {BASELINE_VENV.relative_to(REPO_ROOT)}")
-        subprocess.run([sys.executable, "-m", "venv", str(BASELINE_VENV)], check=True)
-    say(f"pip install -r {BASELINE_REQUIREMENTS.relative_to(REPO_ROOT)}")
+        say(f"creating {venv.relative_to(REPO_ROOT)}")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    say(f"pip install -r {requirements.relative_to(REPO_ROOT)}")
     pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "-r", str(BASELINE_REQUIREMENTS)],
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
         capture_output=True,
         text=True,
         check=False,

@@ -16,6 +16,12 @@ before decoding; decoding stops after ``video_decode_seconds`` or
 frames hashed before the damage. Each of these says so in ``error``, so a
 limit is never a silent "no match".
 
+Comparing: ``vpdq_compare`` counts, as Meta's matcher does, the share of
+each video's usable frames (quality at least 50, each distinct hash once)
+within 31 bits of a frame of the other, and the query's matching time
+ranges; ``VpdqComparison.matches`` applies Meta's rule (80% of the query's
+frames). The index that finds candidate videos comes with vPDQ banks.
+
 Files: Meta's text format, one ``frame,quality,pdqhex,timestamp`` line a
 hashed frame (``format_vpdq``, ``parse_vpdq``), and python-threatexchange's
 serialisation of a vPDQ signal (``format_threatexchange``,
@@ -35,6 +41,7 @@ from pathlib import Path
 from typing import IO
 
 import av
+import numpy as np
 import pdqhash
 
 from childsafe.errors import UsageError
@@ -53,6 +60,11 @@ __all__ = [
     "write_vpdq_file",
     "vpdq_folder",
     "VPDQ_MIN_QUALITY",
+    "VPDQ_DISTANCE",
+    "VPDQ_QUERY_PERCENT",
+    "VPDQ_COMPARED_PERCENT",
+    "VpdqComparison",
+    "vpdq_compare",
 ]
 
 #: Meta's default: frames of lower quality are left out of matching.
@@ -267,3 +279,84 @@ def _stated_seconds(container: av.container.InputContainer, stream: av.video.str
 def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
+
+
+# -- comparing two videos -------------------------------------------------------
+
+#: Meta's defaults (python-threatexchange): a frame matches within this Hamming distance...
+VPDQ_DISTANCE = 31
+#: ...and a video matches when this share of the query's frames (percent) match the other's.
+VPDQ_QUERY_PERCENT = 80.0
+VPDQ_COMPARED_PERCENT = 0.0
+_POPCOUNT = np.array([bin(n).count("1") for n in range(256)], dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class VpdqComparison:
+    """How much of two videos match, frame by frame: the percentages of each
+    one's usable frames (quality at least ``VPDQ_MIN_QUALITY``, duplicates
+    counted once) that have a frame within the distance in the other, and the
+    time ranges (seconds, first and last matching frame) of the query that match."""
+
+    query_percent: float
+    compared_percent: float
+    query_ranges: list[tuple[float, float]]
+
+    def matches(
+        self, query_percent: float = VPDQ_QUERY_PERCENT, compared_percent: float = VPDQ_COMPARED_PERCENT
+    ) -> bool:
+        """Meta's rule: both percentages at least their thresholds (and something matched)."""
+        return self.query_percent > 0 and (
+            self.query_percent >= query_percent and self.compared_percent >= compared_percent
+        )
+
+
+def _usable(features: list[VpdqFeature], quality: int) -> list[VpdqFeature]:
+    """Frames good enough to match on, each distinct hash once (as python-threatexchange prepares them)."""
+    seen: set[str] = set()
+    kept = []
+    for feature in features:
+        if feature.quality >= quality and feature.pdq not in seen:
+            seen.add(feature.pdq)
+            kept.append(feature)
+    return kept
+
+
+def _hash_bytes(features: list[VpdqFeature]) -> np.ndarray:
+    return np.frombuffer(b"".join(bytes.fromhex(f.pdq) for f in features), dtype=np.uint8).reshape(-1, 32)
+
+
+def vpdq_compare(
+    query: list[VpdqFeature],
+    compared: list[VpdqFeature],
+    distance: int = VPDQ_DISTANCE,
+    quality: int = VPDQ_MIN_QUALITY,
+    seconds_per_hash: float = 1.0,
+) -> VpdqComparison:
+    """Compare two videos' frame hashes as Meta's matcher does (every usable
+    frame of each against every usable frame of the other; a frame matches
+    within ``distance`` bits)."""
+    mine, theirs = _usable(query, quality), _usable(compared, quality)
+    if not mine or not theirs:
+        return VpdqComparison(0.0, 0.0, [])
+    a, b = _hash_bytes(mine), _hash_bytes(theirs)
+    # Hamming distance of every pair: XOR the 32 bytes, count the bits (a table, numpy throughout).
+    distances = _POPCOUNT[a[:, None, :] ^ b[None, :, :]].sum(axis=2, dtype=np.uint16)
+    close = distances <= distance
+    query_hits, compared_hits = close.any(axis=1), close.any(axis=0)
+    return VpdqComparison(
+        round(100.0 * float(query_hits.mean()), 3),
+        round(100.0 * float(compared_hits.mean()), 3),
+        _ranges([f.timestamp for f, hit in zip(mine, query_hits, strict=True) if hit], seconds_per_hash),
+    )
+
+
+def _ranges(times: list[float], seconds_per_hash: float) -> list[tuple[float, float]]:
+    """Matching frames' times as ranges: frames more than 1.5 hashing intervals apart start a new range."""
+    ranges: list[tuple[float, float]] = []
+    for moment in sorted(times):
+        if ranges and moment - ranges[-1][1] <= 1.5 * seconds_per_hash:
+            ranges[-1] = (ranges[-1][0], moment)
+        else:
+            ranges.append((moment, moment))
+    return ranges

@@ -24,6 +24,7 @@ from childsafe.signals.vpdq import (
     format_vpdq,
     parse_threatexchange,
     parse_vpdq,
+    vpdq_compare,
     vpdq_hash,
 )
 
@@ -127,3 +128,37 @@ def test_the_limits_stop_hashing_with_a_reason() -> None:
     assert len(few.features) == 2 and "2-frame limit" in (few.error or "")
     slow = vpdq_hash(io.BytesIO(data), replace(MediaLimits(), video_decode_seconds=1e-9))
     assert len(slow.features) == 1 and "decode time limit" in (slow.error or "")
+
+
+def _frames(video: bytes) -> list[VpdqFeature]:
+    hashed = vpdq_hash(io.BytesIO(video))
+    assert hashed.error is None, hashed.error
+    return hashed.features
+
+
+def test_a_copy_matches_and_an_unrelated_video_does_not() -> None:
+    original = _frames(video_of(panning_frames(150, seed=0), 25))
+    copy = _frames(video_of(panning_frames(150, seed=0), 25, codec="mpeg4", container="avi", bitrate=400_000))
+    same = vpdq_compare(original, copy)
+    assert (same.query_percent, same.compared_percent) == (100.0, 100.0) and same.matches()
+    assert same.query_ranges == [(0.0, 5.0)]
+    other = vpdq_compare(original, _frames(video_of(panning_frames(150, seed=2), 25)))
+    assert other.query_percent < 50 and not other.matches()
+
+
+def test_a_clip_of_a_longer_video_matches_it_with_the_times_it_covers() -> None:
+    frames = panning_frames(250, seed=1)
+    whole = _frames(video_of(frames, 25))
+    clip = _frames(video_of(frames[100:175], 25))  # seconds 4 to 7 of the whole, as a video of its own
+    found = vpdq_compare(clip, whole)
+    assert found.query_percent == 100.0 and 20.0 <= found.compared_percent <= 50.0 and found.matches()
+    assert found.query_ranges == [(0.0, 2.0)]
+    assert not vpdq_compare(whole, clip).matches()  # the whole is not mostly the clip
+
+
+def test_featureless_frames_are_not_matched_on() -> None:
+    black = [np.zeros((240, 320, 3), dtype=np.uint8)] * 75
+    frames = _frames(video_of(black, 25))
+    assert frames and all(f.quality < 50 for f in frames)
+    nothing = vpdq_compare(frames, frames)
+    assert (nothing.query_percent, nothing.compared_percent, nothing.matches()) == (0.0, 0.0, False)

@@ -1,0 +1,188 @@
+"""Benchmark: vPDQ hashing of videos against Meta's reference, and its conformance.
+
+Claims (issue 19): childsafe hashes at least as many seconds of video per
+CPU second as Meta's reference ``vpdq`` (the baseline, built from its sdist
+against Debian's FFmpeg, measured in the same run), at least 20x real time
+on one core at one frame a second, with frame hashes within a mean of 8 bits
+of the reference's and the same frames chosen.
+
+The videos are generated from fixed seeds into bench/.cache/video_speed-v1/
+(never committed, nothing downloaded): a camera-like scene panning, H.264
+(x264 "veryfast", yuv420p, 30 fps) at 720p and 1080p, ``--seconds`` long.
+Both sides hash each video from its file, one thread each (PyAV here with
+one decoder thread; the reference with ``thread_count=1``; its decoder may
+use FFmpeg's slice threads, which x264's single-slice streams do not use),
+best of ``--repeats`` runs; CPU seconds are of the process doing the work.
+
+    .venv/bin/python bench/video_speed.py                # 60 s videos, about 3 minutes once built
+    .venv/bin/python bench/video_speed.py --seconds 10   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+from _common import BENCH_DIR, ensure_baseline_venv, load_average, print_table, reproduce_command, setup_error
+from scan_speed import photo
+
+SCRIPT = "video_speed.py"
+CACHE = BENCH_DIR / ".cache" / "video_speed-v1"
+VIDEO_VENV = BENCH_DIR / ".venv-baseline-video"
+VIDEO_REQUIREMENTS = BENCH_DIR / "requirements-baseline-video.txt"
+FPS = 30
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+
+# Runs in the baseline venv: Meta's vpdq on one file, its CPU time and frames as JSON.
+_REFERENCE = """
+import json, sys, time, vpdq
+start = time.process_time()
+features = vpdq.computeHash(sys.argv[1], thread_count=1)
+cpu = time.process_time() - start
+print(json.dumps({"cpu": cpu, "frames": [[f.frame_number, f.quality, f.hex, f.timestamp] for f in features]}))
+"""
+
+
+def say(message: str) -> None:
+    print(f"[{SCRIPT}] {message}", file=sys.stderr, flush=True)
+
+
+def build_video(path: Path, size: tuple[int, int], seconds: int) -> Path:
+    """A panning camera-like scene as H.264 in MP4 (cached)."""
+    if path.exists():
+        return path
+    width, height = size
+    scene = np.asarray(photo(np.random.default_rng(19), width * 2, height))
+    partial = path.with_suffix(".partial.mp4")
+    with av.open(str(partial), mode="w") as output:
+        stream = output.add_stream("libx264", rate=FPS, options={"preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(seconds * FPS):
+            shift = (index * 8) % width  # 8 pixels a frame: every hashed frame differs
+            frame = np.ascontiguousarray(scene[:, shift : shift + width])
+            output.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        output.mux(stream.encode())
+    partial.rename(path)
+    return path
+
+
+def ours(path: Path) -> tuple[float, list[list[object]]]:
+    from childsafe.signals.vpdq import vpdq_hash
+
+    start = time.process_time()
+    hashed = vpdq_hash(str(path))
+    cpu = time.process_time() - start
+    if hashed.error:
+        setup_error(SCRIPT, f"childsafe could not hash {path.name}: {hashed.error}")
+    return cpu, [[f.frame, f.quality, f.pdq, f.timestamp] for f in hashed.features]
+
+
+def reference(python: Path, path: Path) -> tuple[float, list[list[object]]]:
+    done = subprocess.run([str(python), "-c", _REFERENCE, str(path)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        setup_error(SCRIPT, f"the reference vpdq failed on {path.name}: {done.stderr[-400:]}")
+    result = json.loads(done.stdout)
+    return float(result["cpu"]), result["frames"]
+
+
+def conformance(mine: list[list[object]], theirs: list[list[object]]) -> dict[str, float]:
+    """Frames chosen alike, and the Hamming distances of the frame hashes both chose."""
+    by_frame = {int(str(frame[0])): str(frame[2]) for frame in theirs}
+    distances = [
+        (int(str(frame[2]), 16) ^ int(by_frame[int(str(frame[0]))], 16)).bit_count()
+        for frame in mine
+        if int(str(frame[0])) in by_frame
+    ]
+    return {
+        "same_frames": [f[0] for f in mine] == [f[0] for f in theirs],
+        "frames": len(mine),
+        "mean_distance": float(np.mean(distances)) if distances else float("nan"),
+        "max_distance": max(distances, default=0),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=60, help="length of each test video")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    python = ensure_baseline_venv(SCRIPT, say, VIDEO_VENV, VIDEO_REQUIREMENTS)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, dict[str, object]] = {}
+    for name, size in SIZES.items():
+        say(f"building the {name} video")
+        path = build_video(CACHE / f"pan-{name}-{args.seconds}s.mp4", size, args.seconds)
+        best_ours = best_ref = float("inf")
+        for repeat in range(args.repeats):
+            order = (ours, reference) if repeat % 2 == 0 else (reference, ours)
+            for side in order:
+                if side is ours:
+                    cpu, mine = ours(path)
+                    best_ours = min(best_ours, cpu)
+                else:
+                    cpu, theirs = reference(python, path)
+                    best_ref = min(best_ref, cpu)
+        figures[name] = {
+            "video_seconds": args.seconds,
+            "childsafe_cpu_s": round(best_ours, 3),
+            "reference_cpu_s": round(best_ref, 3),
+            "childsafe_realtime_x": round(args.seconds / best_ours, 1),
+            "reference_realtime_x": round(args.seconds / best_ref, 1),
+            "speed_vs_reference": round(best_ref / best_ours, 3),
+            **conformance(mine, theirs),
+        }
+    rows = [
+        [
+            name,
+            str(f["frames"]),
+            f"{f['childsafe_realtime_x']}x",
+            f"{f['reference_realtime_x']}x",
+            f"{f['speed_vs_reference']}x",
+            "yes" if f["same_frames"] else "NO",
+            f"{f['mean_distance']:.2f}",
+            str(f["max_distance"]),
+        ]
+        for name, f in figures.items()
+    ]
+    print(f"{args.seconds} s H.264 videos at {FPS} fps, one thread each, best of {args.repeats}")
+    print_table(
+        [
+            "video",
+            "frames",
+            "childsafe (video s / CPU s)",
+            "reference",
+            "speed vs reference",
+            "same frames",
+            "mean bits",
+            "max bits",
+        ],
+        rows,
+    )
+    print("targets: speed vs reference >= 1x; childsafe >= 20x real time; same frames; mean distance <= 8 bits")
+    result = {
+        "videos": figures,
+        "load_average_end": load_average(),
+        "command": reproduce_command(__file__, sys.argv[1:]),
+    }
+    print("reproduce: " + str(result["command"]))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    ok = all(
+        f["speed_vs_reference"] >= 1
+        and f["childsafe_realtime_x"] >= 20
+        and f["same_frames"]
+        and f["mean_distance"] <= 8
+        for f in figures.values()
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
