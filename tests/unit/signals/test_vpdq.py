@@ -162,3 +162,21 @@ def test_featureless_frames_are_not_matched_on() -> None:
     assert frames and all(f.quality < 50 for f in frames)
     nothing = vpdq_compare(frames, frames)
     assert (nothing.query_percent, nothing.compared_percent, nothing.matches()) == (0.0, 0.0, False)
+
+
+def test_a_frame_size_header_of_65535_squared_is_refused_before_decoding() -> None:
+    small = video_of([np.zeros((256, 320, 3), dtype=np.uint8)] * 3, 25, codec="rawvideo", container="matroska")
+    # Matroska's PixelWidth (0xB0) and PixelHeight (0xBA), each two bytes: 320 x 256 becomes 65,535 x 65,535.
+    assert small.count(b"\xb0\x82\x01\x40") == small.count(b"\xba\x82\x01\x00") == 1
+    huge = small.replace(b"\xb0\x82\x01\x40", b"\xb0\x82\xff\xff").replace(b"\xba\x82\x01\x00", b"\xba\x82\xff\xff")
+    hashed = vpdq_hash(io.BytesIO(huge))
+    assert hashed.features == [] and hashed.error == "video stream without a frame rate or frame size"
+
+
+@pytest.mark.slow
+def test_a_ten_hour_stream_of_black_frames_ends_at_a_stated_limit() -> None:
+    endless = video_of([np.zeros((16, 16, 3), dtype=np.uint8)] * 36_000, 1)  # 10 hours at one frame a second
+    hashed = vpdq_hash(io.BytesIO(endless), replace(MediaLimits(), video_max_frames=600))
+    assert len(hashed.features) == 600 and all(f.quality == 0 for f in hashed.features)
+    assert hashed.error == "video over the 600-frame limit: hashed to 600.000 s"
+    assert not vpdq_compare(hashed.features, hashed.features).matches()  # featureless: never a match
