@@ -65,6 +65,7 @@ __all__ = [
     "VPDQ_COMPARED_PERCENT",
     "VpdqComparison",
     "vpdq_compare",
+    "usable_frames",
 ]
 
 #: Meta's default: frames of lower quality are left out of matching.
@@ -311,7 +312,7 @@ class VpdqComparison:
         )
 
 
-def _usable(features: list[VpdqFeature], quality: int) -> list[VpdqFeature]:
+def usable_frames(features: list[VpdqFeature], quality: int = VPDQ_MIN_QUALITY) -> list[VpdqFeature]:
     """Frames good enough to match on, each distinct hash once (as python-threatexchange prepares them)."""
     seen: set[str] = set()
     kept = []
@@ -336,7 +337,7 @@ def vpdq_compare(
     """Compare two videos' frame hashes as Meta's matcher does (every usable
     frame of each against every usable frame of the other; a frame matches
     within ``distance`` bits)."""
-    mine, theirs = _usable(query, quality), _usable(compared, quality)
+    mine, theirs = usable_frames(query, quality), usable_frames(compared, quality)
     if not mine or not theirs:
         return VpdqComparison(0.0, 0.0, [])
     a, b = _hash_bytes(mine), _hash_bytes(theirs)
