@@ -4,14 +4,16 @@ query with every video.
 Every usable frame hash of every known video (quality at least 50, each
 distinct hash of a video once) goes into one ``PdqIndex``, labelled with its
 video. A query's usable frames are searched there within the frame distance
-(an exact radius search: no frame within it is missed); the videos hit are
-the candidates, and only they are compared with the query frame by frame
+(an exact radius search: no frame within it is missed; and only as many of
+them as a match by the query percentage needs, by pigeonhole); the videos
+hit are the candidates, and only they are compared with the query frame by frame
 (``vpdq_compare``, Meta's rule). So a query costs its frames' index lookups
 plus one comparison per candidate, whatever the number of videos.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,12 +60,20 @@ class VideoIndex:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def candidates(self, query: list[VpdqFeature], distance: int = VPDQ_DISTANCE) -> set[int]:
-        """The videos with a frame within ``distance`` bits of one of the query's usable frames."""
+    def candidates(
+        self, query: list[VpdqFeature], distance: int = VPDQ_DISTANCE, query_percent: float = 0.0
+    ) -> set[int]:
+        """Every video that can match ``query`` with at least ``query_percent``
+        of its usable frames: those with a frame within ``distance`` bits of
+        one of the query frames searched. With a percentage, fewer frames need
+        searching (pigeonhole, so still exact): a video matching m of the n
+        frames has a frame near one of any n - m + 1 of them."""
         mine = usable_frames(query, VPDQ_MIN_QUALITY)
         if not mine or not self.frames:
             return set()
-        _, owners, _ = self.index.search_many_ids(hex_to_words([f.pdq for f in mine]), distance)
+        needed = max(1, math.ceil(query_percent * len(mine) / 100 - 1e-9))
+        searched = mine[:: max(1, len(mine) // (len(mine) - needed + 1))][: len(mine) - needed + 1]
+        _, owners, _ = self.index.search_many_ids(hex_to_words([f.pdq for f in searched]), distance)
         return set(np.unique(owners).tolist())
 
     def search(
@@ -76,7 +86,7 @@ class VideoIndex:
         """The known videos that match ``query`` by Meta's rule (the percentages
         given), the closest first (by the share of the query matched, then of the video)."""
         found = []
-        for video in self.candidates(query, distance):
+        for video in self.candidates(query, distance, query_percent):
             comparison = vpdq_compare(query, self.frames[video], distance)
             if comparison.matches(query_percent, compared_percent):
                 found.append(VideoMatch(video, comparison))
