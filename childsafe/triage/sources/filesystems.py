@@ -134,24 +134,31 @@ class _Data:
     volume: Volume
 
 
+def _disk_runs(file: Any, attribute: tuple[int, int] | None = None) -> Iterator[tuple[int, int]]:
+    """The runs of blocks (first block, count) on disk of a file's attributes
+    kept outside its metadata (only attribute ``(type, id)`` when given);
+    sparse and filler runs, which hold no blocks, are left out. Raises what
+    pytsk3 raises when they cannot be listed."""
+    for found in file:
+        info = found.info
+        if attribute is not None and (int(info.type), int(info.id)) != attribute:
+            continue
+        if not int(info.flags) & int(pytsk3.TSK_FS_ATTR_NONRES):
+            continue
+        for run in found:
+            if not int(run.flags) & _NOT_ON_DISK:
+                yield int(run.addr), int(run.len)
+
+
 def _spans(file: Any, data: _Data) -> list[tuple[int, int]]:
     """The byte ranges in the image that hold the stream's data (none for data kept in the metadata)."""
-    spans = []
+    base, size = data.volume.offset, data.block_size
     try:
-        for attribute in file:
-            info = attribute.info
-            if data.attribute is not None and (int(info.type), int(info.id)) != data.attribute:
-                continue
-            if not int(info.flags) & int(pytsk3.TSK_FS_ATTR_NONRES):
-                continue
-            for run in attribute:
-                if int(run.flags) & _NOT_ON_DISK:
-                    continue
-                start = data.volume.offset + int(run.addr) * data.block_size
-                spans.append((start, start + int(run.len) * data.block_size))
+        return [
+            (base + first * size, base + (first + count) * size) for first, count in _disk_runs(file, data.attribute)
+        ]
     except TSK_ERRORS:
         return [(0, 1 << 62)]  # its runs cannot be listed: any failure may be in its data
-    return spans
 
 
 class _TskFileStream(io.RawIOBase):
@@ -309,11 +316,11 @@ class _Walker:
                 kind = int(meta.type)
                 child = path + raw.decode("utf-8", "surrogateescape")
                 child_deleted = deleted or name_released or meta_released
+                own = self._own(path, raw, meta)
                 if kind in _DIRECTORIES and int(meta.addr) not in visited:
                     visited.add(int(meta.addr))
-                    child_internal = internal or self._own(path, raw, meta)
-                    subfolders.append((child + "/", int(meta.addr), child_deleted, child_internal))
-                if internal or kind == _VIRTUAL or self._own(path, raw, meta):
+                    subfolders.append((child + "/", int(meta.addr), child_deleted, internal or own))
+                if internal or kind == _VIRTUAL or own:
                     continue
                 if kind in _DIRECTORIES:
                     if self.ntfs:
@@ -343,12 +350,8 @@ class _Walker:
     def _note_runs(self, file: Any) -> None:
         """Note the blocks all of a file's attributes (data, folder indexes, indirect blocks) use."""
         try:
-            for attribute in file:
-                if not int(attribute.info.flags) & int(pytsk3.TSK_FS_ATTR_NONRES):
-                    continue
-                for run in attribute:
-                    if not int(run.flags) & _NOT_ON_DISK:
-                        self.used.add(int(run.addr), int(run.len))
+            for first, count in _disk_runs(file):
+                self.used.add(first, count)
         except TSK_ERRORS:
             pass  # its runs cannot be listed (a damaged entry): its blocks are searched as free space
 
