@@ -494,11 +494,11 @@ def read_task(
         progress,
         poisoned or {},
         file_path=task.path,
-        verify_images=verify_images and (task.share is None or task.share.reads_file_itself),
+        verify_images=verify_images and task.reads_file_itself,
         share=task.share,
     )
     items = _read_task(reader, task)
-    if task.share is not None and not task.share.reads_file_itself:
+    if not task.reads_file_itself:
         # The file itself is the first share's item, whatever happens in another (a failed read, a poisoned start).
         items = (item for item in items if item.position)
     yield from items

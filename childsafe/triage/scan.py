@@ -159,8 +159,12 @@ def _scan_task(
         matched += bool(matches)
         items.append((scanned, matches))
     _worker.state.save_task(task.label, items, task.key)
-    counted = task.size if task.share is None or task.share.reads_file_itself else 0  # a shared image once
-    return len(items), counted, matched
+    return len(items), _counted_bytes(task), matched
+
+
+def _counted_bytes(task: Task) -> int:
+    """The bytes of evidence a finished task adds to the scan's progress (a shared image's, once)."""
+    return task.size if task.reads_file_itself else 0
 
 
 def _explained(reason: str) -> str:
@@ -240,7 +244,7 @@ def scan_evidence(
                     # Never dropped: the file is reported with why it could not be read.
                     failed = _failed_task(task, outcome)
                     state.save_task(failed.hashes.path, [(failed, [])], task.key)
-                    outcome = (1, task.size, 0)
+                    outcome = (1, _counted_bytes(task), 0)
                 items, size, matched = outcome
                 progress.files += items
                 progress.bytes += size

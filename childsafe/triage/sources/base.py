@@ -92,6 +92,11 @@ class Task:
     share: Share | None = None
 
     @property
+    def reads_file_itself(self) -> bool:
+        """Whether this task reports the file on disk as an item (every task but a disk image's later shares)."""
+        return self.share is None or self.share.reads_file_itself
+
+    @property
     def key(self) -> bytes:
         """What the scan's state knows this task by: its path's raw bytes, and the share (after a NUL,
         which no path holds)."""
