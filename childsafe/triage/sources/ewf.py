@@ -32,15 +32,12 @@ from childsafe.triage.sources.disk_image import (
     open_segments,
     short_reason,
 )
-from childsafe.triage.sources.ewf_chunks import EwfMedia, read_chunk_tables
+from childsafe.triage.sources.ewf_chunks import EVF1_SIGNATURE, EwfMedia, ewf_sections, read_chunk_tables
 from childsafe.triage.sources.registry import register_container
 
 __all__ = ["EWF", "segment_number", "last_section"]
 
-_EVF1 = b"EVF\x09\x0d\x0a\xff\x00"
 _EVF2 = b"EVF2\x0d\x0a\x81\x00"
-_SECTION_BYTES = 76
-_MAX_SECTIONS = 1_000_000
 #: What the acquisition headers are called in the manifest (libewf's names).
 _HEADERS = (
     "case_number",
@@ -57,7 +54,7 @@ _HASHES = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256"}
 
 def segment_number(head: bytes) -> int | None:
     """The segment number an EWF segment file's header gives, or ``None`` if not EWF."""
-    if head.startswith(_EVF1) and len(head) >= 13:
+    if head.startswith(EVF1_SIGNATURE) and len(head) >= 13:
         return int.from_bytes(head[9:11], "little")
     if head.startswith(_EVF2) and len(head) >= 16:
         return int.from_bytes(head[12:16], "little")
@@ -68,21 +65,12 @@ def last_section(stream: IO[bytes]) -> tuple[str, int]:
     """How an EWF (version 1) segment file ends: (``done``, offset) when it is
     an image's last segment, (``next``, offset) when more follow, (``cut``,
     offset) when it ends before either (a truncated copy)."""
-    size = stream.seek(0, os.SEEK_END)
-    offset = 13
-    for _ in range(_MAX_SECTIONS):
-        stream.seek(offset)
-        descriptor = stream.read(_SECTION_BYTES)
-        if len(descriptor) < _SECTION_BYTES:
-            return "cut", offset
-        kind = descriptor[:16].rstrip(b"\0").decode("ascii", "replace")
-        following = int.from_bytes(descriptor[16:24], "little")
-        if kind in ("done", "next"):
-            return kind, offset
-        if following <= offset or following > size:
-            return "cut", offset
-        offset = following
-    return "cut", offset
+    cut = 13
+    for section in ewf_sections(stream):
+        if section.kind in ("done", "next"):
+            return section.kind, section.offset
+        cut = section.following if section.continues else section.offset
+    return "cut", cut
 
 
 def _segment_problem(stream: IO[bytes], name: str, number: int) -> str | None:
@@ -136,7 +124,7 @@ class EwfFormat:
             *(os.path.basename(p) for p in later[: len(opened)]),
         ]
         files[0].seek(0)
-        version_1 = files[0].read(len(_EVF1)) == _EVF1
+        version_1 = files[0].read(len(EVF1_SIGNATURE)) == EVF1_SIGNATURE
         if version_1:  # EWF version 2 ends differently: not checked
             problem = _segment_problem(files[-1], names[-1], len(files))
             problems.extend([problem] if problem else [])

@@ -26,6 +26,7 @@ import os
 import struct
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -33,9 +34,10 @@ import numpy as np
 
 from childsafe.triage.sources.disk_image import LibyalMedia
 
-__all__ = ["EwfChunks", "read_chunk_tables", "EwfMedia"]
+__all__ = ["EwfChunks", "read_chunk_tables", "EwfMedia", "EwfSection", "ewf_sections", "EVF1_SIGNATURE"]
 
-_EVF1 = b"EVF\x09\x0d\x0a\xff\x00"
+#: The first bytes of an EWF version 1 segment file (E01).
+EVF1_SIGNATURE = b"EVF\x09\x0d\x0a\xff\x00"
 _SECTION = struct.Struct("<16sQQ")  # type, next section's offset, this section's size (of 76 bytes)
 _SECTION_BYTES = 76
 _TABLE_HEADER = struct.Struct("<I4xQ")  # entries, padding, base offset (then padding and a checksum)
@@ -45,6 +47,39 @@ _MAX_SECTIONS = 1_000_000
 #: Inflated chunks kept (The Sleuth Kit reads small pieces of one chunk many times).
 _CACHED_CHUNKS = 64
 _COMPRESSED = 0x80000000
+
+
+@dataclass(frozen=True)
+class EwfSection:
+    """One section of a segment file: its type (``volume``, ``table``, ``done``...),
+    where its descriptor starts, its size, and whether the chain of sections
+    goes on from it (its next offset lies forward, within the file)."""
+
+    kind: str
+    offset: int
+    size: int
+    following: int
+    continues: bool
+
+
+def ewf_sections(stream: IO[bytes]) -> Iterator[EwfSection]:
+    """The sections of an EWF version 1 segment, in the order their chain
+    gives, until a descriptor cannot be read whole or the chain does not go
+    on (a cut or damaged segment ends there). After each section is yielded,
+    ``stream`` is just past its descriptor, where its data starts."""
+    size = stream.seek(0, os.SEEK_END)
+    offset = 13
+    for _ in range(_MAX_SECTIONS):
+        stream.seek(offset)
+        descriptor = stream.read(_SECTION_BYTES)
+        if len(descriptor) < _SECTION_BYTES:
+            return
+        kind, following, section_size = _SECTION.unpack_from(descriptor)
+        continues = offset < following <= size
+        yield EwfSection(kind.rstrip(b"\0").decode("ascii", "replace"), offset, section_size, following, continues)
+        if not continues:
+            return
+        offset = following
 
 
 @dataclass
@@ -94,32 +129,23 @@ def read_chunk_tables(files: list[IO[bytes]]) -> EwfChunks | None:
     parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     for index, handle in enumerate(files):
         handle.seek(0)
-        if handle.read(len(_EVF1)) != _EVF1:
+        if handle.read(len(EVF1_SIGNATURE)) != EVF1_SIGNATURE:
             return None
-        size = handle.seek(0, os.SEEK_END)
-        offset, sectors = 13, None
-        for _ in range(_MAX_SECTIONS):
-            handle.seek(offset)
-            descriptor = handle.read(_SECTION_BYTES)
-            if len(descriptor) < _SECTION_BYTES:
-                break  # cut short: the chunks mapped so far are read; libewf reports the rest
-            kind_raw, following, section_size = _SECTION.unpack_from(descriptor)
-            kind = kind_raw.rstrip(b"\0")
-            if kind in (b"volume", b"disk"):
+        sectors = None
+        # A cut segment ends the chain early: the chunks mapped so far are read; libewf reports the rest.
+        for section in ewf_sections(handle):
+            if section.kind in ("volume", "disk"):
                 _, per_chunk, sector_bytes, sector_count = _VOLUME.unpack(handle.read(_VOLUME.size))
                 geometry = (per_chunk * sector_bytes, sector_count * sector_bytes)
-            elif kind == b"sectors":
-                sectors = (offset + _SECTION_BYTES, offset + section_size)
-            elif kind == b"table":
+            elif section.kind == "sectors":
+                sectors = (section.offset + _SECTION_BYTES, section.offset + section.size)
+            elif section.kind == "table":
                 table = _table(handle, sectors)
                 if table is None:
                     return None
                 parts.append((index, *table))
-            elif kind in (b"done", b"next"):
+            elif section.kind in ("done", "next"):
                 break
-            if following <= offset or following > size:
-                break
-            offset = following
     if geometry is None or not parts or geometry[0] <= 0:
         return None
     chunk_size, media_size = geometry
