@@ -6,7 +6,7 @@ the index (the service runs the first half in worker processes with a time
 and memory limit, and holds its index lock for the second only):
 
 - ``prepare_query`` reads the file once: its digests, its PDQ hash turned 8
-  ways, and, made up front so that nothing touching pixels is left for
+  ways (a video: its vPDQ frame hashes), and, made up front so that nothing touching pixels is left for
   later, the hashes of its cuts, its keypoints and its full-resolution hash,
   as far as the steps switched on (``QuerySteps``) and the picture call for
   them. The result, a ``PreparedQuery``, is plain data: it pickles.
@@ -104,7 +104,7 @@ def prepare_query(
     ``OSError`` from a stream propagates."""
     steps = limits.query_variants if steps is None else steps
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
-    hashes = hash_stream(stream, name, replace(limits, query_variants=steps), dihedral=True)
+    hashes = hash_stream(stream, name, replace(limits, query_variants=steps), dihedral=True, videos=True)
     picture, hashes.picture = hashes.picture, None
     if hashes.unfinished:
         return PreparedQuery(hashes, incomplete=stopped_steps(steps))

@@ -26,6 +26,7 @@ from childsafe.banks.schemes import check_scheme
 from childsafe.errors import ConflictError, NotFoundError, UsageError
 from childsafe.naming import checked_name
 from childsafe.signals import PDQ_MATCH_THRESHOLD
+from childsafe.signals.vpdq import FrameHashes
 from childsafe.store import append_audit
 from childsafe.store.models import (
     Bank,
@@ -34,6 +35,7 @@ from childsafe.store.models import (
     EntryKeypoints,
     EntrySignal,
     EntryVariant,
+    EntryVideo,
     WebhookEvent,
     utc_now,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "BankAction",
     "entry_key",
     "single_signal_keys",
+    "with_video_signal",
     "create_bank",
     "get_bank",
     "read_banks",
@@ -93,6 +96,23 @@ def entry_key(signals: Iterable[tuple[str, str]]) -> str:
     """The identity of an entry: a digest of its sorted, distinct signals."""
     canonical = "\n".join(f"{s}:{v}" for s, v in sorted(set(signals)))
     return hashlib.sha1(canonical.encode()).hexdigest()
+
+
+def with_video_signal(signals: list[tuple[str, str]], video: FrameHashes | None) -> list[tuple[str, str]]:
+    """``signals`` with the ``vpdq`` signal of ``video`` (the digest of its
+    frames), sorted. A ``vpdq`` value without the frames it stands for is
+    refused: the digest alone cannot match a video (``UsageError``)."""
+    kept = [(s, v) for s, v in signals if s != "vpdq"]
+    if video is None:
+        if len(kept) != len(signals):
+            raise UsageError("a vpdq value needs the video's frame hashes: import its vPDQ file (format vpdq)")
+        return signals
+    if not len(video):
+        raise UsageError("a video entry needs at least one frame hash")
+    digest = video.digest()
+    if any(v != digest for s, v in signals if s == "vpdq"):
+        raise UsageError("the vpdq value given is not the digest of the video's frame hashes")
+    return sorted([*kept, ("vpdq", digest)])
 
 
 def single_signal_keys(signal: str, values: Iterable[str]) -> list[str]:
@@ -292,6 +312,7 @@ def delete_bank(engine: Engine, name: str, actor: str | None = None) -> None:
         connection.execute(delete(EntrySignal).where(EntrySignal.bank_id == bank.id))
         connection.execute(delete(EntryVariant).where(EntryVariant.bank_id == bank.id))
         connection.execute(delete(EntryKeypoints).where(EntryKeypoints.bank_id == bank.id))
+        connection.execute(delete(EntryVideo).where(EntryVideo.bank_id == bank.id))
         connection.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id))
         connection.execute(delete(BankImport).where(BankImport.bank_id == bank.id))
         connection.execute(delete(Bank).where(Bank.id == bank.id))
@@ -360,5 +381,19 @@ def iter_bank_entries(connection: Connection, bank_id: int, batch: int = 10_000)
         }
         if derived:  # bank-side variants belong to the entry but are never exported
             signals = {i: [(s, v) for s, v in found if (i, v) not in derived] for i, found in signals.items()}
+        videos = {
+            entry_id: FrameHashes.from_columns(*columns)
+            for entry_id, *columns in connection.execute(
+                select(
+                    EntryVideo.entry_id,
+                    EntryVideo.hashes,
+                    EntryVideo.qualities,
+                    EntryVideo.frame_numbers,
+                    EntryVideo.timestamps,
+                ).where(EntryVideo.bank_id == bank_id, EntryVideo.entry_id.between(first, last))
+            )
+        }
         for row in rows:
-            yield ExportEntry(row.id, signals.get(row.id, []), row.category, row.source_id, row.note)
+            yield ExportEntry(
+                row.id, signals.get(row.id, []), row.category, row.source_id, row.note, videos.get(row.id)
+            )

@@ -14,17 +14,25 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
 
-from childsafe.banks.catalogue import entry_key, get_bank
+from childsafe.banks.catalogue import entry_key, get_bank, with_video_signal
 from childsafe.banks.changes import ChangeOp, log_change
 from childsafe.banks.schemes import check_category
 from childsafe.errors import NotFoundError, UsageError
 from childsafe.media import MediaLimits
 from childsafe.signals import PDQ_MIN_QUALITY, get_signal, hash_file
 from childsafe.signals.keypoints import Keypoints
+from childsafe.signals.vpdq import FrameHashes
 from childsafe.store import append_audit
-from childsafe.store.models import BankEntry, EntryKeypoints, EntrySignal, EntryVariant, utc_now
+from childsafe.store.models import BankEntry, EntryKeypoints, EntrySignal, EntryVariant, EntryVideo, utc_now
 
-__all__ = ["AddFilesResult", "AddedEntries", "NewEntry", "add_entries", "add_files_to_bank", "remove_entry"]
+__all__ = [
+    "AddFilesResult",
+    "AddedEntries",
+    "NewEntry",
+    "add_entries",
+    "add_files_to_bank",
+    "remove_entry",
+]
 
 
 @dataclass
@@ -39,6 +47,8 @@ class NewEntry:
     variants: list[tuple[str, str]] = field(default_factory=list)
     #: Bank-side keypoints of the entry's own image (``bank add``): matched, never exported.
     keypoints: Keypoints | None = None
+    #: A video's vPDQ frame hashes: the entry's ``vpdq`` signal is their digest.
+    video: FrameHashes | None = None
 
 
 @dataclass
@@ -61,9 +71,10 @@ def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry], actor: s
         ids: list[int] = []
         added: list[int] = []
         for entry in entries:
-            if not entry.signals:
-                raise UsageError("an entry needs at least one signal")
             signals = sorted({(get_signal(s).name, get_signal(s).parse(v)) for s, v in entry.signals})
+            signals = with_video_signal(signals, entry.video)
+            if not signals:
+                raise UsageError("an entry needs at least one signal")
             category = check_category(bank.scheme, entry.category)
             key = entry_key(signals)
             existing = connection.scalar(
@@ -108,6 +119,12 @@ def add_entries(engine: Engine, name: str, entries: Sequence[NewEntry], actor: s
                         descriptors=entry.keypoints.descriptors_bytes(),
                     )
                 )
+            if entry.video is not None:
+                connection.execute(
+                    insert(EntryVideo).values(
+                        bank_id=bank.id, entry_id=entry_id, frame_count=len(entry.video), **entry.video.to_columns()
+                    )
+                )
             ids.append(entry_id)
             added.append(entry_id)
         if added:
@@ -134,7 +151,7 @@ def remove_entry(engine: Engine, name: str, entry_id: int, actor: str | None = N
 
 @dataclass
 class AddFilesResult:
-    """What ``bank add`` prints, plus a line for each file that was rejected."""
+    """What ``bank add`` prints, plus a line for each file that was rejected or only partly hashed."""
 
     bank: str
     added: int
@@ -155,21 +172,31 @@ def add_files_to_bank(
     actor: str | None = None,
 ) -> AddFilesResult:
     """Hash media files and add one entry for each: md5, sha1, sha256 and,
-    when its quality is usable, PDQ. A file that cannot be read is rejected
-    (and said why); the others are added in one transaction."""
+    when its quality is usable, PDQ; for a video, its vPDQ frame hashes. A
+    file that cannot be read is rejected (and said why); the others are
+    added in one transaction."""
     with engine.connect() as connection:
         bank = get_bank(connection, name)
     check_category(bank.scheme, category)
     entries: list[NewEntry] = []
     problems: list[str] = []
+    rejected = 0
     for path in paths:
-        hashes = hash_file(path, limits, bank_variants=limits.bank_variants)
+        hashes = hash_file(path, limits, bank_variants=limits.bank_variants, videos=True)
         if hashes.sha1 is None:
             problems.append(f"{hashes.path}: {hashes.error}")
+            rejected += 1
             continue
         signals = [("md5", hashes.md5), ("sha1", hashes.sha1), ("sha256", hashes.sha256)]
         if hashes.pdq and (hashes.pdq_quality or 0) >= PDQ_MIN_QUALITY:
             signals.append(("pdq", hashes.pdq))
+        video = None
+        if hashes.video is not None and hashes.video.features:
+            video = FrameHashes.of(hashes.video.features)
+        if hashes.media_type == "video" and hashes.error:
+            # Added by what could be made (its digests, the frames before the
+            # damage), and said: a partial vPDQ hash matches less of the video.
+            problems.append(f"{hashes.path}: added, but {hashes.error}")
         variants = sorted((hashes.pdq_variants or {}).items())
         entries.append(
             NewEntry(
@@ -179,7 +206,8 @@ def add_files_to_bank(
                 None,
                 variants,
                 hashes.keypoints,
+                video,
             )
         )
     added = add_entries(engine, name, entries, actor).added
-    return AddFilesResult(name, added, len(problems), problems)
+    return AddFilesResult(name, added, rejected, problems)

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
-from childsafe.banks.catalogue import entry_key, single_signal_keys
+from childsafe.banks.catalogue import entry_key, single_signal_keys, with_video_signal
 from childsafe.banks.formats import BankFormat, ImportOptions, ParsedEntry
 from childsafe.banks.formats.base import BareHashes
 from childsafe.banks.formats.text import TextFormat
+from childsafe.errors import InputFormatError, UsageError
 from childsafe.media.streams import DigestingReader
+from childsafe.signals.vpdq import FrameHashes
 
 __all__ = ["BATCH", "Batch", "batches", "read_items"]
 
@@ -38,6 +40,8 @@ class Batch:
     signals: list[str] = field(default_factory=list)
     values: list[str] = field(default_factory=list)
     rejected: int = 0  # entries without a usable signal
+    # Video entries' frame hashes: (the entry's position in this batch, its frames).
+    videos: list[tuple[int, FrameHashes]] = field(default_factory=list)
 
     def add_run(self, run: BareHashes, first: int) -> None:
         """Add a run of bare hashes, numbered from ``first``."""
@@ -54,17 +58,23 @@ class Batch:
 
     def add_entry(self, entry: ParsedEntry, line: int) -> None:
         """Add one parsed entry, numbered ``line``."""
-        if not entry.signals:
+        try:
+            signals = with_video_signal(entry.signals, entry.video)
+        except UsageError as exc:
+            raise InputFormatError(f"{entry.where}: {exc}") from None
+        if not signals:
             self.rejected += 1
             return
         position = len(self.keys)
+        if entry.video is not None:
+            self.videos.append((position, entry.video))
         self.lines.append(line)
-        self.keys.append(entry_key(entry.signals))
+        self.keys.append(entry_key(signals))
         self.wheres.append(entry.where)
         self.categories.append(entry.category)
         self.source_ids.append(entry.source_id)
         self.notes.append(entry.note)
-        for signal, value in sorted(set(entry.signals)):
+        for signal, value in sorted(set(signals)):
             self.signal_entries.append(position)
             self.signals.append(signal)
             self.values.append(value)

@@ -126,5 +126,14 @@ def _writebatches(
             "INSERT INTO entry_signals (bank_id, entry_id, signal, value)",
             [bank.id, list(map(next_id.__add__, batch.signal_entries)), batch.signals, batch.values],
         )
+        if batch.videos:
+            cursor.executemany(
+                "INSERT INTO entry_videos (bank_id, entry_id, frame_count, hashes, qualities, frame_numbers,"
+                " timestamps) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (bank.id, next_id + position, len(video), *video.to_columns().values())
+                    for position, video in batch.videos
+                ],
+            )
         next_id += count
     return next_id - first_id, rejected, range(first_id, next_id)

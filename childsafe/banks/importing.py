@@ -91,12 +91,21 @@ def _stage(connection: Connection, file_batches: Iterable[Batch], names: dict[st
             insert_signal,
             list(zip([batch.keys[e] for e in batch.signal_entries], batch.signals, batch.values, strict=True)),
         )
+        if batch.videos:
+            connection.exec_driver_sql(
+                f"INSERT INTO {names['videos']} VALUES ({', '.join([mark] * 6)})",
+                [(batch.keys[position], len(video), *video.to_columns().values()) for position, video in batch.videos],
+            )
     return rejected
 
 
 def _create_staging(connection: Connection) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:10]
-    names = {"entries": f"stage_entries_{suffix}", "signals": f"stage_signals_{suffix}"}
+    names = {
+        "entries": f"stage_entries_{suffix}",
+        "signals": f"stage_signals_{suffix}",
+        "videos": f"stage_videos_{suffix}",
+    }
     on_commit = " ON COMMIT DROP" if connection.dialect.name == "postgresql" else ""
     connection.execute(
         text(
@@ -107,6 +116,13 @@ def _create_staging(connection: Connection) -> dict[str, str]:
     connection.execute(
         text(
             f"CREATE TEMPORARY TABLE {names['signals']} (entry_key VARCHAR(40), signal VARCHAR(20), value VARCHAR(64)){on_commit}"
+        )
+    )
+    blob = "BYTEA" if connection.dialect.name == "postgresql" else "BLOB"
+    connection.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {names['videos']} (entry_key VARCHAR(40), frame_count INTEGER, hashes {blob},"
+            f" qualities {blob}, frame_numbers {blob}, timestamps {blob}){on_commit}"
         )
     )
     return names
@@ -192,6 +208,15 @@ def _merge(
             ),
             params,
         )
+        connection.execute(
+            text(
+                f"INSERT INTO entry_videos (bank_id, entry_id, frame_count, hashes, qualities, frame_numbers, timestamps)"
+                f" SELECT :bank, e.id, v.frame_count, v.hashes, v.qualities, v.frame_numbers, v.timestamps"
+                f" FROM {names['videos']} v"
+                f" JOIN bank_entries e ON e.bank_id = :bank AND e.entry_key = v.entry_key AND e.import_id = :import"
+            ),
+            params,
+        )
 
     def new_ids() -> list[int]:
         return list(
@@ -273,7 +298,7 @@ def import_bank_file(
     except OSError as exc:
         raise UsageError(f"cannot read {file_path}: {exc.strerror}") from exc
     with raw:
-        return import_bank_stream(engine, bank_name, raw, file_path.name, **options)
+        return import_bank_stream(engine, bank_name, raw, file_path.name, folder=file_path.parent, **options)
 
 
 def import_bank_stream(
@@ -289,9 +314,11 @@ def import_bank_stream(
     replace: bool = False,
     create: dict[str, Any] | None = None,
     importer: str | None = None,
+    folder: Path | None = None,
 ) -> ImportResult:
     """Import a hash list read from ``raw`` (seekable; ``display`` is its
-    name for messages and provenance) into ``bank_name``, created if missing
+    name for messages and provenance, ``folder`` where it is, for the files
+    a CSV's ``vpdq`` column names) into ``bank_name``, created if missing
     with the settings in ``create``. All of it or nothing: on a bad record
     ``InputFormatError`` names the file, the line or record and the reason,
     and the database is unchanged. ``importer`` (default: the OS user) is
@@ -321,6 +348,8 @@ def import_bank_stream(
             signal=signal,
             category=category,
             vics_profile=vics_profile or ("uk" if bank.scheme == "uk" else "us"),
+            file_name=display,
+            folder=folder,
         )
         reader = DigestingReader(raw)
         import_id = connection.execute(

@@ -94,7 +94,9 @@ def _print_bank(info: dict[str, Any], json_output: bool) -> None:
 def bank_import_command(
     name: Annotated[str, typer.Argument(help="Bank to import into (created if missing).")],
     file: Annotated[Path, typer.Argument(help="The hash list: text, CSV or VICS JSON.")],
-    file_format: Annotated[str, typer.Option("--format", help="auto, text, csv or vics.")] = "auto",
+    file_format: Annotated[
+        str, typer.Option("--format", help="auto, text, csv, vics or vpdq (one video's frame hashes).")
+    ] = "auto",
     signal: Annotated[
         str | None, typer.Option("--signal", help="Signal of bare hashes (needed for 64-hex: sha256 or pdq).")
     ] = None,
@@ -161,7 +163,9 @@ def bank_show_command(name: Annotated[str, typer.Argument()], json_output: JsonO
 @app.command("export")
 def bank_export_command(
     name: Annotated[str, typer.Argument()],
-    file_format: Annotated[str, typer.Option("--format", help="text, csv or vics.")] = "csv",
+    file_format: Annotated[
+        str, typer.Option("--format", help="text, csv, vics or vpdq (a bank of one video).")
+    ] = "csv",
     out: Annotated[
         Path | None, typer.Option("--out", help="Write to this file (complete or not at all) instead of stdout.")
     ] = None,

@@ -101,6 +101,8 @@ def scan_command(
     )
     for label, counts in summary.by_category.items():
         print(f"  category {label}: {counts.files} files, {counts.unique} unique")
+    for label, counts in summary.videos_by_category.items():
+        print(f"  of which videos, category {label}: {counts.files} files, {counts.unique} unique")
     for state, state_counts in (summary.by_state or {}).items():
         print(f"  {state} in disk images: {state_counts.files} items, {state_counts.matched} matched")
     print(f"Reports in {result.out}: " + ", ".join(result.outputs))

@@ -1,6 +1,6 @@
 """The match index of one bank: a PDQ radius index, a digest index per
-digest signal and the entries' keypoints, built from the database, saved to
-disk, changed in place."""
+digest signal, the entries' keypoints and its videos' frame hashes, built
+from the database, saved to disk, changed in place."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from sqlalchemy import Connection, select
 from childsafe.index.digest_index import DigestIndex
 from childsafe.index.keypoint_index import KeypointIndex
 from childsafe.index.pdq_index import PdqIndex, hex_to_words
+from childsafe.index.video_index import VideoIndex
 from childsafe.signals import PDQ_MATCH_THRESHOLD, get_signal, signal_names
 from childsafe.signals.keypoints import Keypoints
-from childsafe.store.models import Bank, EntryKeypoints, EntrySignal
+from childsafe.signals.vpdq import FrameHashes
+from childsafe.store.models import Bank, EntryKeypoints, EntrySignal, EntryVideo
 
 __all__ = ["BankIndex"]
 
@@ -45,6 +47,7 @@ class BankIndex:
     pdq: PdqIndex = field(default_factory=PdqIndex)
     digests: dict[str, DigestIndex] = field(default_factory=dict)
     keypoints: KeypointIndex = field(default_factory=KeypointIndex)
+    videos: VideoIndex = field(default_factory=VideoIndex)
 
     @classmethod
     def empty(cls, bank: Bank, seq: int) -> BankIndex:
@@ -86,12 +89,14 @@ class BankIndex:
                 get_signal(name).hex_length // 2, digest_values[name], np.asarray(digest_ids[name], np.int64)
             )
         index.keypoints = KeypointIndex.build(_read_keypoints(connection, EntryKeypoints.bank_id == bank.id))
+        index.videos = VideoIndex.build(_read_videos(connection, EntryVideo.bank_id == bank.id))
         return index
 
     def size(self) -> dict[str, int]:
         """How many values of each signal are indexed."""
         sizes = {name: len(index) for name, index in self.digests.items()}
         sizes["pdq"] = len(self.pdq)
+        sizes["vpdq"] = len(self.videos)
         return sizes
 
     def add_entries(self, connection: Connection, entry_ids: list[int]) -> None:
@@ -118,6 +123,9 @@ class BankIndex:
                     connection, (EntryKeypoints.bank_id == self.bank_id) & EntryKeypoints.entry_id.in_(chunk)
                 )
             )
+            self.videos.add(
+                _read_videos(connection, (EntryVideo.bank_id == self.bank_id) & EntryVideo.entry_id.in_(chunk))
+            )
 
     def remove_entries(self, entry_ids: Iterable[int]) -> None:
         """Forget every signal of these entries."""
@@ -126,6 +134,7 @@ class BankIndex:
         for digest in self.digests.values():
             digest.remove(ids)
         self.keypoints.remove(ids)
+        self.videos.remove(ids)
 
     # Saved indexes live in ROOT/bank-<id>@<seq>/; the newest complete one wins.
 
@@ -140,6 +149,7 @@ class BankIndex:
         for name, digest in self.digests.items():
             digest.save(partial, name)
         self.keypoints.save(partial / "keypoints")
+        self.videos.save(partial / "videos")
         meta = {
             "bank_id": self.bank_id,
             "name": self.name,
@@ -188,6 +198,7 @@ class BankIndex:
             for name in _digest_signals():
                 index.digests[name] = DigestIndex.load(folder, name, get_signal(name).hex_length // 2)
             index.keypoints = KeypointIndex.load(folder / "keypoints")
+            index.videos = VideoIndex.load(folder / "videos")
         except (OSError, ValueError, KeyError):
             return None  # damaged or from another version: rebuild instead
         return index
@@ -206,6 +217,21 @@ def _read_keypoints(connection: Connection, where: Any) -> Iterator[tuple[int, K
     )
     for entry_id, width, height, points, descriptors in result:
         yield entry_id, Keypoints.from_bytes(width, height, points, descriptors)
+
+
+def _read_videos(connection: Connection, where: Any) -> Iterator[tuple[int, FrameHashes]]:
+    """(entry id, frame hashes) of the video entries ``where`` selects, streamed."""
+    result = connection.execution_options(stream_results=True, yield_per=1000).execute(
+        select(
+            EntryVideo.entry_id,
+            EntryVideo.hashes,
+            EntryVideo.qualities,
+            EntryVideo.frame_numbers,
+            EntryVideo.timestamps,
+        ).where(where)
+    )
+    for entry_id, *columns in result:
+        yield entry_id, FrameHashes.from_columns(*columns)
 
 
 def _saved_seq(folder: Path) -> int:

@@ -22,9 +22,10 @@ from childsafe.signals import PDQ_MIN_QUALITY, FileHashes, get_signal
 from childsafe.signals.derived import DERIVED_MAX_DISTANCE
 from childsafe.signals.keypoints import Keypoints
 from childsafe.signals.pdq import pdq_distance
+from childsafe.signals.vpdq import FrameHashes, VpdqComparison
 from childsafe.store.models import BankEntry, EntrySignal, EntryVariant
 
-__all__ = ["Match", "Matcher", "LaterSteps", "index_root", "KEYPOINTS_TRANSFORM"]
+__all__ = ["Match", "Matcher", "LaterSteps", "index_root", "KEYPOINTS_TRANSFORM", "FRAME_TRANSFORM"]
 
 #: Entry ids per statement when fetching their details: one statement for up
 #: to this many (far below the bound values SQLite and PostgreSQL allow).
@@ -34,9 +35,20 @@ _DETAILS_CHUNK = 10_000
 KEYPOINTS_TRANSFORM = "variant:keypoints"
 
 
+#: How a match of one frame of a video to a known still picture is reported.
+FRAME_TRANSFORM = "frame"
+#: The fields only some matches have: a video's (``query_percent``,
+#: ``compared_percent``, ``query_ranges``) and a frame's (``timestamp``).
+_VIDEO_FIELDS = ("query_percent", "compared_percent", "query_ranges", "timestamp")
+
+
 @dataclass(frozen=True)
 class Match:
-    """The docs/spec.md ``MATCH`` object."""
+    """The docs/spec.md ``MATCH`` object. A video matched by its frames
+    (signal ``vpdq``) adds the percentages of each video's frames that
+    matched and the query's matching time ranges (seconds); a frame of a
+    video matching a still picture (signal ``pdq``, transform ``frame``)
+    adds the frame's ``timestamp``."""
 
     bank: str
     entry_id: str
@@ -46,10 +58,20 @@ class Match:
     distance: int
     category: str | None
     transform: str
+    query_percent: float | None = None
+    compared_percent: float | None = None
+    query_ranges: list[list[float]] | None = None
+    timestamp: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object, its keys in the order of the fields."""
-        return dict(self.__dict__)  # the fields in order; dataclasses.asdict deep-copies each, on every answer
+        """The JSON object, its keys in the order of the fields (those of
+        videos and frames only when the match has them)."""
+        # Not dataclasses.asdict: it deep-copies every field, on every answer.
+        record = dict(self.__dict__)
+        for name in _VIDEO_FIELDS:
+            if record[name] is None:
+                del record[name]
+        return record
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Match:
@@ -58,7 +80,7 @@ class Match:
         refused (``InputFormatError``) rather than read wrong."""
         names = [field.name for field in fields(cls)]
         unknown = sorted(set(record) - set(names))
-        missing = [name for name in names if name not in record]
+        missing = [name for name in names if name not in record and name not in _VIDEO_FIELDS]
         problems = []
         if unknown:
             problems.append(f"unknown field(s) {', '.join(unknown)}")
@@ -98,6 +120,8 @@ class _Hit:
     value: str
     distance: int
     transform: str
+    video: VpdqComparison | None = None  # a video matched by its frames
+    timestamp: float | None = None  # where in the query video the matching frame is
 
 
 def _suppressed(hits: list[_Hit]) -> list[_Hit]:
@@ -199,10 +223,16 @@ class Matcher:
         if details is None:
             details = self._entry_details({hit.entry_id for hit in hits})
 
-        def rank(hit: _Hit) -> tuple[bool, bool, int, bool]:
+        def rank(hit: _Hit) -> tuple[bool, bool, int, bool, float]:
             entry = details.get(hit.entry_id)
             is_variant = bool(entry and hit.signal == "pdq" and hit.value in entry.variants)
-            return hit.transform == KEYPOINTS_TRANSFORM, is_variant, hit.distance, hit.transform != "none"
+            return (
+                hit.transform == KEYPOINTS_TRANSFORM,
+                is_variant,
+                hit.distance,
+                hit.transform != "none",
+                hit.timestamp or 0.0,  # of equally close frames, the first
+            )
 
         best: dict[tuple[int, int, str], _Hit] = {}
         for hit in hits:
@@ -216,6 +246,7 @@ class Matcher:
             variant = entry.variants.get(hit.value) if hit.signal == "pdq" else None
             if variant:  # the bank's own variant of the entry matched: say so, with the query's turn
                 transform = variant if transform == "none" else f"{transform}+{variant}"
+            video = hit.video
             matches.append(
                 Match(
                     hit.bank.name,
@@ -226,6 +257,10 @@ class Matcher:
                     hit.distance,
                     entry.category,
                     transform,
+                    video.query_percent if video else None,
+                    video.compared_percent if video else None,
+                    [[start, end] for start, end in video.query_ranges] if video else None,
+                    hit.timestamp,
                 )
             )
         matches.sort(key=lambda m: (m.distance, m.bank, int(m.entry_id), m.signal))
@@ -287,6 +322,8 @@ class Matcher:
         elif hashes.pdq and (hashes.pdq_quality or 0) >= PDQ_MIN_QUALITY:
             queries.append(("pdq", hashes.pdq, "none"))
         kept = [hit for found in self._search(queries) for hit in found]
+        if hashes.video is not None and hashes.video.features:
+            kept.extend(self._video_hits(FrameHashes.of(hashes.video.features)))
         # The costlier query variants only when the cheaper ones found nothing
         # (nor hit a suppress bank): cuts of the picture, then its keypoints,
         # those only if a bank has any.
@@ -302,6 +339,43 @@ class Matcher:
         if not kept and steps is not None:
             kept = self._derived_hits(steps.full_hashes())
         return self._to_matches(kept)
+
+    def _video_hits(self, video: FrameHashes) -> list[_Hit]:
+        """A video's hits: known videos its frames match by Meta's rule
+        (signal ``vpdq``, the entry's digest as the value), and known still
+        pictures that one of its usable frames matches (signal ``pdq``,
+        transform ``frame``, the frame's time)."""
+        usable = video.usable()
+        hits: list[_Hit] = []
+        for bank in self.banks.values():
+            hits.extend(
+                _Hit(bank, found.video_id, "vpdq", "", 0, "none", video=found.comparison)
+                for found in bank.videos.search(usable)
+            )
+        if hits:
+            digests = self._video_digests({hit.entry_id for hit in hits})
+            for hit in hits:
+                hit.value = digests.get(hit.entry_id, "")
+        frames = [bytes(row).hex() for row in usable.hashes]
+        for moment, found in zip(
+            usable.timestamps.tolist(), self._search([("pdq", value, FRAME_TRANSFORM) for value in frames]), strict=True
+        ):
+            for hit in found:
+                hit.timestamp = round(moment, 3)
+                hits.append(hit)
+        return hits
+
+    def _video_digests(self, entry_ids: set[int]) -> dict[int, str]:
+        """The ``vpdq`` value (frame digest) of these video entries."""
+        with self.engine.connect() as connection:
+            return {
+                entry_id: value
+                for entry_id, value in connection.execute(
+                    select(EntrySignal.entry_id, EntrySignal.value).where(
+                        EntrySignal.entry_id.in_(sorted(entry_ids)), EntrySignal.signal == "vpdq"
+                    )
+                )
+            }
 
     def has_keypoints(self) -> bool:
         """Whether any bank has bank-side keypoints (else a query's are not looked for)."""

@@ -88,7 +88,10 @@ class MediaLimits:
       time between hashed frames (Meta's default, 1 s);
       ``video_decode_seconds``, the wall-clock bound on decoding one video;
       ``video_max_frames``, the most frames hashed of one video (a day at one
-      a second); a frame over ``max_pixels`` is refused before decoding.
+      a second); a frame over ``max_pixels`` is refused before decoding;
+      ``video_keep_bytes``, the largest video read from memory when its
+      stream cannot be read twice (an archive member): larger ones are
+      digested only, and say so.
     """
 
     max_decode_bytes: int = 512 * 1024 * 1024
@@ -100,6 +103,7 @@ class MediaLimits:
     vpdq_seconds_per_hash: float = 1.0
     video_decode_seconds: float = 600.0
     video_max_frames: int = 86_400
+    video_keep_bytes: int = 256 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MediaLimits:
@@ -107,7 +111,8 @@ class MediaLimits:
         ``CHILDSAFE_MAX_PIXELS``, ``CHILDSAFE_DECODE_SECONDS`` and
         ``CHILDSAFE_QUERY_VARIANTS`` (a comma-separated list, or ``none``),
         ``CHILDSAFE_BANK_VARIANTS``, ``CHILDSAFE_VPDQ_SECONDS_PER_HASH``,
-        ``CHILDSAFE_VIDEO_DECODE_SECONDS`` and ``CHILDSAFE_VIDEO_MAX_FRAMES``."""
+        ``CHILDSAFE_VIDEO_DECODE_SECONDS``, ``CHILDSAFE_VIDEO_MAX_FRAMES`` and
+        ``CHILDSAFE_VIDEO_KEEP_BYTES``."""
         base = cls()
         variants = env.get("CHILDSAFE_QUERY_VARIANTS")
         chosen = base.query_variants if variants is None else parse_query_steps(variants)
@@ -120,4 +125,5 @@ class MediaLimits:
             vpdq_seconds_per_hash=number_setting(env, "CHILDSAFE_VPDQ_SECONDS_PER_HASH", base.vpdq_seconds_per_hash),
             video_decode_seconds=number_setting(env, "CHILDSAFE_VIDEO_DECODE_SECONDS", base.video_decode_seconds),
             video_max_frames=number_setting(env, "CHILDSAFE_VIDEO_MAX_FRAMES", base.video_max_frames),
+            video_keep_bytes=number_setting(env, "CHILDSAFE_VIDEO_KEEP_BYTES", base.video_keep_bytes),
         )

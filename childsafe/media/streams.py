@@ -11,15 +11,44 @@ __all__ = ["PrefixedStream", "DigestingReader", "prefixed"]
 
 class PrefixedStream(io.RawIOBase):
     """``prefix`` followed by the rest of ``rest``: lets a reader look at the
-    first bytes of a stream that cannot seek back, then hand it on whole."""
+    first bytes of a stream that cannot seek back, then hand it on whole.
+
+    When ``rest`` can seek, so can this (``prefix`` was read from it, so its
+    bytes are there again): a video is read a second time this way."""
 
     def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
         super().__init__()
         self._prefix = memoryview(prefix)
         self._rest = rest
+        self._origin: int | None = None
+        try:
+            if rest.seekable():
+                self._origin = rest.tell() - len(prefix)
+        except (AttributeError, OSError, ValueError):
+            self._origin = None
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return self._origin is not None and self._origin >= 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self.seekable():
+            raise io.UnsupportedOperation("seek")
+        assert self._origin is not None
+        if whence == io.SEEK_CUR:
+            offset, whence = self.tell() + offset, io.SEEK_SET
+        self._prefix = memoryview(b"")  # from here on, everything comes from ``rest``
+        if whence == io.SEEK_SET:
+            return self._rest.seek(self._origin + offset) - self._origin
+        return self._rest.seek(offset, whence) - self._origin
+
+    def tell(self) -> int:
+        if not self.seekable():
+            raise io.UnsupportedOperation("tell")
+        assert self._origin is not None
+        return self._rest.tell() - self._origin - len(self._prefix)
 
     def readinto(self, buffer: Any) -> int:
         if self._prefix:

@@ -11,7 +11,8 @@ replaced, and the uploads other workers are preparing go on untouched.
 - The time limits start when the upload's worker starts it, not while it
   waits for a worker. Each decode of the upload stops at
   ``limits.decode_seconds`` (``CHILDSAFE_DECODE_SECONDS``; the decoder's own
-  alarm, in the worker's main thread), and the worker goes on to the next
+  alarm, in the worker's main thread; a video's frames are hashed for at
+  most that long too), and the worker goes on to the next
   upload. A worker still busy at ``kill_after`` (twice that, plus a second:
   an upload has at most two decodes, and its other steps work on a small
   copy) is stuck where no alarm reaches, in C code: it is killed.
@@ -39,7 +40,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
@@ -111,7 +112,10 @@ class UploadWorkers:
         waiting: int | None = None,
         kill_after: float | None = None,
     ) -> None:
-        self.limits = limits
+        # A video upload's decode is held to one picture decode's time, so
+        # ``kill_after`` (two decodes) covers it too: its vPDQ hash is made
+        # from what was decoded in that time, and its error says so.
+        self.limits = replace(limits, video_decode_seconds=min(limits.video_decode_seconds, limits.decode_seconds))
         self.memory_bytes = memory_bytes
         self.waiting_limit = 2 * max(1, processes) if waiting is None else waiting
         self.kill_after = 2 * limits.decode_seconds + 1 if kill_after is None else kill_after
@@ -196,7 +200,9 @@ class UploadWorkers:
             self._idle.append(worker)
             self._condition.notify()
 
-    def _run(self, worker: _Worker, task: tuple[bytes, str, MediaLimits, QuerySteps]) -> tuple[PreparedQuery | str, bool]:
+    def _run(
+        self, worker: _Worker, task: tuple[bytes, str, MediaLimits, QuerySteps]
+    ) -> tuple[PreparedQuery | str, bool]:
         """The worker's answer (or why there is none), and whether it lives on."""
         try:
             worker.connection.send((task, {}))

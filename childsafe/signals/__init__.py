@@ -5,11 +5,12 @@ themselves on their last line); add a new type by adding its module here.
 """
 
 # ruff: noqa: I001  (import order is registration order, which matters)
-# Registration order is the order signals appear in listings: digests, then PDQ.
+# Registration order is the order signals appear in listings: digests, then PDQ, then vPDQ.
 from childsafe.signals import md5  # noqa: F401, I001  (importing registers it)
 from childsafe.signals import sha1  # noqa: F401
 from childsafe.signals import sha256  # noqa: F401
 from childsafe.signals import pdq  # noqa: F401
+from childsafe.signals import vpdq  # noqa: F401
 from childsafe.signals.hashing import FileHashes, hash_file, hash_found_file, hash_paths, hash_stream
 from childsafe.signals.pdq import (
     DIHEDRAL_TRANSFORMS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -115,13 +116,16 @@ def _digest_names() -> list[str]:
     return [name for name in signal_names() if get_signal(name).kind == "digest"]
 
 
-def _read_digesting(stream: IO[bytes], keep_limit: int) -> tuple[int, dict[str, str], bytes, bytes | None]:
+def _read_digesting(
+    stream: IO[bytes], keep_limit: int, keep_videos: bool = False
+) -> tuple[int, dict[str, str], bytes, bytes | None]:
     """Read ``stream`` once: every digest, the first bytes, and the whole
-    content when it is an image no larger than ``keep_limit`` (else ``None``).
-    Memory stays constant for anything not kept."""
+    content when it is an image (or, with ``keep_videos``, a video) no larger
+    than ``keep_limit`` (else ``None``). Memory stays constant for anything not kept."""
     hashers = {name: get_signal(name).new_hasher() for name in _digest_names()}  # type: ignore[misc]
     head = stream.read(SNIFF_BYTES)
-    keep = sniff_type(head).kind == "image"
+    kind = sniff_type(head).kind
+    keep = kind == "image" or (keep_videos and kind == "video")
     kept: list[bytes] = [head]
     size = 0
     chunk = head
@@ -154,9 +158,12 @@ def hash_stream(
     ``dihedral`` (for matching), ``pdq_variants`` holds the query's variants;
     with ``bank_variants`` (for ``bank add``), the bank-side variants. With
     ``videos``, a video's vPDQ hash is made too (``video``; the stream must
-    be seekable: it is read again from its start).
+    read again from its start, or, from a stream that cannot seek back, from
+    its bytes kept in memory up to ``video_keep_bytes``).
     """
-    size, digests, head, data = _read_digesting(stream, limits.max_decode_bytes)
+    keep_videos = videos and not stream.seekable()
+    keep_limit = limits.video_keep_bytes if keep_videos else limits.max_decode_bytes
+    size, digests, head, data = _read_digesting(stream, keep_limit, keep_videos)
     sniffed = sniff_type(head)
     result = FileHashes(
         path=path,
@@ -174,7 +181,7 @@ def hash_stream(
         result.error = "empty file"
         return result
     if sniffed.kind == "video" and videos:
-        return _hash_video(stream, result, limits)
+        return _hash_video(stream, data, result, limits)
     if sniffed.kind != "image":
         if name_claims_image(path):
             result.error = f"named like an image but the content is {sniffed.mime}"
@@ -214,13 +221,21 @@ def hash_stream(
     return result
 
 
-def _hash_video(stream: IO[bytes], result: FileHashes, limits: MediaLimits) -> FileHashes:
-    """A video's frame hashes, read again from its start (the digests took the first pass)."""
-    if not stream.seekable():
-        result.error = "video in a stream that cannot be read twice: digests only"
+def _hash_video(stream: IO[bytes], data: bytes | None, result: FileHashes, limits: MediaLimits) -> FileHashes:
+    """A video's frame hashes, read again from its start (the digests took
+    the first pass), or from its bytes kept when the stream cannot seek back."""
+    if stream.seekable():
+        stream.seek(0)
+        source: IO[bytes] = stream
+    elif data is not None:
+        source = io.BytesIO(data)
+    else:
+        result.error = (
+            f"video of {result.size:,} bytes in a stream that cannot be read twice is over the"
+            f" {limits.video_keep_bytes:,}-byte limit for reading it from memory; digests only"
+        )
         return result
-    stream.seek(0)
-    result.video = vpdq_hash(stream, limits)
+    result.video = vpdq_hash(source, limits)
     result.error = result.video.error
     return result
 

@@ -1,7 +1,7 @@
 """The signal types childsafe knows, registered by name in one place.
 
 A signal type is what a hash list can hold: an exact digest (md5, sha1,
-sha256) or a perceptual hash (pdq). Each lives in its own module, which
+sha256), a perceptual hash (pdq) or a video's frame hashes (vpdq). Each lives in its own module, which
 registers itself on its last line; ``childsafe.signals`` imports them all.
 """
 
@@ -17,7 +17,7 @@ from childsafe.registry import Registry
 
 __all__ = ["SignalType", "register", "get_signal", "signal_names", "parse_signal_value"]
 
-SignalKind = Literal["digest", "perceptual"]
+SignalKind = Literal["digest", "perceptual", "video"]
 
 _HEX = re.compile(r"[0-9a-f]+")
 

@@ -48,6 +48,7 @@ from childsafe.errors import UsageError
 from childsafe.fileio import atomic_file
 from childsafe.media.limits import MediaLimits
 from childsafe.signals.pdq import PDQ_MIN_QUALITY, bits_to_hex
+from childsafe.signals.registry import SignalType, digest_distance, register
 
 __all__ = [
     "VpdqFeature",
@@ -66,6 +67,10 @@ __all__ = [
     "VpdqComparison",
     "vpdq_compare",
     "usable_frames",
+    "FrameHashes",
+    "compare_usable",
+    "VPDQ",
+    "vpdq_digest",
 ]
 
 #: Meta's default: frames of lower quality are left out of matching.
@@ -95,12 +100,20 @@ class VideoHash:
     error: str | None = None
 
     def digest(self) -> str:
-        """A SHA-256 of the frame hashes in Meta's text format: equal for equal vPDQ hashes."""
-        return hashlib.sha256(format_vpdq(self.features).encode()).hexdigest()
+        """A SHA-256 of the frame hashes (``vpdq_digest``): equal for equal vPDQ hashes."""
+        return vpdq_digest(self.features)
 
     def summary(self) -> dict[str, object]:
         """The ``vpdq`` object of the ``hash`` output (docs/spec.md): frames hashed and the digest."""
         return {"frames": len(self.features), "digest": self.digest()}
+
+
+def vpdq_digest(features: list[VpdqFeature]) -> str:
+    """A SHA-256 of the frame hashes in python-threatexchange's serialisation
+    (``format_threatexchange``), which has no frame numbers: so a video's
+    identity in a bank survives every format it travels in (Meta's text,
+    threatexchange, CSV, VICS)."""
+    return hashlib.sha256(format_threatexchange(features).encode()).hexdigest()
 
 
 def format_vpdq(features: list[VpdqFeature]) -> str:
@@ -323,8 +336,71 @@ def usable_frames(features: list[VpdqFeature], quality: int = VPDQ_MIN_QUALITY) 
     return kept
 
 
-def _hash_bytes(features: list[VpdqFeature]) -> np.ndarray:
-    return np.frombuffer(b"".join(bytes.fromhex(f.pdq) for f in features), dtype=np.uint8).reshape(-1, 32)
+@dataclass(frozen=True)
+class FrameHashes:
+    """A video's frame hashes as arrays, as banks store them and indexes keep
+    them: 40 bytes a frame where a ``VpdqFeature`` costs about 400.
+
+    ``hashes`` is (n, 32) uint8 (PDQ's bytes, most significant first), and
+    ``qualities``, ``frames`` and ``timestamps`` (seconds) have n items each."""
+
+    hashes: np.ndarray
+    qualities: np.ndarray
+    frames: np.ndarray
+    timestamps: np.ndarray
+
+    @classmethod
+    def of(cls, features: list[VpdqFeature]) -> FrameHashes:
+        """The arrays of ``features``, in their order."""
+        joined = b"".join(bytes.fromhex(f.pdq) for f in features)
+        return cls(
+            np.frombuffer(joined, dtype=np.uint8).reshape(-1, 32),
+            np.array([f.quality for f in features], dtype=np.uint8),
+            np.array([f.frame for f in features], dtype=np.uint32),
+            np.array([f.timestamp for f in features], dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.qualities)
+
+    def features(self) -> list[VpdqFeature]:
+        """The frames as ``VpdqFeature``s again (for files and reports)."""
+        return [
+            VpdqFeature(int(frame), int(quality), bytes(row).hex(), round(float(moment), 3))
+            for row, quality, frame, moment in zip(
+                self.hashes, self.qualities, self.frames, self.timestamps, strict=True
+            )
+        ]
+
+    def usable(self, quality: int = VPDQ_MIN_QUALITY) -> FrameHashes:
+        """The frames good enough to match on, each distinct hash once, in order (``usable_frames``)."""
+        good = np.flatnonzero(self.qualities >= quality)
+        _, first = np.unique(self.hashes[good], axis=0, return_index=True)
+        keep = good[np.sort(first)]
+        return FrameHashes(self.hashes[keep], self.qualities[keep], self.frames[keep], self.timestamps[keep])
+
+    def to_columns(self) -> dict[str, bytes]:
+        """The arrays as bytes, for the ``entry_videos`` table (little-endian, fixed widths)."""
+        return {
+            "hashes": self.hashes.tobytes(),
+            "qualities": self.qualities.tobytes(),
+            "frame_numbers": self.frames.astype("<u4").tobytes(),
+            "timestamps": self.timestamps.astype("<f8").tobytes(),
+        }
+
+    @classmethod
+    def from_columns(cls, hashes: bytes, qualities: bytes, frame_numbers: bytes, timestamps: bytes) -> FrameHashes:
+        """``to_columns`` read back."""
+        return cls(
+            np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 32),
+            np.frombuffer(qualities, dtype=np.uint8),
+            np.frombuffer(frame_numbers, dtype="<u4").astype(np.uint32),
+            np.frombuffer(timestamps, dtype="<f8").astype(np.float64),
+        )
+
+    def digest(self) -> str:
+        """``vpdq_digest`` of these frames."""
+        return vpdq_digest(self.features())
 
 
 def vpdq_compare(
@@ -337,18 +413,25 @@ def vpdq_compare(
     """Compare two videos' frame hashes as Meta's matcher does (every usable
     frame of each against every usable frame of the other; a frame matches
     within ``distance`` bits)."""
-    mine, theirs = usable_frames(query, quality), usable_frames(compared, quality)
-    if not mine or not theirs:
+    mine = FrameHashes.of(usable_frames(query, quality))
+    theirs = FrameHashes.of(usable_frames(compared, quality))
+    return compare_usable(mine, theirs, distance, seconds_per_hash)
+
+
+def compare_usable(
+    mine: FrameHashes, theirs: FrameHashes, distance: int = VPDQ_DISTANCE, seconds_per_hash: float = 1.0
+) -> VpdqComparison:
+    """``vpdq_compare`` of two videos' usable frames (``FrameHashes.usable``)."""
+    if not len(mine) or not len(theirs):
         return VpdqComparison(0.0, 0.0, [])
-    a, b = _hash_bytes(mine), _hash_bytes(theirs)
     # Hamming distance of every pair: XOR the 32 bytes, count the bits (a table, numpy throughout).
-    distances = _POPCOUNT[a[:, None, :] ^ b[None, :, :]].sum(axis=2, dtype=np.uint16)
+    distances = _POPCOUNT[mine.hashes[:, None, :] ^ theirs.hashes[None, :, :]].sum(axis=2, dtype=np.uint16)
     close = distances <= distance
     query_hits, compared_hits = close.any(axis=1), close.any(axis=0)
     return VpdqComparison(
         round(100.0 * float(query_hits.mean()), 3),
         round(100.0 * float(compared_hits.mean()), 3),
-        _ranges([f.timestamp for f, hit in zip(mine, query_hits, strict=True) if hit], seconds_per_hash),
+        _ranges(mine.timestamps[query_hits].tolist(), seconds_per_hash),
     )
 
 
@@ -361,3 +444,10 @@ def _ranges(times: list[float], seconds_per_hash: float) -> list[tuple[float, fl
         else:
             ranges.append((moment, moment))
     return ranges
+
+
+#: The signal banks hold for a video: its value is the digest of its frame
+#: hashes (``VideoHash.digest``), which identifies the entry; the frames
+#: themselves are stored beside it (``entry_videos``) and matched by
+#: ``vpdq_compare``'s rule, never by the digest alone.
+VPDQ = register(SignalType(name="vpdq", kind="video", hex_length=64, distance=digest_distance))

@@ -201,7 +201,10 @@ def verify_audit_chain(engine: Engine, anchor: AuditAnchor | None = None) -> Cha
         if not event.entry_hash:
             broken = (event.id, f"event {event.id} has no hash (written outside childsafe, or its hash was erased)")
         elif event.prev_hash != prev_hash:
-            broken = (event.id, "does not follow the event before it (one was deleted or inserted, or events were reordered)")
+            broken = (
+                event.id,
+                "does not follow the event before it (one was deleted or inserted, or events were reordered)",
+            )
         elif event.entry_hash != _entry_hash(
             event.prev_hash, event.at.isoformat(), event.actor, event.action, event.detail
         ):

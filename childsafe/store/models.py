@@ -33,6 +33,7 @@ __all__ = [
     "BankEntry",
     "EntryVariant",
     "EntryKeypoints",
+    "EntryVideo",
     "EntrySignal",
     "BankImport",
     "BankChange",
@@ -170,6 +171,23 @@ class EntryKeypoints(Base):
     height: Mapped[int] = mapped_column(Integer)
     points: Mapped[bytes] = mapped_column(LargeBinary)
     descriptors: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class EntryVideo(Base):
+    """The vPDQ frame hashes of a video entry (its ``vpdq`` signal is their
+    digest), as packed arrays (``FrameHashes.to_columns``): 32 bytes of PDQ,
+    1 of quality, 4 of frame number and 8 of timestamp a frame. Matched by
+    Meta's rule, exported with the entry, removed with it."""
+
+    __tablename__ = "entry_videos"
+
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True)
+    frame_count: Mapped[int] = mapped_column(Integer)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
+    qualities: Mapped[bytes] = mapped_column(LargeBinary)
+    frame_numbers: Mapped[bytes] = mapped_column(LargeBinary)
+    timestamps: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class BankImport(Base):

@@ -40,11 +40,14 @@ class _Matched:
 
 def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> CaseSummary:
     """The docs/spec.md ``summary`` of a case, in one pass over its items.
+    Matched videos count in ``by_category`` like every file, and again in
+    ``videos_by_category`` (UK sentencing counts videos apart).
     ``by_state`` (items from disk images, by allocated/deleted/carved) is there
     only when the evidence held a disk image (docs/spec.md, deviations)."""
     files = images = videos = errors = matched_files = unmatched_images = 0
     matched_sha1: set[str] = set()
     by_category: dict[str, _Matched] = {}
+    videos_by_category: dict[str, _Matched] = {}
     by_state: dict[str, StateCount] = {}
     for item in items:
         hashes = item.hashes
@@ -60,12 +63,17 @@ def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> CaseSumma
             key = hashes.sha1 or item.id
             matched_sha1.add(key)
             label = item_category(item.matches, schemes) or UNCATEGORISED
-            bucket = by_category.setdefault(label, _Matched())
-            bucket.files += 1
-            bucket.unique.add(key)
+            for tally in (by_category, videos_by_category) if hashes.media_type == "video" else (by_category,):
+                bucket = tally.setdefault(label, _Matched())
+                bucket.files += 1
+                bucket.unique.add(key)
         elif hashes.media_type == "image":
             unmatched_images += 1
-    ordered = sorted(by_category, key=lambda label: (label == UNCATEGORISED, _label_rank(label, schemes), label))
+
+    def ordered(counts: dict[str, _Matched]) -> dict[str, CategoryCount]:
+        labels = sorted(counts, key=lambda label: (label == UNCATEGORISED, _label_rank(label, schemes), label))
+        return {label: CategoryCount(counts[label].files, len(counts[label].unique)) for label in labels}
+
     return CaseSummary(
         files=files,
         images=images,
@@ -74,9 +82,8 @@ def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> CaseSumma
         matched_files=matched_files,
         matched_unique=len(matched_sha1),
         unmatched_images=unmatched_images,
-        by_category={
-            label: CategoryCount(by_category[label].files, len(by_category[label].unique)) for label in ordered
-        },
+        by_category=ordered(by_category),
+        videos_by_category=ordered(videos_by_category),
         by_state={state: by_state[state] for state in STATES if state in by_state} if by_state else None,
     )
 
@@ -134,6 +141,8 @@ class CaseReport:
             "category": item_category(item.matches, self.schemes),
             "error": hashes.error,
         }
+        if hashes.media_type == "video":  # as in the hash object: after error, for videos only
+            placed["vpdq"] = item.vpdq
         if item.provenance is not None:  # found in a disk image: its state and location
             placed |= item.provenance.to_dict()
         return placed

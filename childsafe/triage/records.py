@@ -5,7 +5,7 @@ name; ``to_dict`` gives the docs/spec.md JSON, its keys in the order below."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["BankSnapshot", "CaseSummary", "CategoryCount", "StateCount"]
@@ -49,12 +49,14 @@ class CaseSummary:
     unmatched_images: int
     #: Most severe category first, ``uncategorised`` last.
     by_category: dict[str, CategoryCount]
+    #: The matched videos alone, in the same order (also counted in ``by_category``).
+    videos_by_category: dict[str, CategoryCount] = field(default_factory=dict)
     #: Items of disk images by state, in ``provenance.STATES`` order; ``None``
     #: when the evidence held no disk image (then the JSON has no ``by_state``).
     by_state: dict[str, StateCount] | None = None
 
     def totals(self) -> dict[str, int]:
-        """The counts without ``by_category`` and ``by_state`` (what the audit log records)."""
+        """The counts without ``by_category``, ``videos_by_category`` and ``by_state`` (what the audit log records)."""
         return {
             "files": self.files,
             "images": self.images,
@@ -68,7 +70,8 @@ class CaseSummary:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object."""
         by_category = {label: count.to_dict() for label, count in self.by_category.items()}
-        summary = {**self.totals(), "by_category": by_category}
+        videos = {label: count.to_dict() for label, count in self.videos_by_category.items()}
+        summary = {**self.totals(), "by_category": by_category, "videos_by_category": videos}
         if self.by_state is not None:
             summary["by_state"] = {state: count.to_dict() for state, count in self.by_state.items()}
         return summary

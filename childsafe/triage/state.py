@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS items (
     id TEXT PRIMARY KEY, task BLOB NOT NULL, seq INTEGER NOT NULL, label TEXT NOT NULL, path BLOB NOT NULL,
     position TEXT NOT NULL, size INTEGER NOT NULL, media_type TEXT NOT NULL,
     mime TEXT NOT NULL, md5 TEXT, sha1 TEXT, sha256 TEXT, pdq TEXT, pdq_quality INTEGER,
-    error TEXT, modified REAL, matches TEXT NOT NULL, provenance TEXT, image TEXT
+    error TEXT, modified REAL, matches TEXT NOT NULL, provenance TEXT, image TEXT, vpdq TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_items_sha1 ON items (sha1);
 CREATE INDEX IF NOT EXISTS ix_items_order ON items (label, task, seq);
@@ -46,10 +46,10 @@ CREATE INDEX IF NOT EXISTS ix_items_order ON items (label, task, seq);
 _NUMBERED = "SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY label ORDER BY task, seq) AS occurrence FROM items"
 _ITEM_COLUMNS = (
     "id, label, path, position, size, media_type, mime, md5, sha1, sha256, pdq, pdq_quality, error, modified, matches,"
-    " provenance, image"
+    " provenance, image, vpdq"
 )
 #: Columns added since the first state files, which a resumed scan adds to an older file.
-_ADDED_COLUMNS = ("provenance", "image")
+_ADDED_COLUMNS = ("provenance", "image", "vpdq")
 _INSERT_ITEM = (
     f"INSERT INTO items (task, seq, {_ITEM_COLUMNS}) VALUES (:task, :seq, :{_ITEM_COLUMNS.replace(', ', ', :')})"
 )
@@ -72,6 +72,8 @@ class StoredItem:
     occurrence: int = 1
     #: Where in a disk image it was found (``None`` outside disk images).
     provenance: Provenance | None = None
+    #: A video's vPDQ summary (frames hashed, digest); ``None`` when none was made.
+    vpdq: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -138,6 +140,7 @@ class ScanState:
                     "modified": scanned.modified,
                     "matches": json.dumps([m.to_dict() for m in matches]),
                     "provenance": _json_or_null(scanned.provenance.to_dict() if scanned.provenance else None),
+                    "vpdq": _json_or_null(h.to_dict().get("vpdq")),
                     "image": _json_or_null(scanned.image),
                 }
             )
@@ -173,6 +176,7 @@ class ScanState:
                 path_bytes=name_bytes_hex(bytes(row["path"]).decode("utf-8", "surrogateescape")),
                 occurrence=row["occurrence"],
                 provenance=provenance_from_dict(json.loads(row["provenance"])) if row["provenance"] else None,
+                vpdq=json.loads(row["vpdq"]) if row["vpdq"] else None,
             )
 
     def images(self) -> list[dict[str, Any]]:

@@ -27,8 +27,9 @@ def test_a_slow_upload_gets_503_while_other_uploads_are_matched(cli_env: dict[st
     assert invoke(["bank", "create", "known"], home).exit_code == 0
     added = invoke(["bank", "add", "known", str(known)], home)
     assert added.exit_code == 0, added.output
-    # 144 megapixels of one colour: under 2 MB, and seconds to decode.
-    slow = flat_png(12_000, 12_000)
+    # 225 megapixels of one colour (under the 250-megapixel limit): 3 MB, and
+    # about a second to decode (144 took 0.48 s on a fast machine, too near the 0.5 s limit).
+    slow = flat_png(15_000, 15_000)
     copies = {
         "bordered.jpg": (jpeg_of_image(ImageOps.expand(coffee(), border=50, fill=(40, 120, 200))), "trim"),
         "mirrored.jpg": (jpeg_of_image(ImageOps.mirror(coffee())), "flipy"),

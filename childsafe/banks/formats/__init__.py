@@ -13,6 +13,7 @@ from childsafe.banks.formats.registry import detect_format, format_names, get_fo
 
 # Importing registers them; order matters for auto-detection (text is the fallback).
 from childsafe.banks.formats import vics  # noqa: E402, F401, I001
+from childsafe.banks.formats import vpdq  # noqa: E402, F401
 from childsafe.banks.formats import csv  # noqa: E402, F401
 from childsafe.banks.formats import text  # noqa: E402, F401
 

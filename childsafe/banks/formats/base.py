@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO, Protocol, TextIO
 
 from childsafe.banks.schemes import check_category
 from childsafe.errors import InputFormatError, UsageError
 from childsafe.signals import get_signal
+from childsafe.signals.vpdq import FrameHashes
 
 __all__ = [
     "ImportOptions",
@@ -35,13 +37,18 @@ class ImportOptions:
 
     ``signal`` names the signal of bare hashes whose length is ambiguous
     (64 hex: sha256 or pdq); ``category`` is given to entries without one;
-    ``vics_profile`` maps VICS numeric categories; ``scheme`` is the bank's.
+    ``vics_profile`` maps VICS numeric categories; ``scheme`` is the bank's;
+    ``file_name`` is the file's own name (a vPDQ file's entry takes its
+    source id from it) and ``folder`` where it is (a CSV's vPDQ file names
+    are relative to it; ``None`` for an upload, which cannot name files).
     """
 
     scheme: str = "none"
     signal: str | None = None
     category: str | None = None
     vics_profile: str = "us"
+    file_name: str | None = None
+    folder: Path | None = None
 
 
 @dataclass
@@ -54,6 +61,8 @@ class ParsedEntry:
     category: str | None = None
     source_id: str | None = None
     note: str | None = None
+    #: A video's vPDQ frame hashes; its ``vpdq`` signal is added from them on import.
+    video: FrameHashes | None = None
 
 
 @dataclass
@@ -83,6 +92,8 @@ class ExportEntry:
     category: str | None = None
     source_id: str | None = None
     note: str | None = None
+    #: A video entry's frame hashes (its ``vpdq`` signal is their digest).
+    video: FrameHashes | None = None
 
 
 class BankFormat(Protocol):

@@ -31,4 +31,4 @@ def detect_format(head: bytes) -> BankFormat:
     for bank_format in _FORMATS.values():
         if bank_format.looks_like(head):
             return bank_format
-    raise UsageError("cannot tell the format of the file; give {field} text, csv or vics", field="format")
+    raise UsageError("cannot tell the format of the file; give {field} text, csv, vics or vpdq", field="format")

@@ -4,7 +4,8 @@ Bare 32-hex values are md5, 40-hex sha1; bare 64-hex values need
 ``--signal sha256`` or ``--signal pdq`` (they could be either). Each line is
 one entry; entries with several signals are written one line per signal, so
 their grouping does not survive a round trip through this format (use csv or
-vics for that).
+vics for that). A video's frame hashes do not fit on a line: its ``vpdq``
+signal is left out of exports (its digests stay), and importing one is refused.
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ class TextFormat:
         for entry in entries:
             suffix = f" {entry.category}" if entry.category else ""
             for signal, value in entry.signals:
-                out.write(f"{signal} {value}{suffix}\n")
+                if signal != "vpdq":  # a line holds no frame hashes: videos travel as csv, vics or vpdq
+                    out.write(f"{signal} {value}{suffix}\n")
 
 
 TEXT = register(TextFormat())

@@ -9,6 +9,14 @@ and hashes in ``AlternativeHashes`` whose ``HashName`` is a childsafe signal
 (``PDQ``, also ``SHA256``/``MD5``/``SHA1``). Records with no hash childsafe
 can use (e.g. PhotoDNA only) are counted as rejected, not imported.
 
+A video's frame hashes travel in its record's ``MediaFiles`` list, one
+object a hashed frame: its PDQ in ``AlternativeHashes`` (``HashName``
+``PDQ``, with the frame's ``Quality``, 100 when absent), its
+``FrameNumber`` and ``Timestamp`` (seconds; the frame's place in the list
+when absent). Such a record is one video entry (signal ``vpdq``); a
+``VPDQ`` alternative hash beside them must be their digest. Other
+``MediaFiles`` (frames without a PDQ) are left out: nothing matches on them.
+
 Files are streamed (ijson), never loaded whole. Exports are VICS 2.0 hash
 sets; where the bank's scheme has no VICS number (``ncmec``), the label is
 kept in an extra ``ChildsafeCategory`` field so that a round trip keeps it.
@@ -34,6 +42,7 @@ from childsafe.banks.formats.registry import register
 from childsafe.banks.schemes import category_from_vics, category_to_vics
 from childsafe.errors import InputFormatError, UsageError
 from childsafe.signals import signal_names
+from childsafe.signals.vpdq import FrameHashes, parse_vpdq
 
 __all__ = ["VICS"]
 
@@ -72,6 +81,39 @@ def _text(record: dict[str, Any], key: str, where: str) -> str | None:
     return None if value is None or value == "" else str(value).strip() or None
 
 
+def _frames(record: dict[str, Any], where: str) -> FrameHashes | None:
+    """A video's frame hashes from the record's ``MediaFiles``, or ``None`` when it has none."""
+    media_files = record.get("MediaFiles") or []
+    if not isinstance(media_files, list):
+        raise InputFormatError(f"{where}: MediaFiles must be a list")
+    features = []
+    for place, media_file in enumerate(media_files):
+        if not isinstance(media_file, dict):
+            raise InputFormatError(f"{where}: each of MediaFiles must be an object")
+        frame_where = f"{where}, MediaFiles item {place + 1}"
+        for alternative in media_file.get("AlternativeHashes") or []:
+            if (
+                not isinstance(alternative, dict)
+                or (_text(alternative, "HashName", frame_where) or "").lower() != "pdq"
+            ):
+                continue
+            fields = [
+                _scalar(media_file, "FrameNumber", frame_where),
+                _scalar(alternative, "Quality", frame_where),
+                _text(alternative, "HashValue", frame_where) or "",
+                _scalar(media_file, "Timestamp", frame_where),
+            ]
+            defaults = [place, 100, "", place]
+            frame, quality, pdq, moment = (d if f is None else f for f, d in zip(fields, defaults, strict=True))
+            try:
+                features.append(parse_vpdq(f"{frame},{quality},{pdq},{moment}")[0])
+            except (UsageError, IndexError):
+                raise InputFormatError(
+                    f"{frame_where}: not a frame hash (FrameNumber, Quality, PDQ, Timestamp)"
+                ) from None
+    return FrameHashes.of(features) if features else None
+
+
 @dataclass(frozen=True)
 class VicsFormat:
     """The ``vics`` bank format."""
@@ -106,6 +148,7 @@ class VicsFormat:
             value = _text(alternative, "HashValue", where)
             if name in signal_names() and value:
                 found.append(checked_signal(name, value, where))
+        video = _frames(record, where)
         label = _text(record, "ChildsafeCategory", where)
         if label is None:
             try:
@@ -113,7 +156,8 @@ class VicsFormat:
             except UsageError as exc:
                 raise InputFormatError(f"{where}: {exc}") from None
         category = checked_category(options.scheme, label or options.category, where)
-        return ParsedEntry(sorted(set(found)), where, category, media_id, _text(record, "Comments", where))
+        note = _text(record, "Comments", where)
+        return ParsedEntry(sorted(set(found)), where, category, media_id, note, video)
 
     def read(self, stream: BinaryIO, options: ImportOptions) -> Iterator[ParsedEntry]:
         try:
@@ -151,6 +195,15 @@ class VicsFormat:
                 alternatives.append({"HashName": key, "HashValue": value})
         if alternatives:
             record["AlternativeHashes"] = alternatives
+        if entry.video is not None:
+            record["MediaFiles"] = [
+                {
+                    "FrameNumber": feature.frame,
+                    "Timestamp": round(feature.timestamp, 3),
+                    "AlternativeHashes": [{"HashName": "PDQ", "HashValue": feature.pdq, "Quality": feature.quality}],
+                }
+                for feature in entry.video.features()
+            ]
         if entry.note:
             record["Comments"] = entry.note
         return record

@@ -97,6 +97,13 @@ class HtmlReport:
             out.write(f"<tr>{_cell(label)}{_cell(counts.files, True)}{_cell(counts.unique, True)}</tr>\n")
         if not summary.by_category:
             out.write('<tr><td colspan="3">No matches.</td></tr>\n')
+        if summary.videos_by_category:
+            out.write(
+                "</tbody></table>\n<h2>Videos by category</h2>\n<table><thead><tr><th>Category</th><th>Videos</th>"
+                "<th>Unique</th></tr></thead><tbody>\n"
+            )
+            for label, counts in summary.videos_by_category.items():
+                out.write(f"<tr>{_cell(label)}{_cell(counts.files, True)}{_cell(counts.unique, True)}</tr>\n")
         if summary.by_state is not None:
             out.write(
                 "</tbody></table>\n<h2>Found in disk images, by state</h2>\n<table><thead><tr><th>State</th>"

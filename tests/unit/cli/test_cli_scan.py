@@ -172,6 +172,7 @@ def test_the_summary_has_the_exact_counts(scanned: dict[str, Any]) -> None:
         "matched_unique": 5,
         "unmatched_images": 5,
         "by_category": {"A": {"files": 3, "unique": 2}, "B": {"files": 3, "unique": 2}, "C": {"files": 1, "unique": 1}},
+        "videos_by_category": {},
     }
 
 

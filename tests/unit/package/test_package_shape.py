@@ -30,11 +30,11 @@ def test_every_signal_module_is_registered() -> None:
     modules = {
         m.name
         for m in pkgutil.iter_modules(childsafe.signals.__path__)
-        # helpers and variants; and vpdq, which hashes videos but is not yet a signal banks hold (issue 19)
-        if m.name not in ("registry", "hashing", "derived", "keypoints", "full_resolution", "vpdq")
+        # helpers and variants
+        if m.name not in ("registry", "hashing", "derived", "keypoints", "full_resolution")
     }
     assert modules <= set(signal_names()), "a signal module is not imported in childsafe/signals/__init__.py"
-    assert signal_names() == ["md5", "sha1", "sha256", "pdq"]
+    assert signal_names() == ["md5", "sha1", "sha256", "pdq", "vpdq"]
 
 
 def test_duplicate_signal_names_are_refused() -> None:

@@ -7,6 +7,7 @@ limits, PostgreSQL) is in tests/e2e/test_service_server.py."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+from builders import panning_frames, video_of
 from support import InProcessApp, error_message
 
 from childsafe.actions.keys import create_api_key
 from childsafe.config import ServiceOptions, Settings
 from childsafe.service.app import create_app
 from childsafe.service.context import SYNC_SECONDS
+from childsafe.signals.vpdq import format_vpdq, vpdq_hash
 from childsafe.store import audit_events, open_database
 
 ORIGINAL = "dih/bridge-1-original.jpg"
@@ -218,6 +221,27 @@ def test_a_turned_copy_is_matched_by_upload(api: Api, police: dict[str, Any], re
     ]
     assert matched["hash"]["path"] == "r.jpg"
     assert [(m["value"], m["source_id"]) for m in matched["matches"]] == [(None, None)]  # withheld from a matcher
+
+
+def test_a_video_upload_is_matched_by_its_frames_against_an_imported_vpdq_file(api: Api) -> None:
+    scene = panning_frames(100, seed=5)
+    known = vpdq_hash(io.BytesIO(video_of(scene, 25)))
+    curator = api.as_("curator")
+    assert curator.post("/v1/banks", json={"name": "videos", "scheme": "uk"}).status_code == 201
+    imported = curator.post(
+        "/v1/banks/videos/import",
+        files={"file": ("V7.vpdq.txt", format_vpdq(known.features).encode())},
+        data={"format": "vpdq", "category": "B"},
+    )
+    assert imported.json()["added"] == 1
+    copy = video_of(scene, 25, codec="mpeg4", container="avi", bitrate=400_000)
+    answer = api.as_("curator").post("/v1/match", files={"file": ("copy.avi", copy)}).json()
+    [match] = answer["matches"]
+    assert (match["bank"], match["signal"], match["category"], match["source_id"]) == ("videos", "vpdq", "B", "V7")
+    assert match["query_percent"] >= 80.0 and match["query_ranges"][0][0] == 0.0
+    assert answer["hash"]["media_type"] == "video" and answer["hash"]["vpdq"]["frames"] == 4
+    other = api.as_("matcher").post("/v1/match", files={"file": ("o.mp4", video_of(panning_frames(50, seed=6), 25))})
+    assert other.json()["matches"] == []
 
 
 def test_a_hash_is_matched(api: Api, police: dict[str, Any]) -> None:

@@ -1,0 +1,171 @@
+"""Video banks, in-process: vPDQ files imported (``--format vpdq``), videos
+added with ``bank add``, round trips through CSV and VICS, and videos found
+by ``match`` and ``scan`` by their frames, with the percentages and time
+ranges, and a frame matching a known still picture. Videos are made here
+from benign generated scenes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from builders import panning_frames, video_of
+from PIL import Image
+from support import invoke
+
+from childsafe.signals.vpdq import parse_vpdq, vpdq_digest
+
+#: Three unrelated scenes of 6 s at 25 frames a second.
+SCENES = {seed: panning_frames(150, seed=seed) for seed in (0, 1, 2)}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Known videos (as files), their vPDQ files, and the queries."""
+    root = tmp_path_factory.mktemp("video-banks")
+    known = root / "known"
+    known.mkdir()
+    for seed in (0, 1):
+        (known / f"scene{seed}.mp4").write_bytes(video_of(SCENES[seed], 25))
+    queries = root / "queries"
+    queries.mkdir()
+    # A re-encoded copy of scene 0 in another codec and container, a 3-second clip of scene 1,
+    # and an unrelated scene.
+    (queries / "copy.avi").write_bytes(video_of(SCENES[0], 25, codec="mpeg4", container="avi", bitrate=400_000))
+    (queries / "clip.mp4").write_bytes(video_of(SCENES[1][50:125], 25))
+    (queries / "other.mp4").write_bytes(video_of(SCENES[2], 25))
+    home = root / "home"
+    result = invoke(["hash", str(known), "--vpdq-out", str(root / "frames"), "--json"], home)
+    assert result.exit_code == 0, result.output
+    # Hotlines name the files after the video's id: V004.vpdq.txt.
+    (root / "frames" / "scene0.mp4.vpdq.txt").rename(root / "frames" / "V004.vpdq.txt")
+    return root
+
+
+def _ok(args: list[str], home: Path) -> str:
+    result = invoke(args, home)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def _matched(home: Path, path: Path) -> dict[str, list[dict[str, Any]]]:
+    lines = [json.loads(line) for line in _ok(["match", str(path), "--json"], home).splitlines()]
+    return {Path(item["path"]).name: item["matches"] for item in lines}
+
+
+def test_a_vpdq_file_is_one_entry_named_after_the_file_and_finds_a_re_encoded_copy(
+    videos: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    frames = videos / "frames" / "V004.vpdq.txt"
+    args = ["bank", "import", "known", str(frames), "--format", "vpdq", "--scheme", "uk", "--category", "A", "--json"]
+    printed = _ok(args, home)
+    assert json.loads(printed)["added"] == 1
+    shown = json.loads(_ok(["bank", "show", "known", "--json"], home))
+    assert shown["entries"] == 1 and shown["signals"]["vpdq"] == 1
+    found = _matched(home, videos / "queries")
+    [match] = found["copy.avi"]
+    assert (match["bank"], match["source_id"], match["signal"], match["category"]) == ("known", "V004", "vpdq", "A")
+    assert match["value"] == vpdq_digest(parse_vpdq(frames.read_text()))
+    assert match["query_percent"] >= 80.0 and match["compared_percent"] >= 80.0
+    assert match["query_ranges"][0][0] == 0.0 and match["query_ranges"][-1][1] >= 5.0
+    assert found["clip.mp4"] == [] and found["other.mp4"] == []
+    # Importing the same file again adds nothing: the entry is known by its frames' digest.
+    assert json.loads(_ok(["bank", "import", "known", str(frames), "--format", "vpdq", "--json"], home))["added"] == 0
+
+
+def test_a_video_added_by_bank_add_finds_a_clip_of_it_and_not_the_other_way(videos: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _ok(["bank", "create", "known", "--scheme", "uk"], home)
+    _ok(["bank", "add", "known", str(videos / "known" / "scene1.mp4"), "--category", "B"], home)
+    found = _matched(home, videos / "queries")
+    [match] = found["clip.mp4"]
+    assert (match["signal"], match["category"], match["source_id"]) == ("vpdq", "B", "scene1.mp4")
+    # All of the clip is in the known video; a third of the video is in the clip.
+    assert match["query_percent"] == 100.0 and 30.0 <= match["compared_percent"] <= 70.0
+    assert found["copy.avi"] == [] and found["other.mp4"] == []
+    # The file itself matches by its digests too.
+    exact = _matched(home, videos / "known" / "scene1.mp4")["scene1.mp4"]
+    assert {m["signal"] for m in exact} == {"md5", "sha1", "sha256", "vpdq"}
+
+
+def test_video_entries_survive_csv_and_vics_round_trips(videos: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _ok(["bank", "import", "known", str(videos / "frames" / "V004.vpdq.txt"), "--format", "vpdq"], home)
+    for file_format in ("csv", "vics"):
+        exported = tmp_path / f"known.{file_format}"
+        _ok(["bank", "export", "known", "--format", file_format, "--out", str(exported)], home)
+        if file_format == "vics":
+            [record] = json.loads(exported.read_text())["value"]
+            assert record["MediaID"] == "V004" and len(record["MediaFiles"]) == 6
+            assert record["MediaFiles"][1]["Timestamp"] == 1.0
+        _ok(["bank", "import", f"again-{file_format}", str(exported), "--format", file_format], home)
+        [match] = [m for m in _matched(home, videos / "queries" / "copy.avi")["copy.avi"] if m["bank"] != "known"]
+        assert (match["bank"], match["source_id"], match["signal"]) == (f"again-{file_format}", "V004", "vpdq")
+        _ok(["bank", "delete", f"again-{file_format}"], home)
+    # Exported again from the copy, the entry has the same identity: importing into the first bank adds nothing.
+    again = json.loads(_ok(["bank", "import", "known", str(tmp_path / "known.csv"), "--json"], home))
+    assert again["added"] == 0
+
+
+def test_a_csv_names_vpdq_files_beside_it(videos: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    listing = videos / "frames" / "list.csv"
+    listing.write_text("id,category,vpdq\nV004,A,V004.vpdq.txt\n")
+    _ok(["bank", "import", "hotline", str(listing), "--scheme", "uk", "--json"], home)
+    [match] = _matched(home, videos / "queries" / "copy.avi")["copy.avi"]
+    assert (match["source_id"], match["category"], match["signal"]) == ("V004", "A", "vpdq")
+    listing.write_text("id,vpdq\nV005,missing.vpdq.txt\n")
+    result = invoke(["bank", "import", "hotline", str(listing)], home)
+    assert result.exit_code == 2 and "line 2: cannot read the vPDQ file 'missing.vpdq.txt'" in result.output
+
+
+def test_a_digest_without_its_frames_or_a_bad_vpdq_file_is_refused(videos: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"vpdq {'ab' * 32}\n")
+    result = invoke(["bank", "import", "b", str(listing)], home)
+    assert result.exit_code == 2 and "line 1: a vpdq value needs the video's frame hashes" in result.output
+    bad = tmp_path / "V9.vpdq.txt"
+    bad.write_text("0,100," + "ab" * 32 + ",0.000\n1,100,nothex,1.000\n")
+    result = invoke(["bank", "import", "b", str(bad), "--format", "vpdq"], home)
+    assert result.exit_code == 2 and "line 2: the PDQ hash is not 64 hexadecimal characters" in result.output
+    assert "b" not in _ok(["bank", "list"], home).split()  # nothing half-imported, not even the bank
+
+
+def test_a_frame_of_a_video_matching_a_known_picture_is_a_match_with_its_time(videos: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    still = tmp_path / "still.png"
+    Image.fromarray(SCENES[2][75]).save(still)  # the frame at 3 s of the unrelated scene
+    _ok(["bank", "create", "stills", "--scheme", "uk"], home)
+    _ok(["bank", "add", "stills", str(still), "--category", "C"], home)
+    found = _matched(home, videos / "queries")
+    [match] = found["other.mp4"]
+    assert (match["signal"], match["transform"], match["category"], match["timestamp"]) == ("pdq", "frame", "C", 3.0)
+    assert match["distance"] <= 31 and "query_percent" not in match
+    assert found["copy.avi"] == [] and found["clip.mp4"] == []
+
+
+def test_a_scan_counts_matched_videos_apart_by_category(videos: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _ok(["bank", "create", "known", "--scheme", "uk"], home)
+    _ok(["bank", "add", "known", str(videos / "known" / "scene0.mp4"), "--category", "A"], home)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    for name in ("copy.avi", "other.mp4"):
+        (evidence / name).write_bytes((videos / "queries" / name).read_bytes())
+    Image.fromarray(np.asarray(SCENES[0][0])).save(evidence / "frame.png")  # a picture: not counted as a video
+    out = tmp_path / "case"
+    _ok(["scan", str(evidence), "--case", "OP-VIDEO-1", "--out", str(out), "--workers", "1"], home)
+    report = json.loads((out / "report.json").read_text())
+    summary = report["summary"]
+    assert (summary["videos"], summary["matched_files"]) == (2, 1)
+    assert summary["by_category"] == {"A": {"files": 1, "unique": 1}}
+    assert summary["videos_by_category"] == {"A": {"files": 1, "unique": 1}}
+    items = {item["path"]: item for item in report["items"]}
+    [match] = items["copy.avi"]["matches"]
+    assert match["signal"] == "vpdq" and match["query_percent"] >= 80.0
+    assert items["copy.avi"]["vpdq"]["frames"] == 6
