@@ -95,16 +95,20 @@ def stopped_steps(steps: QuerySteps) -> tuple[str, ...]:
 
 
 def prepare_query(
-    source: bytes | IO[bytes], name: str, limits: MediaLimits, steps: QuerySteps | None = None
+    source: bytes | IO[bytes], name: str, limits: MediaLimits, steps: QuerySteps | None = None, sheet_tiles: int = 0
 ) -> PreparedQuery:
     """Read ``source`` (bytes, or a stream read once) and make everything
     matching it needs; ``name`` is only the name to report. ``steps``
     (default: ``limits.query_variants``) are the query-side mechanisms to
-    prepare. Never raises for bad content (it is in ``hashes.error``);
-    ``OSError`` from a stream propagates."""
+    prepare. With ``sheet_tiles`` above 0, a video's contact sheet of that
+    many tiles is made in the decoding that hashes it (``hashes.video.sheet``).
+    Never raises for bad content (it is in ``hashes.error``); ``OSError`` from
+    a stream propagates."""
     steps = limits.query_variants if steps is None else steps
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
-    hashes = hash_stream(stream, name, replace(limits, query_variants=steps), dihedral=True, videos=True)
+    hashes = hash_stream(
+        stream, name, replace(limits, query_variants=steps), dihedral=True, videos=True, sheet_tiles=sheet_tiles
+    )
     picture, hashes.picture = hashes.picture, None
     if hashes.unfinished:
         return PreparedQuery(hashes, incomplete=stopped_steps(steps))

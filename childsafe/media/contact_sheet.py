@@ -10,16 +10,20 @@ made as it is; blurring for review is applied later, elsewhere.
 
 How: for a video of ``D`` seconds the tiles are the frames showing at
 ``(i + 0.5) * D / frames``, each drawn once (a short video gives as many
-tiles as it has distinct frames). When the source can seek and states its
-duration, the decoder seeks to each target unless decoding on from where it
-is costs less (the keyframe interval seen so far is longer than the gap, or
-a seek went back behind where decoding was); a seek that lands after its
-target (FFmpeg's MPEG-TS seek may) starts the video again in one pass.
-Otherwise the video is decoded in one pass, keeping the frames at the
-targets, or the first ``frames`` frames at one a second when the duration is
-unknown. Decoding is PyAV's as in ``childsafe/signals/vpdq.py``: one thread,
-one decoded frame at a time, each chosen frame reduced at once to a tile
-``tile_width`` pixels wide (Pillow), so only the tiles are kept.
+tiles as it has distinct frames); ``SheetTiles`` chooses and draws them
+from frames as they are decoded, so a pass decoding the video anyway (vPDQ
+hashing, ``vpdq_hash(..., sheet_tiles=20)``) makes the sheet with it.
+``contact_sheet`` decodes for the sheet alone: when the source can seek
+and states its duration, the decoder seeks to each target unless decoding
+on from where it is costs less (the keyframe interval seen so far is longer
+than the gap, or a seek went back behind where decoding was); a seek that
+lands after its target (FFmpeg's MPEG-TS seek may) starts the video again
+in one pass. Otherwise the video is decoded in one pass, keeping the frames
+at the targets, or the first ``frames`` frames at one a second when the
+duration is unknown. Decoding is PyAV's, opened as vPDQ opens it
+(``childsafe/media/video.py``): one thread, one decoded frame at a time,
+each chosen frame reduced at once to a tile ``tile_width`` pixels wide
+(Pillow), so only the tiles are kept.
 
 Bounded (``MediaLimits``): frames over ``max_pixels`` are refused (from the
 stream's header, before decoding, or frame by frame), and the whole work (a
@@ -38,15 +42,23 @@ import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import IO
 
 import av
 from PIL import Image
 
 from childsafe.media.limits import MediaLimits
+from childsafe.media.video import (
+    VideoUnreadable,
+    frame_rate,
+    open_video,
+    pixel_aspect,
+    reason,
+    start_seconds,
+    stated_seconds,
+)
 
-__all__ = ["ContactSheet", "contact_sheet", "SHEET_JPEG_QUALITY"]
+__all__ = ["ContactSheet", "SheetTiles", "contact_sheet", "SHEET_JPEG_QUALITY"]
 
 #: JPEG quality of the sheet: small, and plenty to grade from.
 SHEET_JPEG_QUALITY = 75
@@ -80,6 +92,148 @@ class _Tile:
     seconds: float
 
 
+def _check_grid(tiles: int, columns: int, tile_width: int) -> None:
+    if tiles < 1 or columns < 1 or tile_width < 1:
+        raise ValueError(f"frames, columns and tile_width must be at least 1, not {tiles}, {columns}, {tile_width}")
+
+
+class SheetTiles:
+    """The tiles of one contact sheet, chosen and drawn from a video's frames
+    as they are decoded, so that any pass decoding the video (vPDQ hashing's,
+    or ``contact_sheet``'s own) makes its sheet.
+
+    For a video of ``duration`` seconds (as stated; ``None`` when unknown),
+    tile i is the frame showing at ``(i + 0.5) * duration / tiles`` seconds
+    from the start (at ``i`` seconds when the duration is unknown): the first
+    frame offered whose display ends after that time. Each frame is drawn at
+    most once (a frame showing over several targets fills them all; one
+    offered again, after a seek, is not drawn twice). ``offer`` costs a few
+    float comparisons for a frame that is not the next tile; only a chosen
+    frame is converted to RGB and reduced to ``tile_width`` pixels wide
+    (display aspect kept, ``pixel_aspect`` the width over the height of one
+    pixel), so only the tiles are held. ``frame_seconds`` is a frame's
+    duration when it states none (1 / frame rate). With ``max_pixels``, a
+    chosen frame larger than that stops the drawing, with the tiles so far.
+    ``finish`` lays the tiles out in a grid of up to ``columns`` columns (rows
+    as needed, black background) as a JPEG of quality 75.
+    """
+
+    def __init__(
+        self,
+        tiles: int = 20,
+        columns: int = 5,
+        tile_width: int = 192,
+        duration: float | None = None,
+        *,
+        frame_seconds: float = 0.0,
+        pixel_aspect: float = 1.0,
+        max_pixels: int | None = None,
+    ) -> None:
+        _check_grid(tiles, columns, tile_width)
+        self.columns, self.tile_width, self.duration = columns, tile_width, duration
+        self.frame_seconds, self.pixel_aspect, self.max_pixels = frame_seconds, pixel_aspect, max_pixels
+        if duration:
+            self.targets = [(i + 0.5) * duration / tiles for i in range(tiles)]
+        else:
+            self.targets = [i * _UNKNOWN_DURATION_STEP for i in range(tiles)]
+        self.next = 0  # index of the first target still to fill
+        self.stopped: str | None = None  # why drawing stopped early, when it was the tiles' own reason
+        self._tiles: list[_Tile] = []
+        self._last_taken: float | None = None
+        self._time_base: float | None = None  # the frames' time base (one stream's frames share it)
+        self._before = self._after = math.inf  # a frame before the first is over before the next target
+        self._advance(0)
+
+    @classmethod
+    def for_video(
+        cls,
+        container: av.container.InputContainer,
+        stream: av.video.stream.VideoStream,
+        tiles: int = 20,
+        columns: int = 5,
+        tile_width: int = 192,
+        max_pixels: int | None = None,
+    ) -> SheetTiles:
+        """The tiles of the open ``stream``: its stated duration, frame rate and pixel shape."""
+        rate = frame_rate(stream)
+        return cls(
+            tiles,
+            columns,
+            tile_width,
+            stated_seconds(container, stream),
+            frame_seconds=1 / float(rate) if rate else 0.0,
+            pixel_aspect=pixel_aspect(stream),
+            max_pixels=max_pixels,
+        )
+
+    @property
+    def done(self) -> bool:
+        """Whether every tile is drawn (or drawing stopped)."""
+        return self.next >= len(self.targets)
+
+    @property
+    def drawn(self) -> int:
+        """The number of tiles drawn so far."""
+        return len(self._tiles)
+
+    @property
+    def timestamps(self) -> list[float]:
+        """The drawn tiles' times, seconds from the video's start, to the millisecond."""
+        return [round(tile.seconds, 3) for tile in self._tiles]
+
+    def span(self, frame: av.VideoFrame) -> float:
+        """How long ``frame`` shows, in seconds (``frame_seconds`` when it does not say)."""
+        duration = frame.duration
+        if not duration:
+            return self.frame_seconds
+        if self._time_base is None:
+            time_base = frame.time_base
+            if not time_base:
+                return self.frame_seconds
+            self._time_base = float(time_base)
+        return duration * self._time_base
+
+    def offer(self, time_seconds: float, frame: av.VideoFrame) -> bool:
+        """Look at the next decoded frame, showing from ``time_seconds`` after
+        the video's start: draw it if it is the next tile's. Whether it was drawn."""
+        if time_seconds < self._before and time_seconds + self.span(frame) <= self._after:
+            return False  # over before the next target (to the microsecond: 0.2 + 1.0 is not quite 1.1 + 0.1)
+        if self.done or (self._last_taken is not None and time_seconds <= self._last_taken):
+            return False  # drawn already (seen again after a seek)
+        if self.max_pixels is not None and frame.width * frame.height > self.max_pixels:
+            self.stopped = (
+                f"a frame of {frame.width} x {frame.height} pixels at {max(0.0, time_seconds):.3f} s is over the"
+                f" {self.max_pixels:,}-pixel limit; {self.drawn} frames drawn"
+            )
+            self._advance(len(self.targets))
+            return False
+        self._tiles.append(_Tile(_tile(frame, self.tile_width, self.pixel_aspect), max(0.0, time_seconds)))
+        self._last_taken = time_seconds
+        end = max(time_seconds + self.span(frame) - _EPSILON, time_seconds + _EPSILON)
+        following = self.next
+        while following < len(self.targets) and self.targets[following] < end:
+            following += 1
+        self._advance(following)
+        return True
+
+    def finish(self, error: str | None = None) -> ContactSheet:
+        """The sheet of the tiles drawn; ``error`` says why the decoding stopped
+        early, if it did (the tiles' own reason, when they stopped first, wins)."""
+        error = self.stopped or error
+        if not self._tiles:
+            return ContactSheet(None, 0, [], error or "no frame could be decoded")
+        return ContactSheet(_sheet(self._tiles, self.columns, self.tile_width), self.drawn, self.timestamps, error)
+
+    def _advance(self, following: int) -> None:
+        """Make target ``following`` the next, and the bounds ``offer`` compares with."""
+        self.next = following
+        if self.done:
+            self._before = self._after = math.inf  # every frame is "over before": one comparison more
+        else:
+            self._before = self.targets[following] - _EPSILON
+            self._after = self.targets[following] + _EPSILON
+
+
 class _Stop(Exception):
     """Drawing stops here, for the reason given; the tiles drawn so far are kept."""
 
@@ -89,22 +243,14 @@ class _SeekUnreliable(Exception):
 
 
 class _Picker:
-    """Takes, from frames in decoding order, the frame showing at each target
-    time (the first whose display ends after it), each frame at most once;
-    and keeps what tells whether seeking to the next target pays."""
+    """Gives the sheet's tiles (``SheetTiles``) the frames in decoding order,
+    with their times from the video's start, and keeps what tells whether
+    seeking to the next target pays."""
 
-    def __init__(
-        self, targets: list[float], start: float, fallback_span: float, tile_width: int, pixel_aspect: float
-    ) -> None:
-        self.targets = targets
+    def __init__(self, sheet: SheetTiles, start: float) -> None:
+        self.sheet = sheet
         self.start = start
-        self.fallback_span = fallback_span  # a frame's duration when it does not say (1 / frame rate)
-        self.tile_width = tile_width
-        self.pixel_aspect = pixel_aspect  # width over height of one pixel as displayed
-        self.tiles: list[_Tile] = []
-        self.next = 0  # index of the first target still to fill
         self.decoded = 0  # frames decoded
-        self.last_taken: float | None = None
         self.last_end: float | None = None  # where the latest decoded frame ends (seconds)
         self.position: float | None = None  # the latest decoded frame's time, None after a seek
         self.keyframe: float | None = None  # the latest keyframe seen since the last seek
@@ -113,16 +259,16 @@ class _Picker:
         self.seek_from: float | None = None  # where decoding was then
         self.no_more_seeking = False  # a seek landed at or before where decoding was, or frames have no times
 
-    @property
-    def done(self) -> bool:
-        return self.next >= len(self.targets)
+    def target(self) -> float:
+        """The next target's time in the stream (seconds, its start included)."""
+        return self.start + self.sheet.targets[self.sheet.next]
 
     def offer(self, frame: av.VideoFrame) -> None:
         """Look at one decoded frame: note where decoding is, and draw it when it is the next target's."""
         if frame.time is None:
             self.no_more_seeking = True  # its time is guessed from its number: only right decoding from the start
-        seconds = frame.time if frame.time is not None else self.start + self.decoded * self.fallback_span
-        span = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else self.fallback_span
+        seconds = frame.time if frame.time is not None else self.start + self.decoded * self.sheet.frame_seconds
+        span = self.sheet.span(frame)
         end = seconds + span
         self.decoded += 1
         if self.seek_target is not None:
@@ -135,14 +281,7 @@ class _Picker:
             self.keyframe = seconds
         elif self.keyframe is not None:
             self.keyframe_gap = max(self.keyframe_gap, end - self.keyframe)
-        if self.done or (end <= self.targets[self.next] + _EPSILON and seconds < self.targets[self.next] - _EPSILON):
-            return  # over before the target (to the microsecond: 0.2 + 1.0 is not quite 1.1 + 0.1)
-        if self.last_taken is not None and seconds <= self.last_taken:
-            return  # drawn already (seen again after a seek)
-        self.tiles.append(_Tile(_tile(frame, self.tile_width, self.pixel_aspect), max(0.0, seconds - self.start)))
-        self.last_taken = seconds
-        while not self.done and self.targets[self.next] < max(end - _EPSILON, seconds + _EPSILON):
-            self.next += 1
+        self.sheet.offer(seconds - self.start, frame)
 
     def worth_seeking(self, target: float) -> bool:
         """Whether seeking to ``target`` is likely cheaper than decoding on to it: the gap is
@@ -173,74 +312,59 @@ def contact_sheet(
     of quality 75. Never raises for bad content: the sheet's ``error`` says
     why there is none, or why it has fewer tiles; a ``ValueError`` for
     ``frames``, ``columns`` or ``tile_width`` below 1."""
-    if frames < 1 or columns < 1 or tile_width < 1:
-        raise ValueError(f"frames, columns and tile_width must be at least 1, not {frames}, {columns}, {tile_width}")
+    _check_grid(frames, columns, tile_width)
     limits = limits or MediaLimits()
     deadline = time.monotonic() + limits.video_decode_seconds
     seeking = _seekable(source)
     while True:
         try:
-            tiles, error = _open_and_draw(source, limits, frames, tile_width, seeking, deadline)
-            break
+            return _open_and_draw(source, limits, frames, columns, tile_width, seeking, deadline)
         except _SeekUnreliable:
             seeking = False  # once more, from the start, in one pass
             if not isinstance(source, str):
                 try:
                     source.seek(0)
                 except (OSError, ValueError) as exc:
-                    return ContactSheet(None, 0, [], f"video cannot be read again from its start: {_reason(exc)}")
-    if not tiles:
-        return ContactSheet(None, 0, [], error or "no frame could be decoded")
-    return ContactSheet(_sheet(tiles, columns, tile_width), len(tiles), [round(t.seconds, 3) for t in tiles], error)
+                    return ContactSheet(None, 0, [], f"video cannot be read again from its start: {reason(exc)}")
 
 
 def _open_and_draw(
-    source: str | IO[bytes], limits: MediaLimits, count: int, tile_width: int, seeking: bool, deadline: float
-) -> tuple[list[_Tile], str | None]:
-    """The tiles of the video at ``source``, and why there are none or fewer than asked, if so."""
+    source: str | IO[bytes],
+    limits: MediaLimits,
+    count: int,
+    columns: int,
+    tile_width: int,
+    seeking: bool,
+    deadline: float,
+) -> ContactSheet:
+    """The sheet of the video at ``source``, and why there is none or fewer tiles than asked, if so."""
     try:
-        container = av.open(source, mode="r")
-    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        return [], f"not a video FFmpeg can read: {_reason(exc)}"
+        container, stream = open_video(source, limits)
+    except VideoUnreadable as exc:
+        return ContactSheet(None, 0, [], str(exc))
     with container:
-        if not container.streams.video:
-            return [], "no video stream"
-        stream = container.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if not width or not height:
-            return [], "video stream without a frame size FFmpeg accepts"
-        if width * height > limits.max_pixels:
-            return [], f"video frames of {width} x {height} pixels are over the {limits.max_pixels:,}-pixel limit"
-        stream.thread_type = "SLICE"  # within one frame only: one worker, one core
-        stream.codec_context.thread_count = 1
-        return _draw(container, stream, limits, count, tile_width, seeking, deadline)
+        sheet = SheetTiles.for_video(container, stream, count, columns, tile_width)
+        error = _draw(container, stream, limits, sheet, seeking, deadline)
+    return sheet.finish(error)
 
 
 def _draw(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     limits: MediaLimits,
-    count: int,
-    tile_width: int,
+    sheet: SheetTiles,
     seeking: bool,
     deadline: float,
-) -> tuple[list[_Tile], str | None]:
-    """The tiles of the open video, and why drawing stopped early, if it did."""
-    start = _start_seconds(container, stream)
-    duration = _stated_seconds(container, stream)
-    rate = _frame_rate(stream)
-    if duration:
-        targets = [start + (i + 0.5) * duration / count for i in range(count)]
-    else:
-        targets = [start + i * _UNKNOWN_DURATION_STEP for i in range(count)]
-    aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-    pixel_aspect = float(aspect) if aspect and aspect > 0 else 1.0
-    picker = _Picker(targets, start, 1 / float(rate) if rate else 0.0, tile_width, pixel_aspect)
+) -> str | None:
+    """Draw the tiles of the open video; why drawing stopped early, if it did."""
+    start = start_seconds(container, stream)
+    duration = sheet.duration
+    picker = _Picker(sheet, start)
     time_base = stream.time_base if duration and seeking else None
     decoded: Iterator[av.VideoFrame] | None = None
     try:
-        while not picker.done:
-            target = picker.targets[picker.next]
+        while not sheet.done:
+            index, target = sheet.next, picker.target()
             if time_base is not None and picker.worth_seeking(target):
                 try:
                     container.seek(int(target / time_base), stream=stream, backward=True, any_frame=False)
@@ -254,31 +378,31 @@ def _draw(
                 if frame.width * frame.height > limits.max_pixels:
                     raise _Stop(
                         f"a frame of {frame.width} x {frame.height} pixels at {_at(picker, start)} is over the"
-                        f" {limits.max_pixels:,}-pixel limit; {len(picker.tiles)} frames drawn"
+                        f" {limits.max_pixels:,}-pixel limit; {sheet.drawn} frames drawn"
                     )
                 picker.offer(frame)
                 if time.monotonic() > deadline:
                     raise _Stop(
                         f"video decode time limit ({limits.video_decode_seconds:g} s) reached at"
-                        f" {_at(picker, start)}; {len(picker.tiles)} of {count} frames drawn"
+                        f" {_at(picker, start)}; {sheet.drawn} of {len(sheet.targets)} frames drawn"
                     )
-                if picker.done or picker.targets[picker.next] != target:
+                if sheet.next != index:
                     break
             else:
                 break  # the end of the video
     except _Stop as stop:
-        return picker.tiles, str(stop)
+        return str(stop)
     except (av.FFmpegError, ValueError) as exc:
         if not picker.decoded:
-            return [], f"not a video FFmpeg can read: {_reason(exc)}"
-        return picker.tiles, f"damaged video at {_at(picker, start)}: {_reason(exc)}; {len(picker.tiles)} frames drawn"
-    if duration and not picker.done and (picker.last_end or 0.0) + _END_SLACK_SECONDS < start + duration:
+            return f"not a video FFmpeg can read: {reason(exc)}"
+        return f"damaged video at {_at(picker, start)}: {reason(exc)}; {sheet.drawn} frames drawn"
+    if duration and not sheet.done and (picker.last_end or 0.0) + _END_SLACK_SECONDS < start + duration:
         # FFmpeg ends a cut or damaged stream quietly: compare with what the file says it holds.
-        return picker.tiles, (
+        return (
             f"damaged video: it ends at {_at(picker, start)} of the {duration:.3f} s the file states;"
-            f" {len(picker.tiles)} frames drawn"
+            f" {sheet.drawn} frames drawn"
         )
-    return picker.tiles, None
+    return None
 
 
 def _tile(frame: av.VideoFrame, tile_width: int, pixel_aspect: float) -> Image.Image:
@@ -317,32 +441,6 @@ def _seekable(source: str | IO[bytes]) -> bool:
         return False
 
 
-def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
-    for rate in (stream.average_rate, stream.base_rate, stream.guessed_rate):
-        if rate:
-            return Fraction(rate)
-    return None
-
-
-def _start_seconds(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
-    """When the video stream starts (MPEG-TS streams rarely start at 0)."""
-    if stream.start_time is not None and stream.time_base:
-        return float(stream.start_time * stream.time_base)
-    return container.start_time / av.time_base if container.start_time else 0.0
-
-
-def _stated_seconds(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
-    """How long the video stream says it is (the file's duration, when the stream does not say)."""
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    return container.duration / av.time_base if container.duration and container.duration > 0 else None
-
-
 def _at(picker: _Picker, start: float) -> str:
     """Where decoding is, for a message."""
     return f"{max(0.0, picker.last_end - start):.3f} s" if picker.last_end is not None else "the start"
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]

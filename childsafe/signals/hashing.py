@@ -85,7 +85,8 @@ class FileHashes:
     out of time or memory (``ResourceLimitError``; the ``error`` says which),
     so that the content may still be a known picture. ``video``: a video's
     frame hashes (``signals/vpdq.py``), summarised in the output as ``vpdq``
-    (frames hashed and a digest; only videos have the field).
+    (frames hashed and a digest; only videos have the field), and its
+    contact sheet when asked for (``video.sheet``, never in the output).
     """
 
     path: str
@@ -150,6 +151,7 @@ def hash_stream(
     dihedral: bool = False,
     bank_variants: bool = False,
     videos: bool = False,
+    sheet_tiles: int = 0,
 ) -> FileHashes:
     """Hash content read from ``stream`` (a file, or later an archive member).
 
@@ -159,7 +161,9 @@ def hash_stream(
     with ``bank_variants`` (for ``bank add``), the bank-side variants. With
     ``videos``, a video's vPDQ hash is made too (``video``; the stream must
     read again from its start, or, from a stream that cannot seek back, from
-    its bytes kept in memory up to ``video_keep_bytes``).
+    its bytes kept in memory up to ``video_keep_bytes``); with ``sheet_tiles``
+    above 0, also its contact sheet of that many tiles, from the same
+    decoding (``video.sheet``; not part of the ``hash`` output).
     """
     keep_videos = videos and not stream.seekable()
     keep_limit = limits.video_keep_bytes if keep_videos else limits.max_decode_bytes
@@ -181,7 +185,7 @@ def hash_stream(
         result.error = "empty file"
         return result
     if sniffed.kind == "video" and videos:
-        return _hash_video(stream, data, result, limits)
+        return _hash_video(stream, data, result, limits, sheet_tiles)
     if sniffed.kind != "image":
         if name_claims_image(path):
             result.error = f"named like an image but the content is {sniffed.mime}"
@@ -221,7 +225,9 @@ def hash_stream(
     return result
 
 
-def _hash_video(stream: IO[bytes], data: bytes | None, result: FileHashes, limits: MediaLimits) -> FileHashes:
+def _hash_video(
+    stream: IO[bytes], data: bytes | None, result: FileHashes, limits: MediaLimits, sheet_tiles: int = 0
+) -> FileHashes:
     """A video's frame hashes, read again from its start (the digests took
     the first pass), or from its bytes kept when the stream cannot seek back."""
     if stream.seekable():
@@ -235,7 +241,7 @@ def _hash_video(stream: IO[bytes], data: bytes | None, result: FileHashes, limit
             f" {limits.video_keep_bytes:,}-byte limit for reading it from memory; digests only"
         )
         return result
-    result.video = vpdq_hash(source, limits)
+    result.video = vpdq_hash(source, limits, sheet_tiles)
     result.error = result.video.error
     return result
 
@@ -270,6 +276,7 @@ def hash_file(
     dihedral: bool = False,
     bank_variants: bool = False,
     videos: bool = False,
+    sheet_tiles: int = 0,
 ) -> FileHashes:
     """Hash the file at ``path``, opened read-only (``hash_stream`` says what the options do).
     Never raises for a bad file: the problem is in the result's ``error``."""
@@ -277,7 +284,15 @@ def hash_file(
     name = os.fspath(path)
     try:
         with open(name, "rb", buffering=0) as stream:
-            return hash_stream(stream, name, limits, dihedral=dihedral, bank_variants=bank_variants, videos=videos)
+            return hash_stream(
+                stream,
+                name,
+                limits,
+                dihedral=dihedral,
+                bank_variants=bank_variants,
+                videos=videos,
+                sheet_tiles=sheet_tiles,
+            )
     except OSError as exc:
         return unreadable(name, exc)
 

@@ -16,6 +16,12 @@ before decoding; decoding stops after ``video_decode_seconds`` or
 frames hashed before the damage. Each of these says so in ``error``, so a
 limit is never a silent "no match".
 
+Contact sheet: with ``sheet_tiles``, the same decoding pass draws the
+video's contact sheet (``childsafe/media/contact_sheet.py``'s
+``SheetTiles``: the frames at the tiles' times are converted and reduced,
+every other frame costs a float comparison), so a scan that keeps sheets
+of unmatched videos decodes each video once.
+
 Comparing: ``vpdq_compare`` counts, as Meta's matcher does, the share of
 each video's usable frames (quality at least 50, each distinct hash once)
 within 31 bits of a frame of the other, and the query's matching time
@@ -46,7 +52,9 @@ import pdqhash
 
 from childsafe.errors import UsageError
 from childsafe.fileio import atomic_file
+from childsafe.media.contact_sheet import ContactSheet, SheetTiles
 from childsafe.media.limits import MediaLimits
+from childsafe.media.video import VideoUnreadable, frame_rate, open_video, reason, start_seconds, stated_seconds
 from childsafe.signals.pdq import PDQ_MIN_QUALITY, bits_to_hex
 from childsafe.signals.registry import SignalType, digest_distance, register
 
@@ -93,11 +101,14 @@ class VpdqFeature:
 
 @dataclass
 class VideoHash:
-    """A video's frame hashes, its frame rate, and what stopped the hashing early, if anything."""
+    """A video's frame hashes, its frame rate, what stopped the hashing early,
+    if anything, and its contact sheet when one was asked for (``vpdq_hash``'s
+    ``sheet_tiles``), made in the same decoding."""
 
     features: list[VpdqFeature] = field(default_factory=list)
     frame_rate: float | None = None
     error: str | None = None
+    sheet: ContactSheet | None = None
 
     def digest(self) -> str:
         """A SHA-256 of the frame hashes (``vpdq_digest``): equal for equal vPDQ hashes."""
@@ -200,42 +211,35 @@ def write_vpdq_file(folder: Path, video_name: str, features: list[VpdqFeature]) 
     return target
 
 
-def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
-    for rate in (stream.average_rate, stream.base_rate, stream.guessed_rate):
-        if rate:
-            return Fraction(rate)
-    return None
-
-
-def vpdq_hash(source: str | IO[bytes], limits: MediaLimits | None = None) -> VideoHash:
+def vpdq_hash(source: str | IO[bytes], limits: MediaLimits | None = None, sheet_tiles: int = 0) -> VideoHash:
     """The vPDQ hash of the video at ``source`` (a path or a seekable binary
     stream at its start). Never raises for bad content: the ``error`` says
-    what went wrong, and the frames hashed before it are kept."""
+    what went wrong, and the frames hashed before it are kept.
+
+    With ``sheet_tiles`` above 0, the same decoding makes the video's
+    contact sheet of that many tiles (``VideoHash.sheet``; 5 columns of
+    192-pixel tiles, as ``contact_sheet`` draws them in one pass): its
+    ``error`` is the hash's when the decoding stopped early, and it keeps
+    the tiles drawn before."""
     limits = limits or MediaLimits()
     result = VideoHash()
     try:
-        container = av.open(source, mode="r")
-    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        result.error = f"not a video FFmpeg can read: {_reason(exc)}"
-        return result
-    with container:
-        streams = container.streams.video
-        if not streams:
-            result.error = "no video stream"
-            return result
-        stream = streams[0]
-        rate = _frame_rate(stream)
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if rate is None or not width or not height:
-            result.error = "video stream without a frame rate or frame size"
-            return result
-        if width * height > limits.max_pixels:
-            result.error = f"video frames of {width} x {height} pixels are over the {limits.max_pixels:,}-pixel limit"
-            return result
-        result.frame_rate = float(rate)
-        stream.thread_type = "SLICE"  # within one frame only: one worker, one core
-        stream.codec_context.thread_count = 1
-        _hash_frames(container, stream, rate, limits, result)
+        container, stream = open_video(source, limits, frame_rate_needed=True)
+    except VideoUnreadable as exc:
+        result.error = str(exc)
+    else:
+        with container:
+            rate = frame_rate(stream)
+            assert rate is not None  # open_video refuses a stream without one
+            result.frame_rate = float(rate)
+            tiles = None
+            if sheet_tiles > 0:
+                tiles = SheetTiles.for_video(container, stream, sheet_tiles, max_pixels=limits.max_pixels)
+            _hash_frames(container, stream, rate, limits, result, tiles)
+        if tiles is not None:
+            result.sheet = tiles.finish(result.error)
+    if sheet_tiles > 0 and result.sheet is None:
+        result.sheet = ContactSheet(None, 0, [], result.error)
     return result
 
 
@@ -245,10 +249,12 @@ def _hash_frames(
     rate: Fraction,
     limits: MediaLimits,
     result: VideoHash,
+    tiles: SheetTiles | None,
 ) -> None:
     per_second = float(rate)
     every = max(1, int(limits.vpdq_seconds_per_hash * per_second))
     deadline = time.monotonic() + limits.video_decode_seconds
+    start = start_seconds(container, stream) if tiles is not None else 0.0
     number = 0
     try:
         for frame in container.decode(stream):
@@ -263,6 +269,9 @@ def _hash_frames(
                     return
                 bits, quality = pdqhash.compute(frame.to_ndarray(format="rgb24"))
                 result.features.append(VpdqFeature(number, int(quality), bits_to_hex(bits), number / per_second))
+            if tiles is not None:  # the sheet's tiles take the frame time as contact_sheet does
+                moment = frame.time
+                tiles.offer(moment - start if moment is not None else number * tiles.frame_seconds, frame)
             number += 1
             if time.monotonic() > deadline:
                 result.error = (
@@ -271,28 +280,16 @@ def _hash_frames(
                 )
                 return
     except (av.FFmpegError, ValueError) as exc:
-        result.error = f"damaged video after {number} frames ({number / per_second:.3f} s): {_reason(exc)}"
+        result.error = f"damaged video after {number} frames ({number / per_second:.3f} s): {reason(exc)}"
         return
     # FFmpeg ends a cut or damaged stream quietly: compare with what the file says it holds.
-    stated = _stated_seconds(container, stream)
+    stated = stated_seconds(container, stream)
     if (stream.frames and number < stream.frames) or (stated and number / per_second + 1.0 < stated):
         shown = f"{stated:.3f} s" if stated else f"{stream.frames} frames"
         result.error = (
             f"damaged video after {number} frames ({number / per_second:.3f} s of the {shown} the file states):"
             " cut short or damaged; the frames read are hashed"
         )
-
-
-def _stated_seconds(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
-    """How long the video stream says it is (the file's duration, when the stream does not say)."""
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    return container.duration / av.time_base if container.duration else None
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]
 
 
 # -- comparing two videos -------------------------------------------------------

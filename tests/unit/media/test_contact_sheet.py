@@ -18,7 +18,7 @@ from PIL import Image
 
 import childsafe.media.contact_sheet as contact_sheet_module
 from childsafe.media import MediaLimits
-from childsafe.media.contact_sheet import ContactSheet, contact_sheet
+from childsafe.media.contact_sheet import ContactSheet, SheetTiles, contact_sheet
 
 #: 30 s at 10 frames a second: frame n shows from n / 10 s; tile i is the frame showing at (i + 0.5) x 1.5 s.
 THIRTY_SECONDS = [round(0.7 + 1.5 * i, 3) for i in range(20)]
@@ -187,14 +187,45 @@ def _frame(seconds: float, key: bool = False) -> av.VideoFrame:
 
 
 def test_a_seek_that_lands_behind_where_decoding_was_stops_seeking_and_draws_nothing_twice() -> None:
-    picker = contact_sheet_module._Picker([0.55, 2.05, 3.05], 0.0, 0.1, 16, 1.0)
+    tiles = SheetTiles(3, tile_width=16, duration=3.3, frame_seconds=0.1)  # targets 0.55, 1.65 and 2.75 s
+    picker = contact_sheet_module._Picker(tiles, 0.0)
     for seconds in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
         picker.offer(_frame(seconds, key=seconds == 0.0))
-    assert [t.seconds for t in picker.tiles] == [0.5]
+    assert tiles.timestamps == [0.5]
     assert not picker.worth_seeking(1.0) and picker.worth_seeking(2.05)  # decoding on 0.5 s costs less than a seek
     picker.sought(2.05)
     slow = _frame(0.5, key=True)
     slow.duration = 4000  # a frame drawn already, here said to show until 4.5 s
     picker.offer(slow)
-    assert [t.seconds for t in picker.tiles] == [0.5]  # not twice
+    assert tiles.timestamps == [0.5]  # not twice
     assert not picker.worth_seeking(3.05)  # the seek went back to where decoding was: decode on instead
+
+
+def test_the_tiles_draw_each_frame_once_even_when_offered_again_or_showing_over_several_targets() -> None:
+    tiles = SheetTiles(4, columns=2, tile_width=16, duration=4.0, frame_seconds=0.1)  # targets 0.5, 1.5, 2.5, 3.5 s
+    assert tiles.targets == [0.5, 1.5, 2.5, 3.5]
+    assert not tiles.offer(0.3, _frame(0.3))  # over at 0.4 s, before the first target
+    assert tiles.offer(0.45, _frame(0.45))  # showing at 0.5 s
+    assert not tiles.offer(0.45, _frame(0.45))  # the same frame again (a seek went back): not twice
+    long = _frame(1.4)
+    long.duration = 1500  # shows from 1.4 s to 2.9 s: over the targets at 1.5 and 2.5 s
+    assert tiles.offer(1.4, long) and not tiles.offer(1.4, long)
+    again = _frame(0.45)
+    again.duration = 3500  # the first tile's frame once more, said to show until 3.95 s: over the next target
+    assert not tiles.offer(0.45, again)  # drawn already: an earlier frame than the latest tile
+    assert not tiles.offer(2.0, _frame(2.0)) and not tiles.offer(2.9, _frame(2.9))  # before 3.5 s, drawn for none
+    assert tiles.offer(3.45, _frame(3.45)) and tiles.done and not tiles.offer(3.6, _frame(3.6))
+    sheet = tiles.finish(None)
+    assert (sheet.frames, sheet.timestamps, sheet.error) == (3, [0.45, 1.4, 3.45], None)
+    assert _picture(sheet).size == (2 * 16, 2 * 12)
+    assert len(set(sheet.timestamps)) == sheet.frames
+
+
+def test_the_tiles_stop_at_a_frame_over_the_pixel_limit_and_say_why() -> None:
+    tiles = SheetTiles(2, tile_width=16, duration=2.0, frame_seconds=0.1, max_pixels=16 * 12 - 1)
+    assert not tiles.offer(0.5, _frame(0.5)) and tiles.done and tiles.drawn == 0
+    assert tiles.finish("ignored: the tiles' own reason comes first") == ContactSheet(
+        None, 0, [], "a frame of 16 x 12 pixels at 0.500 s is over the 191-pixel limit; 0 frames drawn"
+    )
+    with pytest.raises(ValueError, match="at least 1"):
+        SheetTiles(0)

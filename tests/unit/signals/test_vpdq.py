@@ -1,22 +1,29 @@
 """vPDQ hashing (``childsafe/signals/vpdq.py``) of videos made here with
 PyAV from benign scikit-image pictures: which frames are hashed and when,
-Meta's text format, and what a damaged, huge or endless video gives."""
+Meta's text format, what a damaged, huge or endless video gives, and the
+contact sheet drawn in the same decoding."""
 
 from __future__ import annotations
 
 import io
 import json
+import pickle
 from dataclasses import replace
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 import pdqhash
 import pytest
 from builders import panning_frames, video_of
+from PIL import Image
 
+from childsafe.detect import prepare_query
 from childsafe.errors import UsageError
 from childsafe.media import MediaLimits
+from childsafe.media.contact_sheet import ContactSheet, contact_sheet
+from childsafe.signals.hashing import hash_file
 from childsafe.signals.pdq import bits_to_hex, pdq_distance
 from childsafe.signals.vpdq import (
     VpdqFeature,
@@ -180,3 +187,100 @@ def test_a_ten_hour_stream_of_black_frames_ends_at_a_stated_limit() -> None:
     assert len(hashed.features) == 600 and all(f.quality == 0 for f in hashed.features)
     assert hashed.error == "video over the 600-frame limit: hashed to 600.000 s"
     assert not vpdq_compare(hashed.features, hashed.features).matches()  # featureless: never a match
+
+
+# -- the contact sheet drawn in the hashing pass ----------------------------------
+
+#: 30 s at 10 frames a second: tile i is the frame showing at (i + 0.5) x 1.5 s (as in test_contact_sheet.py).
+THIRTY_SECONDS = [round(0.7 + 1.5 * i, 3) for i in range(20)]
+
+
+class NonSeekable(io.BytesIO):
+    """Bytes read as from a pipe: forwards only (PyAV asks ``seekable()``)."""
+
+    def seekable(self) -> bool:
+        return False
+
+
+@pytest.fixture(scope="module")
+def thirty_seconds_mkv() -> bytes:
+    return video_of(panning_frames(300), 10, container="matroska")  # 320 x 240, its duration in its header
+
+
+def _sheet_picture(sheet: ContactSheet | None) -> Image.Image:
+    assert sheet is not None and sheet.jpeg is not None, sheet
+    picture = Image.open(io.BytesIO(sheet.jpeg))
+    assert picture.format == "JPEG"
+    return picture
+
+
+def test_the_hashing_pass_draws_the_sheet_contact_sheet_draws_in_one_pass(thirty_seconds_mkv: bytes) -> None:
+    plain = vpdq_hash(io.BytesIO(thirty_seconds_mkv))
+    hashed = vpdq_hash(io.BytesIO(thirty_seconds_mkv), sheet_tiles=20)
+    assert plain.sheet is None and plain.error is None
+    assert hashed.features == plain.features and hashed.error is None and len(hashed.features) == 30
+    one_pass = contact_sheet(NonSeekable(thirty_seconds_mkv))
+    assert one_pass.error is None and one_pass.timestamps == pytest.approx(THIRTY_SECONDS, abs=1e-3)
+    assert hashed.sheet is not None and hashed.sheet.error is None and hashed.sheet.frames == 20
+    assert hashed.sheet.timestamps == one_pass.timestamps
+    assert hashed.sheet.jpeg == one_pass.jpeg  # the same frames, drawn alike
+    assert _sheet_picture(hashed.sheet).size == (5 * 192, 4 * 144)
+
+
+def test_a_stream_without_a_duration_gives_its_first_seconds_in_the_hashing_pass_too() -> None:
+    data = video_of(panning_frames(300), 10, container="mpegts")  # through a pipe: no duration; starts at 1.4 s
+    hashed = vpdq_hash(NonSeekable(data), sheet_tiles=20)
+    one_pass = contact_sheet(NonSeekable(data))
+    assert hashed.error is None and one_pass.error is None
+    assert hashed.sheet is not None and hashed.sheet.timestamps == one_pass.timestamps
+    assert hashed.sheet.timestamps == pytest.approx([float(i) for i in range(20)], abs=1e-3)
+    assert _sheet_picture(hashed.sheet).size == (960, 576)
+
+
+def test_a_sheet_of_another_size_and_a_short_video_drawn_once_a_frame() -> None:
+    few = vpdq_hash(io.BytesIO(video_of(panning_frames(3), 25)), sheet_tiles=20)
+    assert few.sheet is not None and few.sheet.error is None and few.sheet.frames == 3
+    assert few.sheet.timestamps == pytest.approx([0.0, 0.04, 0.08], abs=1e-3)  # each frame once
+    assert _sheet_picture(few.sheet).size == (3 * 192, 144)
+    six = vpdq_hash(io.BytesIO(video_of(panning_frames(60), 10)), sheet_tiles=6)
+    assert six.sheet is not None and six.sheet.timestamps == pytest.approx([0.5, 1.5, 2.5, 3.5, 4.5, 5.5], abs=1e-3)
+    assert _sheet_picture(six.sheet).size == (5 * 192, 2 * 144)
+
+
+def test_a_truncated_video_keeps_the_tiles_before_the_damage_with_the_hashs_error(thirty_seconds_mkv: bytes) -> None:
+    cut = thirty_seconds_mkv[: len(thirty_seconds_mkv) // 2]
+    hashed = vpdq_hash(io.BytesIO(cut), sheet_tiles=20)
+    assert hashed.features == vpdq_hash(io.BytesIO(cut)).features and 10 <= len(hashed.features) < 20
+    assert hashed.error is not None and hashed.error.startswith("damaged video after")
+    assert hashed.sheet is not None and hashed.sheet.error == hashed.error
+    assert hashed.sheet.frames == 10 and hashed.sheet.timestamps == pytest.approx(THIRTY_SECONDS[:10], abs=1e-3)
+    assert _sheet_picture(hashed.sheet).size == (960, 288)
+
+
+def test_what_is_not_a_video_gives_no_sheet_and_says_why_as_the_hash_does() -> None:
+    hashed = vpdq_hash(io.BytesIO(b"purple umbrella " * 100), sheet_tiles=20)
+    assert hashed.error is not None and hashed.error.startswith("not a video FFmpeg can read")
+    assert hashed.sheet == ContactSheet(None, 0, [], hashed.error)
+    limited = vpdq_hash(io.BytesIO(video_of(panning_frames(50), 25)), replace(MediaLimits(), video_max_frames=1), 4)
+    assert limited.error is not None and "1-frame limit" in limited.error
+    assert limited.sheet is not None and limited.sheet.error == limited.error  # stopped at 1 s, of 2 s
+    assert limited.sheet.timestamps == pytest.approx([0.24, 0.72], abs=1e-3)  # targets 0.25, 0.75 (1.25, 1.75)
+
+
+def test_hash_file_and_prepare_query_keep_the_sheet_out_of_the_output_and_it_pickles(
+    tmp_path: Path, thirty_seconds_mkv: bytes
+) -> None:
+    path = tmp_path / "clip.mkv"
+    path.write_bytes(thirty_seconds_mkv)
+    hashed = hash_file(path, videos=True, sheet_tiles=20)
+    assert hashed.video is not None and hashed.video.sheet is not None and hashed.video.sheet.frames == 20
+    shown = json.dumps(hashed.to_dict())
+    assert "sheet" not in shown and "jpeg" not in shown and '"vpdq": {"frames": 30' in shown
+    without = hash_file(path, videos=True)
+    assert without.video is not None and without.video.sheet is None and without.to_dict() == hashed.to_dict()
+    prepared = prepare_query(thirty_seconds_mkv, "clip.mkv", MediaLimits(), sheet_tiles=20)
+    assert prepared.hashes.video is not None and prepared.hashes.video.sheet == hashed.video.sheet
+    travelled = pickle.loads(pickle.dumps(prepared))  # it crosses process boundaries
+    assert travelled.hashes.video.sheet == hashed.video.sheet
+    plain = prepare_query(thirty_seconds_mkv, "clip.mkv", MediaLimits()).hashes.video
+    assert plain is not None and plain.sheet is None
