@@ -19,6 +19,14 @@ best of ``--repeats`` runs; CPU seconds are of the process doing the work.
 
     .venv/bin/python bench/video_speed.py                # 60 s videos, about 3 minutes once built
     .venv/bin/python bench/video_speed.py --seconds 10   # quicker
+
+``--sheets`` measures childsafe's side only (no baseline, no lookup): the
+CPU seconds of hashing the 720p video with ``sheet_tiles=0`` and with
+``sheet_tiles=20`` (the contact sheet drawn in the hashing pass), interleaved,
+best of ``--repeats`` (3 unless given), and their ratio; and, for scale,
+``contact_sheet()`` decoding the video again on its own.
+
+    .venv/bin/python bench/video_speed.py --sheets
 """
 
 from __future__ import annotations
@@ -84,6 +92,46 @@ def ours(path: Path) -> tuple[float, list[list[object]]]:
     if hashed.error:
         setup_error(SCRIPT, f"childsafe could not hash {path.name}: {hashed.error}")
     return cpu, [[f.frame, f.quality, f.pdq, f.timestamp] for f in hashed.features]
+
+
+def sheets(seconds: int, repeats: int) -> dict[str, object]:
+    """CPU seconds of our vPDQ hashing of the 720p video without and with a
+    20-tile contact sheet drawn in the same pass (and of ``contact_sheet`` on
+    its own, a second decode), interleaved, best of ``repeats``."""
+    from childsafe.media.contact_sheet import contact_sheet
+    from childsafe.signals.vpdq import vpdq_hash
+
+    say("building the 720p video")
+    path = build_video(CACHE / f"pan-720p-{seconds}s.mp4", SIZES["720p"], seconds)
+    best = {"hash": float("inf"), "hash_and_sheet": float("inf"), "sheet_alone": float("inf")}
+    plain_frames: list[object] = []
+    for repeat in range(repeats):
+        order = ["hash", "hash_and_sheet", "sheet_alone"]
+        for run in order if repeat % 2 == 0 else order[::-1]:
+            start = time.process_time()
+            if run == "sheet_alone":
+                sheet = contact_sheet(str(path))
+                cpu = time.process_time() - start
+            else:
+                hashed = vpdq_hash(str(path), sheet_tiles=20 if run == "hash_and_sheet" else 0)
+                cpu = time.process_time() - start
+                sheet = hashed.sheet if run == "hash_and_sheet" else None
+                if hashed.error:
+                    setup_error(SCRIPT, f"childsafe could not hash {path.name}: {hashed.error}")
+                frames = [[f.frame, f.pdq] for f in hashed.features]
+                if plain_frames and frames != plain_frames:
+                    setup_error(SCRIPT, "the frame hashes differ with a contact sheet drawn in the pass")
+                plain_frames = frames
+            if sheet is not None and (sheet.error or sheet.frames != 20):
+                setup_error(SCRIPT, f"the contact sheet of {path.name} is short: {sheet.error}")
+            best[run] = min(best[run], cpu)
+    return {
+        "video": f"720p, {seconds} s",
+        "repeats": repeats,
+        **{f"{run}_cpu_s": round(cpu, 3) for run, cpu in best.items()},
+        "sheet_in_pass_ratio": round(best["hash_and_sheet"] / best["hash"], 3),
+        "two_decodes_ratio": round((best["hash"] + best["sheet_alone"]) / best["hash"], 3),
+    }
 
 
 def reference(python: Path, path: Path) -> tuple[float, list[list[object]]]:
@@ -154,11 +202,17 @@ def lookup(videos: int, frames: int, queries: int = 20) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=60, help="length of each test video")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, help="runs of each, the best kept (default 2; 3 with --sheets)")
+    parser.add_argument(
+        "--sheets", action="store_true", help="only: our hashing without and with a contact sheet in the pass"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--lookup-videos", type=int, default=10_000, help="known videos in the lookup test")
     parser.add_argument("--lookup-frames", type=int, default=300, help="frames of each known video")
     args = parser.parse_args()
+    if args.sheets:
+        return main_sheets(args)
+    args.repeats = args.repeats or 2
     python = ensure_baseline_venv(SCRIPT, say, VIDEO_VENV, VIDEO_REQUIREMENTS)
     CACHE.mkdir(parents=True, exist_ok=True)
     figures: dict[str, dict[str, object]] = {}
@@ -240,6 +294,30 @@ def main() -> int:
         )
     )
     return 0 if ok else 1
+
+
+def main_sheets(args: argparse.Namespace) -> int:
+    """``--sheets``: our side only, the cost of drawing a contact sheet in the hashing pass."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    found = sheets(args.seconds, args.repeats or 3)
+    print(f"{args.seconds} s 720p H.264 video at {FPS} fps, childsafe only, one thread, best of {found['repeats']}")
+    print_table(
+        ["vpdq_hash, sheet_tiles=0", "sheet_tiles=20", "ratio", "contact_sheet() alone", "hash + separate sheet"],
+        [
+            [
+                f"{found['hash_cpu_s']} CPU s",
+                f"{found['hash_and_sheet_cpu_s']} CPU s",
+                f"{found['sheet_in_pass_ratio']}x",
+                f"{found['sheet_alone_cpu_s']} CPU s",
+                f"{found['two_decodes_ratio']}x",
+            ]
+        ],
+    )
+    result = {"sheets": found, "load_average_end": load_average(), "command": reproduce_command(__file__, sys.argv[1:])}
+    print("reproduce: " + str(result["command"]))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
