@@ -48,6 +48,8 @@ __all__ = [
     "entry_key",
     "single_signal_keys",
     "with_video_signal",
+    "VideoRule",
+    "read_entry_videos",
     "create_bank",
     "get_bank",
     "read_banks",
@@ -65,6 +67,29 @@ BANK_ACTIONS = ("none", "webhook", "preserve")
 DEFAULT_PRESERVE_DAYS = 90
 
 
+@dataclass(frozen=True)
+class VideoRule:
+    """Meta's vPDQ match rule for a bank's videos: a known video matches when
+    at least ``query_percent`` of the query's usable frames and at least
+    ``compared_percent`` of its own have a match in the other. ``None`` is
+    Meta's default (80 and 0: most of the query is the known video). A bank
+    meant to find known videos inside compilations uses 0 and 80 (most of the
+    known video is in the query, whatever else the query holds)."""
+
+    query_percent: float | None = None
+    compared_percent: float | None = None
+
+    def checked(self) -> VideoRule:
+        """This rule, or ``UsageError`` naming the setting out of 0-100."""
+        for value, name in (
+            (self.query_percent, "vpdq_query_percent"),
+            (self.compared_percent, "vpdq_compared_percent"),
+        ):
+            if value is not None and not 0 <= value <= 100:
+                raise UsageError(f"{{field}} must be a percentage (0-100), got {value}", field=name)
+        return self
+
+
 @dataclass
 class BankInfo:
     """What ``bank show --json`` prints."""
@@ -77,9 +102,10 @@ class BankInfo:
     action: str = "none"
     signals: dict[str, int] = field(default_factory=dict)
     imports: list[dict[str, Any]] = field(default_factory=list)
+    video_rule: VideoRule = field(default_factory=VideoRule)
 
     def to_dict(self) -> dict[str, Any]:
-        """docs/spec.md field order."""
+        """docs/spec.md field order (the video rule after it: an addition)."""
         return {
             "name": self.name,
             "scheme": self.scheme,
@@ -89,6 +115,8 @@ class BankInfo:
             "signals": self.signals,
             "imports": self.imports,
             "action": self.action,
+            "vpdq_query_percent": self.video_rule.query_percent,
+            "vpdq_compared_percent": self.video_rule.compared_percent,
         }
 
 
@@ -200,7 +228,14 @@ def _action_detail(bank: Bank) -> dict[str, Any]:
 
 def audit_bank_created(connection: Connection, bank: Bank, actor: str | None) -> None:
     """The audit event of a new bank (its webhook, if any, is created with it)."""
-    detail = {"bank": bank.name, "scheme": bank.scheme, "kind": bank.kind, "pdq_threshold": bank.pdq_threshold}
+    detail: dict[str, Any] = {
+        "bank": bank.name,
+        "scheme": bank.scheme,
+        "kind": bank.kind,
+        "pdq_threshold": bank.pdq_threshold,
+    }
+    if bank.vpdq_query_percent is not None or bank.vpdq_compared_percent is not None:
+        detail |= {"vpdq_query_percent": bank.vpdq_query_percent, "vpdq_compared_percent": bank.vpdq_compared_percent}
     append_audit(connection, "bank.create", {**detail, **_action_detail(bank)}, actor)
 
 
@@ -213,6 +248,7 @@ def create_in(
     action: BankAction | None = None,
     actor: str | None = None,
     audit: bool = True,
+    video_rule: VideoRule | None = None,
 ) -> Bank:
     """Create a bank inside an open transaction (used by import too, which
     passes ``audit=False`` and calls ``audit_bank_created`` when it is done,
@@ -223,6 +259,7 @@ def create_in(
     if kind not in BANK_KINDS:
         raise UsageError(f"bank kind must be one of {', '.join(BANK_KINDS)}, got {kind!r}")
     _check_threshold(pdq_threshold)
+    rule = (video_rule or VideoRule()).checked()
     try:
         with connection.begin_nested():
             bank_id = connection.execute(
@@ -231,6 +268,8 @@ def create_in(
                     scheme=scheme,
                     kind=kind,
                     pdq_threshold=pdq_threshold,
+                    vpdq_query_percent=rule.query_percent,
+                    vpdq_compared_percent=rule.compared_percent,
                     created_at=utc_now(),
                     action=action.action,
                     webhook_url=action.webhook_url,
@@ -255,10 +294,11 @@ def create_bank(
     pdq_threshold: int | None = None,
     action: BankAction | None = None,
     actor: str | None = None,
+    video_rule: VideoRule | None = None,
 ) -> BankInfo:
     """Create an empty bank (audited as ``actor``, default the OS user)."""
     with engine.begin() as connection:
-        create_in(connection, name, scheme, kind, pdq_threshold, action, actor)
+        create_in(connection, name, scheme, kind, pdq_threshold, action, actor, video_rule=video_rule)
     return bank_info(engine, name)
 
 
@@ -292,7 +332,10 @@ def _info(connection: Connection, bank: Bank) -> BankInfo:
         }
         for row in connection.execute(select(BankImport).where(BankImport.bank_id == bank.id).order_by(BankImport.id))
     ]
-    return BankInfo(bank.name, bank.scheme, bank.kind, bank.pdq_threshold, entries or 0, bank.action, signals, imports)
+    rule = VideoRule(bank.vpdq_query_percent, bank.vpdq_compared_percent)
+    return BankInfo(
+        bank.name, bank.scheme, bank.kind, bank.pdq_threshold, entries or 0, bank.action, signals, imports, rule
+    )
 
 
 def list_banks(engine: Engine) -> list[BankInfo]:
@@ -381,19 +424,25 @@ def iter_bank_entries(connection: Connection, bank_id: int, batch: int = 10_000)
         }
         if derived:  # bank-side variants belong to the entry but are never exported
             signals = {i: [(s, v) for s, v in found if (i, v) not in derived] for i, found in signals.items()}
-        videos = {
-            entry_id: FrameHashes.from_columns(*columns)
-            for entry_id, *columns in connection.execute(
-                select(
-                    EntryVideo.entry_id,
-                    EntryVideo.hashes,
-                    EntryVideo.qualities,
-                    EntryVideo.frame_numbers,
-                    EntryVideo.timestamps,
-                ).where(EntryVideo.bank_id == bank_id, EntryVideo.entry_id.between(first, last))
-            )
-        }
+        videos = dict(
+            read_entry_videos(connection, (EntryVideo.bank_id == bank_id) & EntryVideo.entry_id.between(first, last))
+        )
         for row in rows:
             yield ExportEntry(
                 row.id, signals.get(row.id, []), row.category, row.source_id, row.note, videos.get(row.id)
             )
+
+
+def read_entry_videos(connection: Connection, where: Any) -> Iterator[tuple[int, FrameHashes]]:
+    """(entry id, frame hashes) of the video entries ``where`` selects, streamed."""
+    result = connection.execution_options(stream_results=True, yield_per=1000).execute(
+        select(
+            EntryVideo.entry_id,
+            EntryVideo.hashes,
+            EntryVideo.qualities,
+            EntryVideo.frame_numbers,
+            EntryVideo.timestamps,
+        ).where(where)
+    )
+    for entry_id, *columns in result:
+        yield entry_id, FrameHashes.from_columns(*columns)

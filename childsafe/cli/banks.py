@@ -39,15 +39,27 @@ def bank_create_command(
     preserve_days: Annotated[
         int | None, typer.Option("--preserve-days", help="How long preserved uploads are kept (default 90).")
     ] = None,
+    vpdq_query_percent: Annotated[
+        float | None,
+        typer.Option("--vpdq-query-percent", help="Videos: share of the query's frames that must match (default 80)."),
+    ] = None,
+    vpdq_compared_percent: Annotated[
+        float | None,
+        typer.Option(
+            "--vpdq-compared-percent",
+            help="Videos: share of the known video's frames that must match (default 0; 80 with query 0 finds compilations).",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create an empty bank."""
-    from childsafe.banks import BankAction, create_bank
+    from childsafe.banks import BankAction, VideoRule, create_bank
 
     with command_context() as context:
         info = create_bank(
             context.engine, name, scheme, kind, pdq_threshold,
             BankAction(action, webhook_url, webhook_secret, preserve_days, context.settings.webhook_allow_private),
+            video_rule=VideoRule(vpdq_query_percent, vpdq_compared_percent),
         )  # fmt: skip
     _print_bank(info.to_dict(), json_output)
 
@@ -81,6 +93,10 @@ def _print_bank(info: dict[str, Any], json_output: bool) -> None:
     threshold = info["pdq_threshold"] if info["pdq_threshold"] is not None else "31 (default)"
     signals = ", ".join(f"{k} {v}" for k, v in info["signals"].items()) or "none"
     print(f"{info['name']}: {info['kind']} bank, scheme {info['scheme']}, PDQ threshold {threshold}")
+    if info["vpdq_query_percent"] is not None or info["vpdq_compared_percent"] is not None:
+        query, compared = info["vpdq_query_percent"], info["vpdq_compared_percent"]
+        print(f"  videos match at {80.0 if query is None else query}% of the query's frames"
+              f" and {0.0 if compared is None else compared}% of the known video's")  # fmt: skip
     print(f"  {info['entries']} entries; signals: {signals}")
     for record in info["imports"]:
         print(

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, select
 
+from childsafe.banks.catalogue import read_entry_videos
 from childsafe.index.digest_index import DigestIndex
 from childsafe.index.keypoint_index import KeypointIndex
 from childsafe.index.pdq_index import PdqIndex, hex_to_words
 from childsafe.index.video_index import VideoIndex
 from childsafe.signals import PDQ_MATCH_THRESHOLD, get_signal, signal_names
 from childsafe.signals.keypoints import Keypoints
-from childsafe.signals.vpdq import FrameHashes
+from childsafe.signals.vpdq import VPDQ_COMPARED_PERCENT, VPDQ_QUERY_PERCENT
 from childsafe.store.models import Bank, EntryKeypoints, EntrySignal, EntryVideo
 
 __all__ = ["BankIndex"]
@@ -44,6 +45,9 @@ class BankIndex:
     #: When the bank was created: tells a saved index of this bank from one of
     #: an earlier bank that had the same id in a since-recreated database.
     created_at: str = ""
+    #: Meta's vPDQ rule for the bank's videos, its defaults filled in.
+    vpdq_query_percent: float = VPDQ_QUERY_PERCENT
+    vpdq_compared_percent: float = VPDQ_COMPARED_PERCENT
     pdq: PdqIndex = field(default_factory=PdqIndex)
     digests: dict[str, DigestIndex] = field(default_factory=dict)
     keypoints: KeypointIndex = field(default_factory=KeypointIndex)
@@ -53,6 +57,7 @@ class BankIndex:
     def empty(cls, bank: Bank, seq: int) -> BankIndex:
         """An index of a bank with no entries yet."""
         index = cls(bank.id, bank.name, bank.kind, bank.scheme, _threshold(bank), seq, bank.created_at.isoformat())
+        index.vpdq_query_percent, index.vpdq_compared_percent = _video_rule(bank)
         for name in _digest_signals():
             index.digests[name] = DigestIndex(get_signal(name).hex_length // 2)
         return index
@@ -89,7 +94,7 @@ class BankIndex:
                 get_signal(name).hex_length // 2, digest_values[name], np.asarray(digest_ids[name], np.int64)
             )
         index.keypoints = KeypointIndex.build(_read_keypoints(connection, EntryKeypoints.bank_id == bank.id))
-        index.videos = VideoIndex.build(_read_videos(connection, EntryVideo.bank_id == bank.id))
+        index.videos = VideoIndex.build(read_entry_videos(connection, EntryVideo.bank_id == bank.id))
         return index
 
     def size(self) -> dict[str, int]:
@@ -124,7 +129,7 @@ class BankIndex:
                 )
             )
             self.videos.add(
-                _read_videos(connection, (EntryVideo.bank_id == self.bank_id) & EntryVideo.entry_id.in_(chunk))
+                read_entry_videos(connection, (EntryVideo.bank_id == self.bank_id) & EntryVideo.entry_id.in_(chunk))
             )
 
     def remove_entries(self, entry_ids: Iterable[int]) -> None:
@@ -194,6 +199,7 @@ class BankIndex:
             index = cls(
                 bank.id, bank.name, bank.kind, bank.scheme, _threshold(bank), int(meta["seq"]), meta["created_at"]
             )
+            index.vpdq_query_percent, index.vpdq_compared_percent = _video_rule(bank)
             index.pdq = PdqIndex.load(folder)
             for name in _digest_signals():
                 index.digests[name] = DigestIndex.load(folder, name, get_signal(name).hex_length // 2)
@@ -219,21 +225,6 @@ def _read_keypoints(connection: Connection, where: Any) -> Iterator[tuple[int, K
         yield entry_id, Keypoints.from_bytes(width, height, points, descriptors)
 
 
-def _read_videos(connection: Connection, where: Any) -> Iterator[tuple[int, FrameHashes]]:
-    """(entry id, frame hashes) of the video entries ``where`` selects, streamed."""
-    result = connection.execution_options(stream_results=True, yield_per=1000).execute(
-        select(
-            EntryVideo.entry_id,
-            EntryVideo.hashes,
-            EntryVideo.qualities,
-            EntryVideo.frame_numbers,
-            EntryVideo.timestamps,
-        ).where(where)
-    )
-    for entry_id, *columns in result:
-        yield entry_id, FrameHashes.from_columns(*columns)
-
-
 def _saved_seq(folder: Path) -> int:
     try:
         return int(folder.name.rsplit("@", 1)[1])
@@ -243,6 +234,14 @@ def _saved_seq(folder: Path) -> int:
 
 def _threshold(bank: Bank) -> int:
     return bank.pdq_threshold if bank.pdq_threshold is not None else PDQ_MATCH_THRESHOLD
+
+
+def _video_rule(bank: Bank) -> tuple[float, float]:
+    query, compared = bank.vpdq_query_percent, bank.vpdq_compared_percent
+    return (
+        VPDQ_QUERY_PERCENT if query is None else query,
+        VPDQ_COMPARED_PERCENT if compared is None else compared,
+    )
 
 
 def _digest_signals() -> list[str]:

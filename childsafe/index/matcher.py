@@ -350,7 +350,9 @@ class Matcher:
         for bank in self.banks.values():
             hits.extend(
                 _Hit(bank, found.video_id, "vpdq", "", 0, "none", video=found.comparison)
-                for found in bank.videos.search(usable)
+                for found in bank.videos.search(
+                    usable, query_percent=bank.vpdq_query_percent, compared_percent=bank.vpdq_compared_percent
+                )
             )
         if hits:
             digests = self._video_digests({hit.entry_id for hit in hits})

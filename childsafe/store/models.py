@@ -95,6 +95,9 @@ class Bank(Base):
     scheme: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(20))
     pdq_threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Meta's vPDQ rule for this bank's videos (``None``: Meta's 80 and 0).
+    vpdq_query_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    vpdq_compared_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
     #: What a match in this bank does in the service: none, webhook or preserve.
     action: Mapped[str] = mapped_column(String(20), server_default="none", default="none")

@@ -43,6 +43,7 @@ from childsafe.media.sniff import SNIFF_BYTES, MediaKind, sniff_type
 from childsafe.media.streams import DigestingReader, prefixed
 from childsafe.signals import FileHashes
 from childsafe.triage.budgeted import ArchiveOverBudget, BudgetedStream, Tally, TickingFile
+from childsafe.triage.contact_sheets import SHEET_TILES
 from childsafe.triage.provenance import Provenance
 from childsafe.triage.sources import (
     Container,
@@ -198,7 +199,7 @@ class _Reader:
 
     def _hash(self, stream: IO[bytes], label: str, modified: float | None, position: Position) -> ScannedItem:
         try:
-            prepared = prepare_query(stream, label, self.limits)
+            prepared = prepare_query(stream, label, self.limits, sheet_tiles=SHEET_TILES)
             return ScannedItem(prepared.hashes, modified, position, prepared)
         except BudgetExceeded as exc:
             self._note_spent(exc)

@@ -34,7 +34,8 @@ from childsafe.media.limits import MediaLimits
 from childsafe.store import open_database, record_audit
 from childsafe.supervised import SupervisedPool, TaskFailed
 from childsafe.triage.case import CaseReport, schemes_of, summarise
-from childsafe.triage.names import display_name, raw_name
+from childsafe.triage.contact_sheets import contact_sheet_digests, write_contact_sheet
+from childsafe.triage.names import display_name, item_id, raw_name
 from childsafe.triage.reading import ScannedItem, image_shares, read_task, recorded_item
 from childsafe.triage.records import BankSnapshot, CaseSummary
 from childsafe.triage.reports import writers
@@ -157,6 +158,8 @@ def _scan_task(
     for scanned in read_task(task, limits, _worker.budgets, progress, poisoned, _worker.verify_images):
         matches = match_prepared(_worker.matcher, scanned.query or digests_only(scanned.hashes))
         matched += bool(matches)
+        if not matches:  # an unmatched video's sheet, for review; a known video's never
+            write_contact_sheet(_worker.state.folder.parent, item_id(task.label, scanned.position), scanned.hashes)
         items.append((scanned, matches))
     _worker.state.save_task(task.label, items, task.key)
     return len(items), _counted_bytes(task), matched
@@ -373,6 +376,7 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], e
     verify --manifest`` later proves no event up to it was removed or changed."""
     case = _case(request, state, banks, complete=True)
     outputs = _write_reports(request, case)
+    sheets = contact_sheet_digests(request.out)
     anchor = record_audit(
         engine,
         "scan",
@@ -382,6 +386,7 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], e
             "out": display_name(str(request.out.resolve())),
             "banks": [{"name": b.name, "digest": b.digest} for b in banks],
             "files": outputs,
+            "contact_sheets": len(sheets),
             "summary": case.summary.totals(),
         },
     )
@@ -399,5 +404,7 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], e
     images = state.images()
     if images:  # disk images read: format, segments, stored acquisition hashes and their verification
         manifest["images"] = images
+    if sheets:  # unmatched videos' contact sheets
+        manifest["contact_sheets"] = sheets
     outputs[MANIFEST] = _write_output(request.out, MANIFEST, lambda h: json.dump(manifest, h, indent=1))
     return ScanResult(request.out, case.summary, outputs)

@@ -6,6 +6,7 @@ the caller's key as its actor (``api:KEY_NAME``)."""
 from __future__ import annotations
 
 import io
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 from childsafe.banks import (
     BankAction,
     NewEntry,
+    VideoRule,
     add_entries,
     bank_info,
     create_bank,
@@ -47,6 +49,8 @@ class BankCreate(BaseModel):
     webhook_url: str | None = Field(default=None, max_length=2000)
     webhook_secret: str | None = Field(default=None, max_length=200)
     preserve_days: int | None = Field(default=None, ge=1, le=3650)
+    vpdq_query_percent: float | None = Field(default=None, ge=0, le=100)
+    vpdq_compared_percent: float | None = Field(default=None, ge=0, le=100)
 
 
 class EntryIn(BaseModel):
@@ -76,8 +80,9 @@ async def banks_create(request: Request, body: BankCreate) -> dict[str, Any]:
     action = BankAction(
         body.action, body.webhook_url, body.webhook_secret, body.preserve_days, context.settings.webhook_allow_private
     )
+    rule = VideoRule(body.vpdq_query_percent, body.vpdq_compared_percent)
     info = await run_in_threadpool(
-        create_bank,
+        partial(create_bank, video_rule=rule),
         context.engine, body.name, body.scheme, body.kind, body.pdq_threshold, action, _actor(request),
     )  # fmt: skip
     _changed(request)

@@ -32,7 +32,8 @@ def test_import_prints_what_it_did(home: Path) -> None:
 
 def test_show_gives_the_fields_of_the_contract_in_order(police: Path) -> None:
     shown = json.loads(invoke(["bank", "show", "police", "--json"], police).stdout)
-    assert list(shown) == ["name", "scheme", "kind", "pdq_threshold", "entries", "signals", "imports", "action"]
+    contract = ["name", "scheme", "kind", "pdq_threshold", "entries", "signals", "imports", "action"]
+    assert list(shown) == [*contract, "vpdq_query_percent", "vpdq_compared_percent"]  # ours after the contract's
     assert (shown["entries"], shown["scheme"], shown["kind"]) == (5, "uk", "match")
 
 

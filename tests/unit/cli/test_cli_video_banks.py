@@ -6,6 +6,7 @@ from benign generated scenes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,28 @@ def test_a_scan_counts_matched_videos_apart_by_category(videos: Path, tmp_path: 
     [match] = items["copy.avi"]["matches"]
     assert match["signal"] == "vpdq" and match["query_percent"] >= 80.0
     assert items["copy.avi"]["vpdq"]["frames"] == 6
+    # A contact sheet for the unmatched video only: a known video's frames never reach the disk.
+    sheets = sorted(path.name for path in (out / "contact-sheets").iterdir())
+    assert sheets == [items["other.mp4"]["id"] + ".jpg"]
+    sheet = out / "contact-sheets" / sheets[0]
+    with Image.open(sheet) as picture:
+        assert (picture.format, picture.size) == ("JPEG", (960, 576))  # 20 tiles of 192 x 144, 5 a row
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["contact_sheets"] == {f"contact-sheets/{sheets[0]}": hashlib.sha256(sheet.read_bytes()).hexdigest()}
+
+
+def test_a_bank_set_to_find_compilations_finds_a_known_video_inside_one(videos: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rule = ["--vpdq-query-percent", "0", "--vpdq-compared-percent", "80"]
+    shown = json.loads(_ok(["bank", "create", "whole", *rule, "--json"], home))
+    assert (shown["vpdq_query_percent"], shown["vpdq_compared_percent"]) == (0.0, 80.0)
+    _ok(["bank", "create", "default"], home)
+    for bank in ("whole", "default"):
+        _ok(["bank", "add", bank, str(videos / "known" / "scene1.mp4")], home)
+    compilation = tmp_path / "compilation.mp4"
+    compilation.write_bytes(video_of(SCENES[2] + SCENES[1] + SCENES[2], 25))
+    [match] = _matched(home, compilation)["compilation.mp4"]
+    assert (match["bank"], match["signal"], match["compared_percent"]) == ("whole", "vpdq", 100.0)
+    assert match["query_percent"] < 50.0  # most of the compilation is something else: Meta's default finds nothing
+    result = invoke(["bank", "create", "bad", "--vpdq-compared-percent", "120"], home)
+    assert result.exit_code == 2 and "--vpdq-compared-percent must be a percentage (0-100), got 120" in result.output
