@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from builders import panning_frames, video_of
+from builders import panning_frames, video_of, zip_of
 from PIL import Image
 from support import invoke
 
@@ -195,3 +195,32 @@ def test_a_bank_set_to_find_compilations_finds_a_known_video_inside_one(videos: 
     assert match["query_percent"] < 50.0  # most of the compilation is something else: Meta's default finds nothing
     result = invoke(["bank", "create", "bad", "--vpdq-compared-percent", "120"], home)
     assert result.exit_code == 2 and "--vpdq-compared-percent must be a percentage (0-100), got 120" in result.output
+
+
+def test_a_video_inside_an_archive_is_hashed_from_memory_matched_and_its_sheet_named_by_its_id(
+    videos: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    _ok(["bank", "create", "known", "--scheme", "uk"], home)
+    _ok(["bank", "add", "known", str(videos / "known" / "scene0.mp4"), "--category", "B"], home)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    members = [(name, (videos / "queries" / name).read_bytes()) for name in ("copy.avi", "other.mp4")]
+    (evidence / "phone.zip").write_bytes(zip_of(members))
+    out = tmp_path / "case"
+    _ok(["scan", str(evidence), "--case", "OP-VIDEO-2", "--out", str(out), "--workers", "1"], home)
+    items = {item["path"]: item for item in json.loads((out / "report.json").read_text())["items"]}
+    [match] = items["phone.zip!/copy.avi"]["matches"]
+    assert (match["signal"], match["category"]) == ("vpdq", "B")
+    unmatched = items["phone.zip!/other.mp4"]
+    assert unmatched["error"] is None and unmatched["vpdq"]["frames"] == 6
+    assert "/" in unmatched["id"]  # a member's id has its place in the archive
+    assert [path.name for path in (out / "contact-sheets").iterdir()] == [unmatched["id"].replace("/", "-") + ".jpg"]
+    # Over the limit for reading from memory: digests only, and the item says so (never a silent "no match").
+    small = tmp_path / "small"
+    result = invoke(["scan", str(evidence), "--case", "OP-VIDEO-3", "--out", str(small)], home,
+                    env={"CHILDSAFE_VIDEO_KEEP_BYTES": "1000"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    items = {item["path"]: item for item in json.loads((small / "report.json").read_text())["items"]}
+    assert "cannot be read twice is over the 1,000-byte limit" in items["phone.zip!/copy.avi"]["error"]
+    assert items["phone.zip!/copy.avi"]["vpdq"] is None and not (small / "contact-sheets").exists()
