@@ -5,7 +5,9 @@ coffee, a cat, a rocket launch, ...), so the demo is the same on every
 machine and downloads nothing. Some photos are put in a demo bank as if a
 hotline had listed them; the evidence holds exact copies, edited copies
 (resized, mirrored, brightened), a renamed file, copies inside archives, and
-files that cannot be read, and the scan finds and reports them all.
+files that cannot be read, and the scan finds and reports them all. Two short
+videos pan across photos: one, re-encoded, is a copy of a known video (found
+by its vPDQ frames); the other is unknown and gets a contact sheet.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageEnhance
 
 from childsafe.banks import add_files_to_bank, create_bank, delete_bank, list_banks
@@ -37,6 +40,8 @@ DEMO_MARKER = ".childsafe-demo"
 KNOWN = {"coffee": "A", "chelsea": "B", "astronaut": "C"}
 #: Photos that appear in the evidence but are in no bank.
 OTHERS = ("rocket", "hubble_deep_field", "immunohistochemistry")
+#: The known video (a pan across this photo) and its category; and the unknown one's photo.
+KNOWN_VIDEO, KNOWN_VIDEO_CATEGORY, OTHER_VIDEO = "rocket", "B", "hubble_deep_field"
 
 
 def _photos() -> dict[str, Image.Image]:
@@ -53,6 +58,22 @@ def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
+def _panning_video(photo: Image.Image, codec: str, container: str, seconds: int = 4, fps: int = 10) -> bytes:
+    """A short video panning across ``photo`` (320 x 240), encoded with PyAV."""
+    import av
+
+    wide = np.asarray(photo.resize((640, 480)))
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as output:
+        stream = output.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for number in range(seconds * fps):
+            frame = np.ascontiguousarray(np.roll(wide, 3 * number, axis=1)[:240, :320])
+            output.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        output.mux(stream.encode())
+    return buffer.getvalue()
+
+
 def write_demo_case(folder: Path) -> tuple[Path, Path]:
     """Write ``folder/known`` (the originals for the bank) and
     ``folder/evidence`` (the case); returns both."""
@@ -62,7 +83,10 @@ def write_demo_case(folder: Path) -> tuple[Path, Path]:
         path.mkdir(parents=True, exist_ok=True)
     for name in KNOWN:
         (known / f"{name}.jpg").write_bytes(_encode(photos[name], "JPEG", quality=90))
+    (known / "clip.mp4").write_bytes(_panning_video(photos[KNOWN_VIDEO], "libx264", "mp4"))
     camera = evidence / "camera"
+    (camera / "VID_0001.avi").write_bytes(_panning_video(photos[KNOWN_VIDEO], "mpeg4", "avi"))  # re-encoded copy
+    (camera / "VID_0002.mp4").write_bytes(_panning_video(photos[OTHER_VIDEO], "libx264", "mp4"))  # unknown
     (camera / "IMG_0001.jpg").write_bytes((known / "coffee.jpg").read_bytes())  # exact copy
     (camera / "IMG_0002.jpg").write_bytes(_encode(photos["rocket"], "JPEG", quality=90))
     (camera / "IMG_0003.heic").write_bytes(_encode(photos["hubble_deep_field"], "HEIF", quality=85))
@@ -109,7 +133,8 @@ class DemoResult:
         return (
             f"Demo case scanned: {summary.files} items, {summary.matched_files} matched the demo bank"
             f" ({categories}); {summary.unmatched_images} images left for review; {summary.errors} items with errors.\n"
-            f"Report: {self.scan.out / 'report.html'} (and report.json, items.csv, case.vics.json, manifest.json)\n"
+            f"Report: {self.scan.out / 'report.html'} (and report.json, items.csv, case.vics.json, manifest.json,"
+            " contact-sheets/)\n"
             f"Evidence: {self.folder / 'evidence'}   Database: {self.database}"
         )
 
@@ -144,6 +169,7 @@ def run_demo(settings: Settings, out: Path | None = None) -> DemoResult:
         create_bank(engine, DEMO_BANK, scheme="uk")
         for name, category in KNOWN.items():
             add_files_to_bank(engine, DEMO_BANK, [known / f"{name}.jpg"], settings.limits, category)
+        add_files_to_bank(engine, DEMO_BANK, [known / "clip.mp4"], settings.limits, KNOWN_VIDEO_CATEGORY)
         database = engine.url.render_as_string(hide_password=True)
     finally:
         engine.dispose()

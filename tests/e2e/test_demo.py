@@ -34,13 +34,22 @@ def test_the_demo_uses_a_sqlite_file(demo: dict[str, Any]) -> None:
     assert demo["database"].startswith("sqlite:///")
 
 
-def test_the_demo_finds_its_known_pictures(demo: dict[str, Any]) -> None:
-    assert demo["summary"]["matched_files"] == 5
+def test_the_demo_finds_its_known_pictures_and_video(demo: dict[str, Any]) -> None:
+    assert demo["summary"]["matched_files"] == 6
     assert demo["summary"]["by_category"] == {
         "A": {"files": 2, "unique": 2},
-        "B": {"files": 2, "unique": 2},
+        "B": {"files": 3, "unique": 3},
         "C": {"files": 1, "unique": 1},
     }
+    assert demo["summary"]["videos_by_category"] == {"B": {"files": 1, "unique": 1}}
+
+
+def test_the_demos_unknown_video_has_a_contact_sheet_and_the_known_one_none(demo: dict[str, Any]) -> None:
+    items = _items(demo)
+    [match] = items["camera/VID_0001.avi"]["matches"]  # re-encoded copy of the known video
+    assert match["signal"] == "vpdq" and match["query_percent"] >= 80.0
+    sheets = sorted(path.name for path in (Path(demo["out"]) / "contact-sheets").iterdir())
+    assert sheets == [items["camera/VID_0002.mp4"]["id"] + ".jpg"]
 
 
 def test_the_demo_finds_edited_copies_misnamed_and_in_nested_archives(demo: dict[str, Any]) -> None:
