@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from support import DATA
 
 from childsafe.banks import bank_info, create_bank, export_bank, import_bank_file, list_banks
 from childsafe.errors import InputFormatError, UsageError
+from childsafe.signals.vpdq import parse_vpdq
+from childsafe.store.models import EntryVideo
 
 MD5 = ["0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", "00112233445566778899aabbccddeeff"]
 SHA1 = ["da39a3ee5e6b4b0d3255bfef95601890afd80709", "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"]
@@ -261,3 +265,38 @@ def test_every_format_module_is_registered() -> None:
 
     modules = {m.name for m in pkgutil.iter_modules(formats_package.__path__)} - {"base", "registry"}
     assert modules == set(format_names()) == {"text", "csv", "vics", "vpdq"}
+
+
+def _frames_text(seed: int, count: int) -> str:
+    rng = np.random.default_rng(seed)
+    return "".join(f"{n * 25},{90 - n},{rng.bytes(32).hex()},{n:.3f}\n" for n in range(count))
+
+
+def test_video_entries_keep_their_frames_through_every_path_and_format(engine: Engine, tmp_path: Path) -> None:
+    """A vPDQ file (the straight path on SQLite), then a CSV naming one and
+    holding another inline, a re-import (the staged path) and a --replace:
+    the frames are kept exactly, their digest identifies the entry."""
+    first = _write(tmp_path, "V1.vpdq.txt", _frames_text(1, 5))
+    (tmp_path / "V2.vpdq.txt").write_text(_frames_text(2, 3))
+    assert import_bank_file(engine, "videos", first, file_format="vpdq", create={"scheme": "uk"}).added == 1
+    inline = json.dumps([f"{f.pdq},{f.quality},{f.timestamp:.3f}" for f in parse_vpdq(_frames_text(3, 4))])
+    listing = tmp_path / "list.csv"
+    with open(listing, "w", newline="") as handle:
+        csv.writer(handle).writerows([["id", "category", "vpdq"], ["V2", "A", "V2.vpdq.txt"], ["V3", "", inline]])
+    result = import_bank_file(engine, "videos", listing)
+    assert (result.added, result.updated) == (2, 0)
+    assert import_bank_file(engine, "videos", listing).added == 0  # the same frames: the same entries
+    exported = json.loads(_export(engine, "videos", "vics"))["value"]
+    by_id = {record["MediaID"]: record for record in exported}
+    assert set(by_id) == {"V1", "V2", "V3"} and by_id["V2"]["Category"] == 1  # A in the UK profile
+    frames = [
+        (m["FrameNumber"], m["AlternativeHashes"][0]["Quality"], m["AlternativeHashes"][0]["HashValue"], m["Timestamp"])
+        for m in by_id["V1"]["MediaFiles"]
+    ]
+    assert frames == [(f.frame, f.quality, f.pdq, f.timestamp) for f in parse_vpdq(_frames_text(1, 5))]
+    # Replaced by the CSV alone: V1 goes, its frames with it; V2 and V3 stay.
+    assert import_bank_file(engine, "videos", listing, replace=True).removed == 1
+    assert {r["MediaID"] for r in json.loads(_export(engine, "videos", "vics"))["value"]} == {"V2", "V3"}
+    assert bank_info(engine, "videos").signals == {"vpdq": 2}
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(EntryVideo)) == 2
