@@ -66,6 +66,7 @@ def _panning_video(photo: Image.Image, codec: str, container: str, seconds: int 
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=container) as output:
         stream = output.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.video.stream.VideoStream)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         for number in range(seconds * fps):
             frame = np.ascontiguousarray(np.roll(wide, 3 * number, axis=1)[:240, :320])

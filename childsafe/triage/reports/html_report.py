@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, TextIO
 
+from childsafe.index import Match
 from childsafe.triage.case import CaseReport
 from childsafe.triage.provenance import Provenance
 from childsafe.triage.reports.registry import register
@@ -132,7 +133,7 @@ class HtmlReport:
         )
         for item in case.items():
             row = case.item_dict(item)
-            matches = "; ".join(f"{m.bank} #{m.entry_id} {m.signal} d={m.distance} {m.transform}" for m in item.matches)
+            matches = "; ".join(_match_text(m) for m in item.matches)
             css = "matched" if item.matches else ("error" if row["error"] else "")
             raw = f"<br><small>raw bytes <code>{item.path_bytes}</code></small>" if item.path_bytes else ""
             if item.provenance is not None:
@@ -148,6 +149,16 @@ class HtmlReport:
             listed = ", ".join(f"<code>{escape(p)}</code>" for p in paths)
             out.write(f"<li><code>{escape(sha1)}</code>: {len(paths)} copies: {listed}</li>\n")
         out.write(f"</ul>\n<script>{_SCRIPT}</script>\n</body></html>\n")
+
+
+def _match_text(match: Match) -> str:
+    """One match for a person: how it matched, and for videos how much and where."""
+    text = f"{match.bank} #{match.entry_id} {match.signal}"
+    if match.query_percent is not None:  # a video by its frames
+        ranges = ", ".join(f"{start:g}-{end:g} s" for start, end in match.query_ranges or [])
+        return f"{text} {match.query_percent:g}% of this video, {match.compared_percent:g}% of the known one ({ranges})"
+    text += f" d={match.distance} {match.transform}"
+    return text if match.timestamp is None else f"{text} at {match.timestamp:g} s"
 
 
 HTML_REPORT = register(HtmlReport())

@@ -170,6 +170,8 @@ def test_a_scan_counts_matched_videos_apart_by_category(videos: Path, tmp_path: 
     [match] = items["copy.avi"]["matches"]
     assert match["signal"] == "vpdq" and match["query_percent"] >= 80.0
     assert items["copy.avi"]["vpdq"]["frames"] == 6
+    page = (out / "report.html").read_text()
+    assert f"{match['query_percent']:g}% of this video" in page and "<h2>Videos by category</h2>" in page
     # A contact sheet for the unmatched video only: a known video's frames never reach the disk.
     sheets = sorted(path.name for path in (out / "contact-sheets").iterdir())
     assert sheets == [items["other.mp4"]["id"] + ".jpg"]
