@@ -6,9 +6,15 @@ Frames are chosen as Meta's reference (``vpdq/cpp``) chooses them: the
 frame rate is the stream's average rate (its ``r_frame_rate`` when that is
 unknown); every frame whose number (counted from 0 in the order the decoder
 gives them) is a multiple of ``int(seconds_per_hash * frame rate)`` (at
-least 1) is hashed, at the video's own size in RGB, its timestamp the frame
-number over the frame rate. Decoding is PyAV's (the wheel bundles FFmpeg),
-one thread, streaming: one frame in memory at a time.
+least 1) is hashed in RGB, its timestamp the frame number over the frame
+rate: at the video's own size up to ``vpdq_hash_pixels`` (1280 x 720), a
+larger frame first reduced by a whole factor (``_hashed_pixels``; a few
+bits from the reference's full-size hash, several times cheaper). Decoding
+is PyAV's (the wheel bundles FFmpeg), one thread, streaming: one frame in
+memory at a time; when the stream's packets vouch for Meta's numbering
+(``_frame_order``), frames that are neither hashed, drawn nor referred to
+are left undecoded (``_hash_skipping``), else every frame is decoded and
+counted (``_hash_frames``).
 
 Bounded (``MediaLimits``): a frame larger than ``max_pixels`` is refused
 before decoding; decoding stops after ``video_decode_seconds`` or
