@@ -193,6 +193,14 @@ class SheetTiles:
             self._time_base = float(time_base)
         return duration * self._time_base
 
+    def may_take(self, time_seconds: float, span: float) -> bool:
+        """Whether a frame showing from ``time_seconds`` for at most ``span``
+        seconds may still become a tile (it does not end before the next
+        target): a decoding pass that leaves frames out (vPDQ's) decodes
+        these in full. Targets only move later, so a frame this refuses is
+        one ``offer`` would refuse too."""
+        return not self.done and time_seconds + span > self._before
+
     def offer(self, time_seconds: float, frame: av.VideoFrame) -> bool:
         """Look at the next decoded frame, showing from ``time_seconds`` after
         the video's start: draw it if it is the next tile's. Whether it was drawn."""

@@ -86,6 +86,11 @@ class MediaLimits:
       (``CHILDSAFE_BANK_VARIANTS=0`` switches them off).
     - Videos (``childsafe/signals/vpdq.py``): ``vpdq_seconds_per_hash``, the
       time between hashed frames (Meta's default, 1 s);
+      ``vpdq_hash_pixels``, the largest frame PDQ hashes at its own size: a
+      larger one is reduced by a whole factor first (1080p to 960 x 540),
+      which is several times cheaper and moves a frame hash a few bits from
+      Meta's reference (a mean of 1 to 3 in docs/benchmarks.md); set it to
+      ``max_pixels`` to hash every frame at full size, as the reference does;
       ``video_decode_seconds``, the wall-clock bound on decoding one video;
       ``video_max_frames``, the most frames hashed of one video (a day at one
       a second); a frame over ``max_pixels`` is refused before decoding;
@@ -101,6 +106,7 @@ class MediaLimits:
     query_variants: QuerySteps = ALL_QUERY_STEPS
     bank_variants: bool = True
     vpdq_seconds_per_hash: float = 1.0
+    vpdq_hash_pixels: int = 1280 * 720
     video_decode_seconds: float = 600.0
     video_max_frames: int = 86_400
     video_keep_bytes: int = 256 * 1024 * 1024
@@ -111,6 +117,7 @@ class MediaLimits:
         ``CHILDSAFE_MAX_PIXELS``, ``CHILDSAFE_DECODE_SECONDS`` and
         ``CHILDSAFE_QUERY_VARIANTS`` (a comma-separated list, or ``none``),
         ``CHILDSAFE_BANK_VARIANTS``, ``CHILDSAFE_VPDQ_SECONDS_PER_HASH``,
+        ``CHILDSAFE_VPDQ_HASH_PIXELS``,
         ``CHILDSAFE_VIDEO_DECODE_SECONDS``, ``CHILDSAFE_VIDEO_MAX_FRAMES`` and
         ``CHILDSAFE_VIDEO_KEEP_BYTES``."""
         base = cls()
@@ -123,6 +130,7 @@ class MediaLimits:
             query_variants=chosen,
             bank_variants=env.get("CHILDSAFE_BANK_VARIANTS", "1").strip().lower() not in ("0", "no", "false", "off"),
             vpdq_seconds_per_hash=number_setting(env, "CHILDSAFE_VPDQ_SECONDS_PER_HASH", base.vpdq_seconds_per_hash),
+            vpdq_hash_pixels=number_setting(env, "CHILDSAFE_VPDQ_HASH_PIXELS", base.vpdq_hash_pixels),
             video_decode_seconds=number_setting(env, "CHILDSAFE_VIDEO_DECODE_SECONDS", base.video_decode_seconds),
             video_max_frames=number_setting(env, "CHILDSAFE_VIDEO_MAX_FRAMES", base.video_max_frames),
             video_keep_bytes=number_setting(env, "CHILDSAFE_VIDEO_KEEP_BYTES", base.video_keep_bytes),

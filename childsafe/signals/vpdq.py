@@ -6,9 +6,15 @@ Frames are chosen as Meta's reference (``vpdq/cpp``) chooses them: the
 frame rate is the stream's average rate (its ``r_frame_rate`` when that is
 unknown); every frame whose number (counted from 0 in the order the decoder
 gives them) is a multiple of ``int(seconds_per_hash * frame rate)`` (at
-least 1) is hashed, at the video's own size in RGB, its timestamp the frame
-number over the frame rate. Decoding is PyAV's (the wheel bundles FFmpeg),
-one thread, streaming: one frame in memory at a time.
+least 1) is hashed in RGB, its timestamp the frame number over the frame
+rate: at the video's own size up to ``vpdq_hash_pixels`` (1280 x 720), a
+larger frame first reduced by a whole factor (``_hashed_pixels``; a few
+bits from the reference's full-size hash, several times cheaper). Decoding
+is PyAV's (the wheel bundles FFmpeg), one thread, streaming: one frame in
+memory at a time; when the stream's packets vouch for Meta's numbering
+(``_frame_order``), frames that are neither hashed, drawn nor referred to
+are left undecoded (``_hash_skipping``), else every frame is decoded and
+counted (``_hash_frames``).
 
 Bounded (``MediaLimits``): a frame larger than ``max_pixels`` is refused
 before decoding; decoding stops after ``video_decode_seconds`` or
@@ -39,8 +45,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import time
+from array import array
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -220,8 +228,37 @@ def vpdq_hash(source: str | IO[bytes], limits: MediaLimits | None = None, sheet_
     contact sheet of that many tiles (``VideoHash.sheet``; 5 columns of
     192-pixel tiles, as ``contact_sheet`` draws them in one pass): its
     ``error`` is the hash's when the decoding stopped early, and it keeps
-    the tiles drawn before."""
+    the tiles drawn before.
+
+    Two ways, the same frames: when ``_frame_order`` vouches for the
+    stream, decoding leaves out the frames that are neither hashed, drawn
+    nor referred to by other frames (``_hash_skipping``); otherwise, or when
+    that pass finds anything it did not expect, every frame is decoded and
+    counted (``_hash_frames``), as Meta's reference does."""
     limits = limits or MediaLimits()
+    deadline = time.monotonic() + limits.video_decode_seconds
+    order = _frame_order(source, limits, deadline)
+    if order is not None:
+        try:
+            return _hash_pass(source, limits, sheet_tiles, deadline, order)
+        except _NotExact:
+            _rewind(source)  # _frame_order vouches only for a source that can be read again
+    return _hash_pass(source, limits, sheet_tiles, deadline, None)
+
+
+class _NotExact(Exception):
+    """The skipping pass cannot vouch for Meta's frame numbers: hash again decoding every frame."""
+
+
+#: Decoders whose ``skip_frame = "NONREF"`` leaves out only frames no other
+#: frame refers to (H.264's and HEVC's non-reference pictures, MPEG's B-frames).
+_SKIPPING_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video"})
+
+
+def _hash_pass(
+    source: str | IO[bytes], limits: MediaLimits, sheet_tiles: int, deadline: float, order: np.ndarray | None
+) -> VideoHash:
+    """One decoding of ``source``: skipping frames when ``order`` (``_frame_order``'s) is given, else every frame."""
     result = VideoHash()
     try:
         container, stream = open_video(source, limits, frame_rate_needed=True)
@@ -235,12 +272,181 @@ def vpdq_hash(source: str | IO[bytes], limits: MediaLimits | None = None, sheet_
             tiles = None
             if sheet_tiles > 0:
                 tiles = SheetTiles.for_video(container, stream, sheet_tiles, max_pixels=limits.max_pixels)
-            _hash_frames(container, stream, rate, limits, result, tiles)
+            if order is None:
+                _hash_frames(container, stream, rate, limits, result, tiles, deadline)
+            else:
+                _hash_skipping(container, stream, rate, limits, result, tiles, deadline, order)
         if tiles is not None:
             result.sheet = tiles.finish(result.error)
     if sheet_tiles > 0 and result.sheet is None:
         result.sheet = ContactSheet(None, 0, [], result.error)
     return result
+
+
+def _rewind(source: str | IO[bytes]) -> bool:
+    """Whether ``source`` can be read again from its start (a path can; a stream if it seeks back)."""
+    if isinstance(source, str):
+        return True
+    try:
+        source.seek(0)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def _frame_order(source: str | IO[bytes], limits: MediaLimits, deadline: float) -> np.ndarray | None:
+    """The presentation times (``pts``, sorted) of every frame of the video
+    stream, read from its packets without decoding them, when they vouch
+    that Meta's count-based frame numbers are the frames' ranks in time: the
+    frame numbered n is the one with the n-th smallest ``pts``. That holds
+    when the decoder gives one frame a packet, in time order, which a stream
+    shows by: a decoder that can skip frames (``_SKIPPING_CODECS``), every
+    packet with a time of its own (none missing, none twice, none flagged
+    corrupt or to be discarded), a keyframe first, with the earliest time
+    (no leading frames that need an earlier one), and as many packets as the
+    stream states frames and time. Variable frame rates are fine: only the
+    order counts. ``None`` otherwise (the video is then decoded whole and
+    counted); ``source`` is left at its start either way."""
+    if not isinstance(source, str) and not (hasattr(source, "seekable") and source.seekable()):
+        return None  # read only once: no look ahead
+    try:
+        container, stream = open_video(source, limits, frame_rate_needed=True)
+    except VideoUnreadable:
+        _rewind(source)
+        return None
+    times = array("q")
+    try:
+        with container:
+            if stream.codec_context.name not in _SKIPPING_CODECS:
+                return None
+            for packet in container.demux(stream):
+                if packet.size == 0 and packet.pts is None:
+                    continue  # the end-of-stream packet that flushes the decoder
+                if (
+                    packet.pts is None
+                    or packet.is_corrupt
+                    or packet.is_discard
+                    or (not times and not packet.is_keyframe)
+                ):
+                    return None
+                times.append(packet.pts)
+                if len(times) % 1024 == 0 and time.monotonic() > deadline:
+                    return None
+            rate = frame_rate(stream)
+            assert rate is not None
+            stated = stated_seconds(container, stream)
+            if not times or (stream.frames and len(times) != stream.frames):
+                return None
+            if stated and len(times) / float(rate) + 1.0 < stated:
+                return None  # cut short: the exact pass says so
+    except (av.FFmpegError, ValueError):
+        return None
+    finally:
+        _rewind(source)
+    order = np.sort(np.frombuffer(times, dtype=np.int64))
+    if order[0] != times[0] or np.any(order[1:] == order[:-1]):
+        return None  # frames shown before the first keyframe, or two frames at one time
+    return order
+
+
+def _hash_skipping(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    rate: Fraction,
+    limits: MediaLimits,
+    result: VideoHash,
+    tiles: SheetTiles | None,
+    deadline: float,
+    order: np.ndarray,
+) -> None:
+    """Hash the frames Meta's reference hashes, decoding in full only the
+    packets of those frames (and of the contact sheet's, while it wants
+    one): the decoder is told to leave out every other frame that no other
+    frame refers to (``skip_frame = "NONREF"``), which in a stream with
+    B-frames is about half of them. Frame n is the one with the n-th
+    smallest ``pts`` (``order``, from ``_frame_order``). ``_NotExact`` when
+    the frames that come out are not the ones expected (out of time order,
+    a hashed frame missing) or the decoder fails: the exact pass then
+    decodes every frame and, for a damaged video, says where."""
+    per_second = float(rate)
+    every = max(1, int(limits.vpdq_seconds_per_hash * per_second))
+    hashed = {int(order[number]): number for number in range(0, len(order), every)}  # pts -> frame number
+    context = stream.codec_context
+    time_base = float(stream.time_base) if stream.time_base else 0.0
+    start = start_seconds(container, stream) if tiles is not None else 0.0
+    next_number = 0  # the next frame number to hash
+    last_pts: int | None = None  # the latest frame out's
+    try:
+        for packet in container.demux(stream):
+            pts = packet.pts
+            wanted = pts is None or pts in hashed  # None: the packet that flushes the decoder
+            if not wanted and tiles is not None and pts is not None:
+                # The sheet takes the first frame showing at its next target: decode in full every
+                # frame that may still show then (twice its stated span, or two frames, of margin).
+                span = max(packet.duration * time_base, tiles.frame_seconds) if packet.duration else tiles.frame_seconds
+                wanted = tiles.may_take(pts * time_base - start, 2 * span)
+            context.skip_frame = "DEFAULT" if wanted else "NONREF"
+            for frame in packet.decode():
+                if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
+                    raise _NotExact  # not the stream _frame_order read
+                last_pts = frame.pts
+                number = hashed.get(frame.pts)
+                if number is not None:
+                    if number != next_number:
+                        raise _NotExact  # a frame to hash did not come out
+                    next_number += every
+                    if not _hash_frame(frame, number, per_second, limits, result):
+                        return
+                if tiles is not None:
+                    moment = frame.time
+                    assert moment is not None  # its pts is
+                    tiles.offer(moment - start, frame)
+                if time.monotonic() > deadline:  # as the exact pass: after a frame, numbered as it is
+                    result.error = _time_limit_error(limits, (int(np.searchsorted(order, last_pts)) + 1) / per_second)
+                    return
+    except (av.FFmpegError, ValueError):
+        raise _NotExact from None
+    if next_number < len(order):
+        raise _NotExact  # frames to hash that never came out
+
+
+def _hash_frame(frame: av.VideoFrame, number: int, per_second: float, limits: MediaLimits, result: VideoHash) -> bool:
+    """Hash ``frame``, Meta's frame ``number``, into ``result``; ``False``
+    (with ``result.error`` saying why) when a limit stops the hashing instead."""
+    if len(result.features) >= limits.video_max_frames:
+        result.error = f"video over the {limits.video_max_frames:,}-frame limit: hashed to {number / per_second:.3f} s"
+        return False
+    if frame.width * frame.height > limits.max_pixels:
+        result.error = f"frame {number} of {frame.width} x {frame.height} pixels is over the pixel limit"
+        return False
+    bits, quality = pdqhash.compute(_hashed_pixels(frame, limits.vpdq_hash_pixels))
+    result.features.append(VpdqFeature(number, int(quality), bits_to_hex(bits), number / per_second))
+    return True
+
+
+def _hashed_pixels(frame: av.VideoFrame, most_pixels: int) -> np.ndarray:
+    """The RGB pixels PDQ hashes: the frame as it is, or, when it has more
+    than ``most_pixels``, reduced by the smallest whole factor that brings it
+    within (1080p by 2, 4K by 3), converted and reduced in one libswscale
+    call with area averaging. PDQ blurs the frame by a window of 1/128 of
+    its size and keeps a 64 x 64 grid, so a whole-factor reduction changes
+    few bits (a mean of a few, against Meta's reference that hashes the
+    full frame; docs/benchmarks.md) and costs a fraction of PDQ at full size."""
+    width, height = frame.width, frame.height
+    if width * height <= most_pixels:
+        return frame.to_ndarray(format="rgb24")
+    factor = math.ceil(math.sqrt(width * height / most_pixels))
+    reduced = frame.reformat(
+        width=max(1, round(width / factor)), height=max(1, round(height / factor)), format="rgb24", interpolation="AREA"
+    )
+    return reduced.to_ndarray()
+
+
+def _time_limit_error(limits: MediaLimits, seconds: float) -> str:
+    return (
+        f"video decode time limit ({limits.video_decode_seconds:g} s) reached at {seconds:.3f} s;"
+        " frames after it not hashed"
+    )
 
 
 def _hash_frames(
@@ -250,34 +456,25 @@ def _hash_frames(
     limits: MediaLimits,
     result: VideoHash,
     tiles: SheetTiles | None,
+    deadline: float,
 ) -> None:
+    """The exact pass: decode every frame, number them as they come (Meta's
+    count), hash every ``seconds_per_hash``-th, and tell a video cut short
+    or damaged from one that ends where it says."""
     per_second = float(rate)
     every = max(1, int(limits.vpdq_seconds_per_hash * per_second))
-    deadline = time.monotonic() + limits.video_decode_seconds
     start = start_seconds(container, stream) if tiles is not None else 0.0
     number = 0
     try:
         for frame in container.decode(stream):
-            if number % every == 0:
-                if len(result.features) >= limits.video_max_frames:
-                    result.error = (
-                        f"video over the {limits.video_max_frames:,}-frame limit: hashed to {number / per_second:.3f} s"
-                    )
-                    return
-                if frame.width * frame.height > limits.max_pixels:
-                    result.error = f"frame {number} of {frame.width} x {frame.height} pixels is over the pixel limit"
-                    return
-                bits, quality = pdqhash.compute(frame.to_ndarray(format="rgb24"))
-                result.features.append(VpdqFeature(number, int(quality), bits_to_hex(bits), number / per_second))
+            if number % every == 0 and not _hash_frame(frame, number, per_second, limits, result):
+                return
             if tiles is not None:  # the sheet's tiles take the frame time as contact_sheet does
                 moment = frame.time
                 tiles.offer(moment - start if moment is not None else number * tiles.frame_seconds, frame)
             number += 1
             if time.monotonic() > deadline:
-                result.error = (
-                    f"video decode time limit ({limits.video_decode_seconds:g} s) reached at {number / per_second:.3f} s;"
-                    " frames after it not hashed"
-                )
+                result.error = _time_limit_error(limits, number / per_second)
                 return
     except (av.FFmpegError, ValueError) as exc:
         result.error = f"damaged video after {number} frames ({number / per_second:.3f} s): {reason(exc)}"
