@@ -10,7 +10,7 @@ hit are the candidates, and only they are compared with the query frame by frame
 (``vpdq_compare``, Meta's rule). So a query costs its frames' index lookups
 plus one comparison per candidate, whatever the number of videos.
 
-Frames are kept as arrays (``FrameHashes``, 40 bytes a frame), changed in
+Frames are kept as arrays (``FrameHashes``, 45 bytes a frame), changed in
 place as a bank changes, and saved beside the bank's other indexes.
 """
 

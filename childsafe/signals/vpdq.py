@@ -533,7 +533,7 @@ def usable_frames(features: list[VpdqFeature], quality: int = VPDQ_MIN_QUALITY) 
 @dataclass(frozen=True)
 class FrameHashes:
     """A video's frame hashes as arrays, as banks store them and indexes keep
-    them: 40 bytes a frame where a ``VpdqFeature`` costs about 400.
+    them: 45 bytes a frame where a ``VpdqFeature`` costs about 400.
 
     ``hashes`` is (n, 32) uint8 (PDQ's bytes, most significant first), and
     ``qualities``, ``frames`` and ``timestamps`` (seconds) have n items each."""
