@@ -17,9 +17,13 @@ group), and it is why a group can be wider than the distance.
 
 Components are found with a union-find (a forest of parent pointers, each
 pointing to a smaller item number) whose unions and finds are done on whole
-arrays of links at a time; PDQ neighbours come from the project's exact
-radius index (``PdqIndex``), never a comparison of every pair, so 20,000
-pictures group in about a second (bench/review_speed.py).
+arrays of links at a time. PDQ neighbours come from the project's exact
+radius index (``PdqIndex``) of the distinct hashes, never a comparison of
+every pair, searched a batch at a time; a batch's hashes are then dropped
+from the index, as every link to them is made. 20,000 pictures of a case
+group in a fraction of a second; if every one of them were near every other
+(the index then finds all 200 million pairs), in about 25 s
+(bench/review_speed.py, docs/benchmarks.md).
 
 Deterministic: items are put in label order (then id) first, so the same
 items give the same groups, ids and representatives in any input order.
@@ -48,8 +52,8 @@ __all__ = ["REVIEW_GROUP_DISTANCE", "ReviewGroup", "ReviewItem", "group_items", 
 #: PDQ hashes at most this many bits apart link two items (as a bank's match does).
 REVIEW_GROUP_DISTANCE = PDQ_MATCH_THRESHOLD
 #: PDQ hashes searched at once: bounds the memory of the neighbours found
-#: (even if every picture were near every other, 512 x 20,000 pairs).
-QUERY_BATCH = 512
+#: when pictures crowd together (at worst 256 x the number of hashes).
+QUERY_BATCH = 256
 #: The media types a person reviews.
 REVIEWED_MEDIA = ("image", "video")
 
@@ -147,10 +151,13 @@ def _link_near_pdq(ordered: list[ReviewItem], parent: np.ndarray, distance: int)
     words = hex_to_words(list(first_of))
     index = PdqIndex.build(words, np.arange(len(owners), dtype=np.int64))
     for start in range(0, len(owners), QUERY_BATCH):
-        rows, found, _ = index.search_many_ids(words[start : start + QUERY_BATCH], distance)
+        end = min(start + QUERY_BATCH, len(owners))
+        rows, found, _ = index.search_many_ids(words[start:end], distance)
         rows = rows + start
         later = rows < found  # each pair once, never a hash with itself
         _union(parent, owners[rows[later]], owners[found[later]])
+        # Every neighbour of these hashes is joined to them now: later queries need not find them.
+        index.remove(list(range(start, end)))
 
 
 def _arrays(links: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:

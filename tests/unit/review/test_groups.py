@@ -20,6 +20,7 @@ from support import invoke, random_hex
 
 from childsafe.errors import UsageError
 from childsafe.review import REVIEW_GROUP_DISTANCE, ReviewGroup, ReviewItem, group_items, load_review_items
+from childsafe.review import groups as groups_module
 from childsafe.signals.hashing import hash_file
 from childsafe.signals.pdq import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, pdq_distance
 
@@ -193,7 +194,10 @@ def _components_by_every_pair(items: list[ReviewItem], distance: int = 31) -> li
     return sorted({tuple(sorted(group)) for group in linked.values()})
 
 
-def test_the_groups_are_every_pairs_components_in_any_input_order() -> None:
+@pytest.mark.parametrize("batch", [groups_module.QUERY_BATCH, 5])
+def test_the_groups_are_every_pairs_components_in_any_input_order(batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also with 5 hashes searched at once, so that every batch's edges show."""
+    monkeypatch.setattr(groups_module, "QUERY_BATCH", batch)
     rng = random.Random(3)
     items: list[ReviewItem] = []
     for cluster in range(400):  # more distinct hashes than one batch of queries (QUERY_BATCH)
