@@ -19,7 +19,7 @@ import sys
 import typer
 
 from childsafe import __version__
-from childsafe.cli import banks, deter, matching, measure, service, triage
+from childsafe.cli import banks, deter, matching, measure, review, service, triage
 from childsafe.cli._common import JsonOption, command_context, errors_to_exit_codes, print_json, sub_app
 
 __all__ = ["app", "main"]
@@ -74,6 +74,7 @@ app.add_typer(triage.audit_app, name="audit")
 app.add_typer(service.apikey_app, name="apikey")
 app.add_typer(deter.app, name="deter")
 app.add_typer(banks.app, name="bank")
+app.add_typer(review.app, name="review")
 app.add_typer(measure.evaluate_app, name="evaluate")
 app.add_typer(measure.cases_app, name="cases")
 app.add_typer(measure.report_app, name="report")

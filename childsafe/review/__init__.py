@@ -1,9 +1,13 @@
 """The review workbench: grading what no list knew (issue 20; docs/review.md).
 
-So far only the grouping of a scan's unmatched pictures and videos into
-near-duplicates (``groups.py``), so that an investigator grades each group once.
+So far: the grouping of a scan's unmatched pictures and videos into
+near-duplicates (``groups.py``), so that an investigator grades each group
+once; the grades, stored with the case (``grades.py``); and graded items
+added to a bank (``export.py``).
 """
 
+from childsafe.review.export import GradedExport, export_graded
+from childsafe.review.grades import GRADES_FILE, NOT_INDECENT, Grade, GradeBook, case_scheme
 from childsafe.review.groups import (
     REVIEW_GROUP_DISTANCE,
     ReviewGroup,
@@ -12,4 +16,17 @@ from childsafe.review.groups import (
     load_review_items,
 )
 
-__all__ = ["REVIEW_GROUP_DISTANCE", "ReviewGroup", "ReviewItem", "group_items", "load_review_items"]
+__all__ = [
+    "GRADES_FILE",
+    "NOT_INDECENT",
+    "REVIEW_GROUP_DISTANCE",
+    "Grade",
+    "GradeBook",
+    "GradedExport",
+    "ReviewGroup",
+    "ReviewItem",
+    "case_scheme",
+    "export_graded",
+    "group_items",
+    "load_review_items",
+]

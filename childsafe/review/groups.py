@@ -71,6 +71,8 @@ class ReviewItem:
     pdq: str | None  # 64 hex, or None
     pdq_quality: int | None
     vpdq_digest: str | None = None  # a video's frame digest (report item "vpdq"["digest"]), if any
+    md5: str | None = None  # its other digests: what a bank of graded items holds
+    sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.pdq is not None and not _PDQ_HEX.fullmatch(self.pdq):
@@ -260,6 +262,8 @@ def _review_item(record: Any) -> ReviewItem | None:
             pdq_quality=record.get("pdq_quality"),
             # A video with no frame hashed has the digest of nothing: it says nothing about its content.
             vpdq_digest=vpdq.get("digest") if isinstance(vpdq, dict) and frames else None,
+            md5=record.get("md5"),
+            sha256=record.get("sha256"),
         )
     except ValueError:
         raise UsageError(

@@ -1,0 +1,83 @@
+"""Graded pictures into a bank: what an investigator graded in one case is
+found by the next scan, and can be sent on to other forces (as VICS or CSV,
+``bank export``).
+
+Each graded item becomes one entry with its digests (md5, sha1, sha256) and,
+when usable, its PDQ hash; its category is the grade; its source id names
+the case and the item; its note says who graded it, when, and who confirmed
+it. ``not-indecent`` grades never enter a bank. With the two-person check
+(the default), a grade in the scheme's most severe category enters only once
+a second reviewer has confirmed it. A video enters by its digests (its frame
+hashes are not kept in the case's report). Adding is ``add_entries``'s: one
+transaction, audited, and idempotent (an item exported twice is one entry).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from childsafe.banks import NewEntry, add_entries, create_bank, list_banks
+from childsafe.review.grades import NOT_INDECENT, GradeBook
+from childsafe.review.groups import load_review_items
+
+__all__ = ["GradedExport", "export_graded"]
+
+
+@dataclass(frozen=True)
+class GradedExport:
+    """What ``review export-bank`` did: entries added, and the graded items left out and why."""
+
+    bank: str
+    added: int
+    already_in_bank: int
+    not_indecent: int
+    awaiting_confirmation: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bank": self.bank,
+            "added": self.added,
+            "already_in_bank": self.already_in_bank,
+            "not_indecent": self.not_indecent,
+            "awaiting_confirmation": self.awaiting_confirmation,
+        }
+
+
+def export_graded(
+    engine: Engine, case_out: Path, bank: str, actor: str | None = None, two_person: bool = True
+) -> GradedExport:
+    """Add the graded items of the case in ``case_out`` to ``bank`` (made,
+    in the case's scheme, if there is none of that name)."""
+    case_out = Path(case_out)
+    with GradeBook(case_out) as book:
+        grades, scheme, severe = book.grades(), book.scheme, book.most_severe()
+    case_id = str(json.loads((case_out / "manifest.json").read_text()).get("case_id", ""))
+    entries: list[NewEntry] = []
+    not_indecent = awaiting = 0
+    for item in load_review_items(case_out):
+        grade = grades.get(item.id)
+        if grade is None:
+            continue
+        if grade.category == NOT_INDECENT:
+            not_indecent += 1
+            continue
+        if two_person and grade.category == severe and grade.confirmed_by is None:
+            awaiting += 1
+            continue
+        signals = [(name, value) for name, value in (("md5", item.md5), ("sha1", item.sha1), ("sha256", item.sha256))]
+        if item.links_by_pdq():
+            signals.append(("pdq", str(item.pdq)))
+        note = f"graded {grade.category} in case {case_id} by {grade.reviewer} at {grade.at}"
+        if grade.confirmed_by:
+            note += f", confirmed by {grade.confirmed_by}"
+        source = f"{case_id}:{item.id}"[:200]
+        entries.append(NewEntry([(s, v) for s, v in signals if v], grade.category, source, note))
+    if not any(known.name == bank for known in list_banks(engine)):
+        create_bank(engine, bank, scheme=scheme, actor=actor)
+    added = add_entries(engine, bank, entries, actor).added if entries else 0
+    return GradedExport(bank, added, len(entries) - added, not_indecent, awaiting)
