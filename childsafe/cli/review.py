@@ -27,11 +27,13 @@ def review_export_bank_command(
     ] = True,
     json_output: JsonOption = False,
 ) -> None:
-    """Add a case's graded pictures and videos to a bank, with who graded them and when."""
-    from childsafe.review import export_graded
+    """Write the case's reports again with its grades, and add its graded
+    pictures and videos to a bank, with who graded them and when."""
+    from childsafe.review import export_graded, write_graded_reports
     from childsafe.store import os_user
 
     with command_context() as context:
+        write_graded_reports(case_out, context.settings, os_user())
         result = export_graded(context.engine, case_out, bank, os_user(), two_person)
     if json_output:
         print_json(result.to_dict())

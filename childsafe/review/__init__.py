@@ -3,10 +3,10 @@
 So far: the grouping of a scan's unmatched pictures and videos into
 near-duplicates (``groups.py``), so that an investigator grades each group
 once; the grades, stored with the case (``grades.py``); and graded items
-added to a bank (``export.py``).
+flowing on into the case's reports and a bank (``export.py``).
 """
 
-from childsafe.review.export import GradedExport, export_graded
+from childsafe.review.export import GradedExport, export_graded, write_graded_reports
 from childsafe.review.grades import GRADES_FILE, NOT_INDECENT, Grade, GradeBook, case_scheme
 from childsafe.review.groups import (
     REVIEW_GROUP_DISTANCE,
@@ -29,4 +29,5 @@ __all__ = [
     "export_graded",
     "group_items",
     "load_review_items",
+    "write_graded_reports",
 ]

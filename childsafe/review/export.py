@@ -1,4 +1,6 @@
-"""Graded pictures into a bank: what an investigator graded in one case is
+"""Grades flow on: into the case's reports (``write_graded_reports``: each
+item's ``grade``, ``summary.graded_by_category``), and graded pictures into a
+bank (``export_graded``), so that what an investigator graded in one case is
 found by the next scan, and can be sent on to other forces (as VICS or CSV,
 ``bank export``).
 
@@ -22,10 +24,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from childsafe.banks import NewEntry, add_entries, create_bank, list_banks
+from childsafe.config import Settings
 from childsafe.review.grades import NOT_INDECENT, GradeBook
 from childsafe.review.groups import load_review_items
+from childsafe.triage import ScanResult, rewrite_case_reports
 
-__all__ = ["GradedExport", "export_graded"]
+__all__ = ["GradedExport", "export_graded", "write_graded_reports"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +85,10 @@ def export_graded(
         create_bank(engine, bank, scheme=scheme, actor=actor)
     added = add_entries(engine, bank, entries, actor).added if entries else 0
     return GradedExport(bank, added, len(entries) - added, not_indecent, awaiting)
+
+
+def write_graded_reports(case_out: Path, settings: Settings, actor: str | None = None) -> ScanResult:
+    """Write the case's reports again with its grades (``rewrite_case_reports``)."""
+    with GradeBook(Path(case_out)) as book:
+        grades = {item: grade.to_dict() for item, grade in book.grades().items()}
+    return rewrite_case_reports(Path(case_out), grades, settings, actor)

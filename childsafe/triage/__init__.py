@@ -6,7 +6,8 @@ from childsafe.triage.scan import (
     ScanRequest,
     ScanResult,
     bank_snapshot,
+    rewrite_case_reports,
     scan_evidence,
 )
 
-__all__ = ["ScanProgress", "ScanRequest", "ScanResult", "bank_snapshot", "scan_evidence"]
+__all__ = ["ScanProgress", "ScanRequest", "ScanResult", "bank_snapshot", "rewrite_case_reports", "scan_evidence"]

@@ -3,7 +3,7 @@ and the items (streamed from the scan state, sorted by path)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,8 @@ from childsafe.triage.state import ScanState, StoredItem
 __all__ = ["CaseReport", "item_category", "schemes_of", "summarise", "UNCATEGORISED"]
 
 UNCATEGORISED = "uncategorised"
+#: The grade of a reviewed item that is not indecent (childsafe.review): counted in no category.
+NOT_INDECENT = "not-indecent"
 
 
 def item_category(matches: list[Match], schemes: dict[str, str]) -> str | None:
@@ -38,16 +40,21 @@ class _Matched:
     unique: set[str] = field(default_factory=set)
 
 
-def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> CaseSummary:
+def summarise(
+    items: Iterator[StoredItem], schemes: dict[str, str], grades: Mapping[str, Mapping[str, Any]] | None = None
+) -> CaseSummary:
     """The docs/spec.md ``summary`` of a case, in one pass over its items.
     Matched videos count in ``by_category`` like every file, and again in
-    ``videos_by_category`` (UK sentencing counts videos apart).
+    ``videos_by_category`` (UK sentencing counts videos apart). Items an
+    investigator graded (``grades``: item id -> grade) count apart, in
+    ``graded_by_category``, by their grade (``not-indecent`` is not a category).
     ``by_state`` (items from disk images, by allocated/deleted/carved) is there
     only when the evidence held a disk image (docs/spec.md, deviations)."""
     files = images = videos = errors = matched_files = unmatched_images = 0
     matched_sha1: set[str] = set()
     by_category: dict[str, _Matched] = {}
     videos_by_category: dict[str, _Matched] = {}
+    graded_by_category: dict[str, _Matched] = {}
     by_state: dict[str, StateCount] = {}
     for item in items:
         hashes = item.hashes
@@ -69,6 +76,11 @@ def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> CaseSumma
                 bucket.unique.add(key)
         elif hashes.media_type == "image":
             unmatched_images += 1
+        grade = (grades or {}).get(item.id)
+        if grade is not None and grade["category"] != NOT_INDECENT:
+            graded = graded_by_category.setdefault(str(grade["category"]), _Matched())
+            graded.files += 1
+            graded.unique.add(hashes.sha1 or item.id)
 
     def ordered(counts: dict[str, _Matched]) -> dict[str, CategoryCount]:
         labels = sorted(counts, key=lambda label: (label == UNCATEGORISED, _label_rank(label, schemes), label))
@@ -84,6 +96,7 @@ def summarise(items: Iterator[StoredItem], schemes: dict[str, str]) -> CaseSumma
         unmatched_images=unmatched_images,
         by_category=ordered(by_category),
         videos_by_category=ordered(videos_by_category),
+        graded_by_category=ordered(graded_by_category),
         by_state={state: by_state[state] for state in STATES if state in by_state} if by_state else None,
     )
 
@@ -113,6 +126,8 @@ class CaseReport:
     summary: CaseSummary
     #: False for the reports rewritten while a scan runs (a killed scan leaves them).
     complete: bool = True
+    #: Investigators' grades by item id (``childsafe.review``): ``{"category", "reviewer", "at"}``.
+    grades: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def schemes(self) -> dict[str, str]:
@@ -141,6 +156,8 @@ class CaseReport:
             "category": item_category(item.matches, self.schemes),
             "error": hashes.error,
         }
+        grade = self.grades.get(item.id)
+        placed["grade"] = dict(grade) if grade is not None else None
         if hashes.media_type == "video":  # as in the hash object: after error, for videos only
             placed["vpdq"] = item.vpdq
         if item.provenance is not None:  # found in a disk image: its state and location

@@ -51,12 +51,14 @@ class CaseSummary:
     by_category: dict[str, CategoryCount]
     #: The matched videos alone, in the same order (also counted in ``by_category``).
     videos_by_category: dict[str, CategoryCount] = field(default_factory=dict)
+    #: Items an investigator graded, by grade (apart from what banks matched).
+    graded_by_category: dict[str, CategoryCount] = field(default_factory=dict)
     #: Items of disk images by state, in ``provenance.STATES`` order; ``None``
     #: when the evidence held no disk image (then the JSON has no ``by_state``).
     by_state: dict[str, StateCount] | None = None
 
     def totals(self) -> dict[str, int]:
-        """The counts without ``by_category``, ``videos_by_category`` and ``by_state`` (what the audit log records)."""
+        """The counts without the ``..._by_category`` and ``by_state`` (what the audit log records)."""
         return {
             "files": self.files,
             "images": self.images,
@@ -71,7 +73,13 @@ class CaseSummary:
         """The JSON object."""
         by_category = {label: count.to_dict() for label, count in self.by_category.items()}
         videos = {label: count.to_dict() for label, count in self.videos_by_category.items()}
-        summary = {**self.totals(), "by_category": by_category, "videos_by_category": videos}
+        graded = {label: count.to_dict() for label, count in self.graded_by_category.items()}
+        summary = {
+            **self.totals(),
+            "by_category": by_category,
+            "videos_by_category": videos,
+            "graded_by_category": graded,
+        }
         if self.by_state is not None:
             summary["by_state"] = {state: count.to_dict() for state, count in self.by_state.items()}
         return summary

@@ -40,7 +40,7 @@ from childsafe.triage.reading import ScannedItem, image_shares, read_task, recor
 from childsafe.triage.records import BankSnapshot, CaseSummary
 from childsafe.triage.reports import writers
 from childsafe.triage.sources import Recorded, Task, source_for
-from childsafe.triage.state import STATE_FOLDER, ScanState
+from childsafe.triage.state import CASE_STORE, STATE_FOLDER, ScanState
 
 __all__ = ["ScanRequest", "ScanProgress", "ScanResult", "scan_evidence", "bank_snapshot"]
 
@@ -258,7 +258,8 @@ def scan_evidence(
                     on_progress(progress)
         result = _finish(request, state, banks, engine)
         result.read_now, result.done_before = read_now, len(done)
-        state.close()
+        # The state becomes the case's item store: its reports are written again from it after review.
+        state.keep_as(request.out / CASE_STORE)
         shutil.rmtree(request.out / STATE_FOLDER)
         return result
     finally:
@@ -408,3 +409,52 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], e
         manifest["contact_sheets"] = sheets
     outputs[MANIFEST] = _write_output(request.out, MANIFEST, lambda h: json.dump(manifest, h, indent=1))
     return ScanResult(request.out, case.summary, outputs)
+
+
+def rewrite_case_reports(
+    case_out: Path, grades: Mapping[str, Mapping[str, Any]], settings: Settings, actor: str | None = None
+) -> ScanResult:
+    """Write a finished case's reports again from its item store, with the
+    investigators' ``grades`` (item id -> ``{"category", "reviewer", "at"}``):
+    each item's ``grade`` and ``summary.graded_by_category``. Then the
+    manifest is written again with the new files' SHA-256, anchored by a
+    ``review.reports`` audit event (as the scan's own anchors it)."""
+    try:
+        manifest: dict[str, Any] = json.loads((case_out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"no readable {MANIFEST} in {case_out}: is this a finished scan's output folder?") from None
+    state = ScanState.of_case(case_out)
+    engine = open_database(settings.database_url)
+    try:
+        meta = state.meta()
+        banks = [BankSnapshot(**bank) for bank in meta["banks"]]
+        case = CaseReport(
+            state=state,
+            case_id=meta["case_id"],
+            tool=manifest["tool"],
+            started_at=meta["started_at"],
+            finished_at=manifest["finished_at"],
+            evidence=meta["evidence"],
+            command=list(meta["command"]),
+            banks=banks,
+            summary=summarise(state.items(), schemes_of(banks), grades),
+            grades=grades,
+        )
+        outputs = {
+            writer.filename: _write_output(case_out, writer.filename, partial(writer.write, case))
+            for writer in writers()
+        }
+        detail = {
+            "case_id": case.case_id,
+            "out": display_name(str(case_out.resolve())),
+            "files": outputs,
+            "graded": len(grades),
+            "graded_by_category": {label: c.to_dict() for label, c in case.summary.graded_by_category.items()},
+        }
+        anchor = record_audit(engine, "review.reports", detail, actor)
+    finally:
+        state.close()
+        engine.dispose()
+    manifest |= {"files": outputs, "audit": anchor.to_dict(), "reviewed_at": _now()}
+    outputs[MANIFEST] = _write_output(case_out, MANIFEST, lambda h: json.dump(manifest, h, indent=1))
+    return ScanResult(case_out, case.summary, outputs)

@@ -12,21 +12,26 @@ the reports are complete.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from childsafe.errors import UsageError
 from childsafe.index import Match
 from childsafe.signals import FileHashes
 from childsafe.triage.names import display_name, item_id, name_bytes_hex, raw_name
 from childsafe.triage.provenance import Provenance, provenance_from_dict
 from childsafe.triage.reading import ScannedItem
 
-__all__ = ["ScanState", "StoredItem", "STATE_FOLDER"]
+__all__ = ["ScanState", "StoredItem", "STATE_FOLDER", "CASE_STORE"]
 
 STATE_FOLDER = ".childsafe-scan"
+#: A finished scan's state, kept in its output folder: the case's items, from
+#: which its reports are written again after review (grades).
+CASE_STORE = "case.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,12 +87,14 @@ class StoredItem:
 
 
 class ScanState:
-    """Open (creating if needed) the state file of the scan writing to ``out``."""
+    """Open (creating if needed) the state file of the scan writing to ``out``;
+    ``of_case`` opens a finished case's (``CASE_STORE``)."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, path: Path | None = None) -> None:
         self.folder = out / STATE_FOLDER
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.path = self.folder / "state.sqlite"
+        if path is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = path or self.folder / "state.sqlite"
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -97,8 +104,30 @@ class ScanState:
             if column not in present:
                 self.db.execute(f"ALTER TABLE items ADD COLUMN {column} TEXT")
 
+    @classmethod
+    def of_case(cls, case_out: Path) -> ScanState:
+        """A finished scan's items, kept in ``case_out`` (``CASE_STORE``);
+        ``UsageError`` for a folder without them."""
+        store = case_out / CASE_STORE
+        if not store.is_file():
+            raise UsageError(
+                f"no {CASE_STORE} in {case_out}: review needs a finished scan's output folder"
+                " (from a scan by this version: scan the evidence again into a new folder)"
+            )
+        return cls(case_out, store)
+
     def close(self) -> None:
         self.db.close()
+
+    def keep_as(self, store: Path) -> None:
+        """Copy a finished scan's state to ``store``, one self-contained file
+        (``VACUUM INTO``: a consistent copy, its write-ahead log folded in,
+        even while a worker of a killed run still holds the state open), then close it."""
+        partial = store.with_name(f".{store.name}.partial")
+        partial.unlink(missing_ok=True)
+        self.db.execute("VACUUM INTO ?", (str(partial),))
+        self.db.close()
+        os.replace(partial, store)
 
     def meta(self) -> dict[str, Any]:
         return {key: json.loads(value) for key, value in self.db.execute("SELECT key, value FROM meta")}

@@ -154,6 +154,7 @@ def test_the_evidence_is_not_changed(scanned: dict[str, Any]) -> None:
 
 def test_the_output_folder_holds_the_reports_and_nothing_else(scanned: dict[str, Any]) -> None:
     assert sorted(p.name for p in scanned["out"].iterdir()) == [
+        "case.sqlite",  # the case's items, for its reports written again after review
         "case.vics.json",
         "items.csv",
         "manifest.json",
@@ -173,6 +174,7 @@ def test_the_summary_has_the_exact_counts(scanned: dict[str, Any]) -> None:
         "unmatched_images": 5,
         "by_category": {"A": {"files": 3, "unique": 2}, "B": {"files": 3, "unique": 2}, "C": {"files": 1, "unique": 1}},
         "videos_by_category": {},
+        "graded_by_category": {},
     }
 
 

@@ -4,6 +4,7 @@ benign photos, whose re-scan then finds what was graded."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -100,6 +101,18 @@ def test_graded_pictures_enter_a_bank_and_the_next_scan_finds_them(case: dict[st
     with GradeBook(out) as book:
         assert book.confirm([ids["chelsea"]], "pc-jones") == 1
     assert export() == {**first, "added": 1, "already_in_bank": 2, "awaiting_confirmation": 0}
+    # The reports were written again with the grades, the manifest over the new files, anchored in the audit log.
+    report = json.loads((out / "report.json").read_text())
+    graded = {Path(i["path"]).stem: (i["grade"] or {}).get("category") for i in report["items"]}
+    assert graded == {"coffee": None, "chelsea": "A", "rocket": "B", "astronaut": "B", "camera": "not-indecent"}
+    assert report["items"][0]["grade"] is None or report["items"][0]["grade"]["reviewer"] == "pc-smith"
+    assert report["summary"]["graded_by_category"] == {"A": {"files": 1, "unique": 1}, "B": {"files": 2, "unique": 2}}
+    assert report["summary"]["by_category"] == {"uncategorised": {"files": 1, "unique": 1}}  # matched apart
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["files"]["report.json"] == hashlib.sha256((out / "report.json").read_bytes()).hexdigest()
+    assert manifest["case_id"] == "OP-GRADE-1" and "reviewed_at" in manifest
+    verified = invoke(["audit", "verify", "--manifest", str(out / "manifest.json")], home)
+    assert verified.exit_code == 0, verified.output
     exported = invoke(["bank", "export", "graded", "--format", "csv"], home).stdout
     assert "graded A in case OP-GRADE-1 by pc-smith at" in exported and "confirmed by pc-jones" in exported
     # The next scan of the same evidence finds the graded pictures, in their grades.

@@ -70,4 +70,5 @@ def test_the_summary_counts_files_and_unique_contents_by_category() -> None:
         "unmatched_images": 1,
         "by_category": {"A": {"files": 1, "unique": 1}, "B": {"files": 2, "unique": 1}},
         "videos_by_category": {},
+        "graded_by_category": {},
     }

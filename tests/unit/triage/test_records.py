@@ -65,7 +65,8 @@ def test_case_summary_json_keeps_the_spec_key_order() -> None:
     assert json.dumps(summary.to_dict()) == (
         '{"files": 1, "images": 2, "videos": 3, "errors": 4, "matched_files": 5, "matched_unique": 6,'
         ' "unmatched_images": 7, "by_category": {"B": {"files": 8, "unique": 9},'
-        ' "uncategorised": {"files": 10, "unique": 11}}, "videos_by_category": {}}'
+        ' "uncategorised": {"files": 10, "unique": 11}}, "videos_by_category": {},'
+        ' "graded_by_category": {}}'
     )
 
 
@@ -101,7 +102,7 @@ def test_case_summary_json_has_by_state_after_by_category_only_when_set() -> Non
     assert json.dumps(summary.to_dict()) == (
         '{"files": 1, "images": 1, "videos": 0, "errors": 0, "matched_files": 1, "matched_unique": 1,'
         ' "unmatched_images": 0, "by_category": {"B": {"files": 1, "unique": 1}}, "videos_by_category": {},'
-        ' "by_state": {"deleted": {"files": 1, "matched": 1}}}'
+        ' "graded_by_category": {}, "by_state": {"deleted": {"files": 1, "matched": 1}}}'
     )
     assert "by_state" not in CaseSummary(0, 0, 0, 0, 0, 0, 0, {}).to_dict()
 
