@@ -91,4 +91,5 @@ def write_graded_reports(case_out: Path, settings: Settings, actor: str | None =
     """Write the case's reports again with its grades (``rewrite_case_reports``)."""
     with GradeBook(Path(case_out)) as book:
         grades = {item: grade.to_dict() for item, grade in book.grades().items()}
-    return rewrite_case_reports(Path(case_out), grades, settings, actor)
+        scheme = book.scheme
+    return rewrite_case_reports(Path(case_out), grades, settings, actor, scheme)

@@ -126,8 +126,10 @@ class CaseReport:
     summary: CaseSummary
     #: False for the reports rewritten while a scan runs (a killed scan leaves them).
     complete: bool = True
-    #: Investigators' grades by item id (``childsafe.review``): ``{"category", "reviewer", "at"}``.
+    #: Investigators' grades by item id (``childsafe.review``): ``{"category", "reviewer", "at"}``,
+    #: categories of ``grade_scheme``.
     grades: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    grade_scheme: str = "uk"
 
     @property
     def schemes(self) -> dict[str, str]:

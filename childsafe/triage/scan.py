@@ -412,10 +412,15 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], e
 
 
 def rewrite_case_reports(
-    case_out: Path, grades: Mapping[str, Mapping[str, Any]], settings: Settings, actor: str | None = None
+    case_out: Path,
+    grades: Mapping[str, Mapping[str, Any]],
+    settings: Settings,
+    actor: str | None = None,
+    grade_scheme: str = "uk",
 ) -> ScanResult:
     """Write a finished case's reports again from its item store, with the
-    investigators' ``grades`` (item id -> ``{"category", "reviewer", "at"}``):
+    investigators' ``grades`` (item id -> ``{"category", "reviewer", "at"}``,
+    categories of ``grade_scheme``):
     each item's ``grade`` and ``summary.graded_by_category``. Then the
     manifest is written again with the new files' SHA-256, anchored by a
     ``review.reports`` audit event (as the scan's own anchors it)."""
@@ -439,6 +444,7 @@ def rewrite_case_reports(
             banks=banks,
             summary=summarise(state.items(), schemes_of(banks), grades),
             grades=grades,
+            grade_scheme=grade_scheme,
         )
         outputs = {
             writer.filename: _write_output(case_out, writer.filename, partial(writer.write, case))

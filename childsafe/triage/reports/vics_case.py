@@ -1,5 +1,7 @@
-"""``case.vics.json``: a VICS 2.0 case export of the matched media, each with
-every place a copy was found (MediaFiles), for Griffeye-style tools.
+"""``case.vics.json``: a VICS 2.0 case export of the matched media, and of
+the media an investigator graded (``Comments`` says who, when, in what
+grade; ``not-indecent`` ones are left out), each with every place a copy was
+found (MediaFiles), for Griffeye-style tools.
 
 A copy found in a disk image has its path inside the image (``FilePath``,
 ``disk.E01!/p1/Users/...``) and the file system's dates (``Created``,
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from childsafe.banks.schemes import category_to_vics
-from childsafe.triage.case import UNCATEGORISED, CaseReport, item_category
+from childsafe.triage.case import NOT_INDECENT, UNCATEGORISED, CaseReport, item_category
 from childsafe.triage.reports.registry import register
 
 __all__ = ["VICS_CASE"]
@@ -33,14 +35,22 @@ class VicsCase:
     def write(self, case: CaseReport, out: TextIO) -> None:
         media: dict[str, dict[str, Any]] = {}  # by sha1; only matched items, so bounded by the matches
         for item in case.items():
-            if not item.matches:
+            grade = case.grades.get(item.id)
+            if not item.matches and (grade is None or grade["category"] == NOT_INDECENT):
                 continue
             hashes = item.hashes
             key = hashes.sha1 or item.id
             record = media.get(key)
             if record is None:
-                category = item_category(item.matches, case.schemes)
-                scheme = next((case.schemes[m.bank] for m in item.matches if m.category == category), "none")
+                if item.matches:
+                    category = item_category(item.matches, case.schemes)
+                    scheme = next((case.schemes[m.bank] for m in item.matches if m.category == category), "none")
+                    banks = sorted({f"{m.bank} entry {m.entry_id}" for m in item.matches})
+                    comment = "matched " + ", ".join(banks)
+                else:
+                    assert grade is not None
+                    category, scheme = str(grade["category"]), case.grade_scheme
+                    comment = f"graded {category} by {grade['reviewer']} at {grade['at']}"
                 record = {
                     "MediaID": len(media) + 1,
                     "Category": category_to_vics(scheme, category) if category != UNCATEGORISED else 0,
@@ -48,7 +58,7 @@ class VicsCase:
                     "SHA1": hashes.sha1,
                     "MediaSize": hashes.size,
                     "AlternativeHashes": [{"HashName": "PDQ", "HashValue": hashes.pdq}] if hashes.pdq else [],
-                    "Comments": "matched " + ", ".join(sorted({f"{m.bank} entry {m.entry_id}" for m in item.matches})),
+                    "Comments": comment,
                     "MediaFiles": [],
                 }
                 media[key] = record

@@ -15,6 +15,7 @@ import skimage.data
 from PIL import Image
 from support import invoke
 
+from childsafe.banks.schemes import category_to_vics
 from childsafe.errors import UsageError
 from childsafe.review import GRADES_FILE, GradeBook, case_scheme, load_review_items
 
@@ -111,6 +112,12 @@ def test_graded_pictures_enter_a_bank_and_the_next_scan_finds_them(case: dict[st
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["files"]["report.json"] == hashlib.sha256((out / "report.json").read_bytes()).hexdigest()
     assert manifest["case_id"] == "OP-GRADE-1" and "reviewed_at" in manifest
+    vics = json.loads((out / "case.vics.json").read_text())["value"][0]["Media"]
+    by_sha1 = {record["SHA1"]: record for record in vics}
+    chelsea = next(i for i in report["items"] if Path(i["path"]).stem == "chelsea")
+    assert by_sha1[chelsea["sha1"]]["Category"] == category_to_vics("uk", "A")
+    assert by_sha1[chelsea["sha1"]]["Comments"].startswith("graded A by pc-smith at")
+    assert len(vics) == 4  # the matched coffee and the three graded indecent; not the camera
     verified = invoke(["audit", "verify", "--manifest", str(out / "manifest.json")], home)
     assert verified.exit_code == 0, verified.output
     exported = invoke(["bank", "export", "graded", "--format", "csv"], home).stdout
