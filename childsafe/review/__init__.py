@@ -3,7 +3,8 @@
 So far: the grouping of a scan's unmatched pictures and videos into
 near-duplicates (``groups.py``), so that an investigator grades each group
 once; the grades, stored with the case (``grades.py``); and graded items
-flowing on into the case's reports and a bank (``export.py``).
+flowing on into the case's reports and a bank (``export.py``); and previews
+with the least exposure (``previews.py``).
 """
 
 from childsafe.review.export import GradedExport, export_graded, write_graded_reports
@@ -15,10 +16,13 @@ from childsafe.review.groups import (
     group_items,
     load_review_items,
 )
+from childsafe.review.previews import PREVIEW_MODES, PREVIEW_SIDE, render_preview
 
 __all__ = [
     "GRADES_FILE",
     "NOT_INDECENT",
+    "PREVIEW_MODES",
+    "PREVIEW_SIDE",
     "REVIEW_GROUP_DISTANCE",
     "Grade",
     "GradeBook",
@@ -29,5 +33,6 @@ __all__ = [
     "export_graded",
     "group_items",
     "load_review_items",
+    "render_preview",
     "write_graded_reports",
 ]
