@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from builders import panning_frames, video_of, zip_of
+from disk_builders import ext4_image, need
 from PIL import Image
 from support import invoke
 
@@ -226,3 +227,27 @@ def test_a_video_inside_an_archive_is_hashed_from_memory_matched_and_its_sheet_n
     items = {item["path"]: item for item in json.loads((small / "report.json").read_text())["items"]}
     assert "cannot be read twice is over the 1,000-byte limit" in items["phone.zip!/copy.avi"]["error"]
     assert items["phone.zip!/copy.avi"]["vpdq"] is None and not (small / "contact-sheets").exists()
+
+
+def test_videos_in_a_disk_image_deleted_ones_too_are_matched_by_their_frames(videos: Path, tmp_path: Path) -> None:
+    need("mkfs.ext4", "debugfs")
+    home = tmp_path / "home"
+    _ok(["bank", "create", "known", "--scheme", "uk"], home)
+    _ok(["bank", "add", "known", str(videos / "known" / "scene0.mp4"), "--category", "A"], home)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    copy, other = ((videos / "queries" / name).read_bytes() for name in ("copy.avi", "other.mp4"))
+    card = ext4_image(tmp_path / "card.img", 16, {"DCIM/copy.avi": copy, "DCIM/other.mp4": other}, ("DCIM/copy.avi",))
+    card.rename(evidence / "card.img")  # without the folder it was made from
+    out = tmp_path / "case"
+    _ok(["scan", str(evidence), "--case", "OP-VIDEO-4", "--out", str(out), "--workers", "1"], home)
+    report = json.loads((out / "report.json").read_text())
+    found = {item["path"]: item for item in report["items"] if item["media_type"] == "video"}
+    assert sorted(found) == ["card.img!/DCIM/copy.avi", "card.img!/DCIM/other.mp4"]
+    [deleted] = [item for item in found.values() if item["state"] == "deleted"]
+    [match] = deleted["matches"]
+    assert (match["signal"], match["category"]) == ("vpdq", "A") and deleted["vpdq"]["frames"] == 6
+    [kept] = [item for path, item in found.items() if path.endswith("DCIM/other.mp4")]
+    assert kept["state"] == "allocated" and kept["matches"] == [] and kept["vpdq"]["frames"] == 6
+    assert report["summary"]["videos_by_category"] == {"A": {"files": 1, "unique": 1}}
+    assert [path.name for path in (out / "contact-sheets").iterdir()] == [kept["id"].replace("/", "-") + ".jpg"]
