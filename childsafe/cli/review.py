@@ -1,17 +1,65 @@
-"""The review workbench's commands: ``childsafe review export-bank``."""
+"""The review workbench's commands: ``childsafe review CASE_OUT`` (the web
+app) and ``childsafe review export-bank CASE_OUT --bank NAME``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from childsafe.cli._common import JsonOption, command_context, print_json, sub_app
+from childsafe.cli._common import JsonOption, command_context, print_json
 
 __all__ = ["app"]
 
-app = sub_app("Grading what no list knew: graded pictures into a bank.")
+
+class _ServeByDefault(TyperGroup):
+    """``childsafe review CASE_OUT`` runs ``serve``; ``childsafe review export-bank ...`` its command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # Any: Typer's own click Context
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["serve", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_ServeByDefault,
+    help="Grading what no list knew: the review app (childsafe review CASE_OUT), graded pictures into a bank.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@app.command("serve", hidden=True)
+def review_serve_command(
+    case_out: Annotated[Path, typer.Argument(help="A scan's output folder.")],
+    host: Annotated[str, typer.Option("--host", help="Where to listen: this machine only (127.0.0.1 or ::1).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="The port to listen on.")] = 8001,
+    reviewer: Annotated[
+        str | None, typer.Option("--reviewer", help="Who grades, in the grades and the audit log (default: you).")
+    ] = None,
+) -> None:
+    """Serve the review app over a scanned case on this machine; prints a one-time login link."""
+    import uvicorn
+
+    from childsafe.errors import UsageError
+    from childsafe.review.app import ReviewSession, create_review_app
+    from childsafe.store import os_user
+
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        raise UsageError(
+            "{field} must be this machine (127.0.0.1): the review app has no TLS or keys for a network yet",
+            field="host",
+        )
+    with command_context() as context:
+        session = ReviewSession(case_out, reviewer or os_user(), context.engine)
+        session.load()
+        print(f"Review {len(session.groups)} groups ({len(session.items)} items) at:")
+        print(f"  http://{host}:{port}/login?token={session.login_token}")
+        uvicorn.run(create_review_app(session), host=host, port=port, log_level="warning")
 
 
 @app.command("export-bank")
