@@ -230,7 +230,8 @@ def _queue_page(session: ReviewSession, grades: dict[str, Any], categories: tupl
             f'<img src="/preview/{escape(group.representative)}?mode={mode}" alt="{mode} preview of {label}"'
             ' width="320" height="320">'
         )
-        parts.append(f"<p>{label} and {len(group.item_ids) - 1} near copies</p>" if len(group.item_ids) > 1 else "")
+        copies = len(group.item_ids) - 1
+        parts.append(f"<p>{label}{f' and {copies} near copies' if copies else ''}</p>")
         parts.append(f'<p class="grade">Grade: {escape(shown.category) if shown else "not graded"}</p>')
         parts.append('<form class="grades" method="post" action="/grade">')
         parts.append(f'<input type="hidden" name="group" value="{escape(group.id)}">')
