@@ -55,7 +55,7 @@ def review_serve_command(
             field="host",
         )
     with command_context() as context:
-        session = ReviewSession(case_out, reviewer or os_user(), context.engine)
+        session = ReviewSession(case_out, reviewer or os_user(), context.engine, context.settings)
         session.load()
         print(f"Review {len(session.groups)} groups ({len(session.items)} items) at:")
         print(f"  http://{host}:{port}/login?token={session.login_token}")

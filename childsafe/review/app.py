@@ -31,22 +31,28 @@ from fastapi import FastAPI, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import Engine
 
+from childsafe.config import Settings
 from childsafe.errors import MediaError, UsageError
 from childsafe.media.sniff import SNIFF_BYTES, sniff_type
-from childsafe.review.grades import GradeBook
+from childsafe.review.export import export_graded, write_graded_reports
+from childsafe.review.grades import Grade, GradeBook
 from childsafe.review.groups import ReviewGroup, ReviewItem, group_items, load_review_items
 from childsafe.review.previews import PREVIEW_MODES, render_preview
 from childsafe.store import record_audit
 from childsafe.triage.contact_sheets import SHEETS_FOLDER, sheet_name
 from childsafe.triage.item_bytes import read_item_bytes
 
-__all__ = ["ReviewSession", "create_review_app", "REVEAL_SECONDS", "SESSION_COOKIE"]
+__all__ = ["ReviewSession", "create_review_app", "REVEAL_SECONDS", "SESSION_COOKIE", "PAGE_GROUPS", "BREAK_MINUTES"]
 
 #: How long a reveal lasts.
 REVEAL_SECONDS = 60
 SESSION_COOKIE = "childsafe_review"
 #: Previews kept rendered (each a few tens of KB).
 PREVIEW_CACHE = 2_000
+#: Groups a page of the queue shows (a case may leave 20,000 pictures for review).
+PAGE_GROUPS = 50
+#: Minutes of reviewing after which the page suggests a break.
+BREAK_MINUTES = 45.0
 
 _CSP = (
     "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'self'; form-action 'self';"
@@ -60,6 +66,7 @@ body { font-family: sans-serif; margin: 1rem; color: #111; background: #fff; }
 .group img { display: block; max-width: 320px; height: auto; }
 .grades button { margin: .25rem; padding: .4rem .8rem; font-size: 1rem; }
 .grade { font-weight: bold; }
+.break { background: #fff3c4; border: 1px solid #7a5c00; padding: .5rem; }
 """
 
 _SCRIPT = """
@@ -81,12 +88,16 @@ class ReviewSession:
     case_out: Path
     reviewer: str
     engine: Engine
+    settings: Settings
     login_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     sessions: set[str] = field(default_factory=set)
     reveals: dict[tuple[str, str], float] = field(default_factory=dict)
     previews: OrderedDict[tuple[str, str], bytes] = field(default_factory=OrderedDict)
     items: dict[str, ReviewItem] = field(default_factory=dict)
     groups: list[ReviewGroup] = field(default_factory=list)
+    #: When the app started (the session time shown), and after how many minutes a break is suggested.
+    started: float = field(default_factory=time.monotonic)
+    break_minutes: float = BREAK_MINUTES
 
     def load(self) -> None:
         """Read the case's items to review and group them."""
@@ -152,13 +163,16 @@ def create_review_app(session: ReviewSession) -> FastAPI:
         return PlainTextResponse(_SCRIPT, media_type="text/javascript")
 
     @app.get("/", response_class=HTMLResponse)
-    def queue(request: Request, mode: str = "blurred") -> str:
+    def queue(request: Request, mode: str = "blurred", page: int = 1) -> str:
         signed_in(request)
         if mode not in PREVIEW_MODES or mode == "revealed":
             raise HTTPException(422, f"mode is one of {', '.join(m for m in PREVIEW_MODES if m != 'revealed')}")
+        pages = max(1, -(-len(session.groups) // PAGE_GROUPS))
+        if not 1 <= page <= pages:
+            raise HTTPException(404, f"the queue has pages 1 to {pages}")
         with GradeBook(session.case_out) as book:
-            grades, categories = book.grades(), book.categories()
-        return _queue_page(session, grades, categories, mode)
+            grades, categories, severe = book.grades(), book.categories(), book.most_severe()
+        return _queue_page(session, grades, categories, severe, mode, page, pages)
 
     @app.get("/preview/{item_id:path}")
     def preview(request: Request, item_id: str, mode: str = "blurred") -> Response:
@@ -186,7 +200,7 @@ def create_review_app(session: ReviewSession) -> FastAPI:
         return RedirectResponse(f"/preview/{item_id}?mode=revealed", status_code=303)
 
     @app.post("/grade")
-    def grade(request: Request, group: str = Form(...), category: str = Form(...)) -> Response:
+    def grade(request: Request, group: str = Form(...), category: str = Form(...), page: int = Form(1)) -> Response:
         signed_in(request)
         chosen = next((g for g in session.groups if g.id == group), None)
         if chosen is None:
@@ -196,7 +210,39 @@ def create_review_app(session: ReviewSession) -> FastAPI:
                 book.grade(chosen.item_ids, category, session.reviewer)
             except UsageError as exc:
                 raise HTTPException(422, str(exc)) from None
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(f"/?page={page}", status_code=303)
+
+    @app.post("/confirm")
+    def confirm(request: Request, group: str = Form(...), page: int = Form(1)) -> Response:
+        """The two-person check: a second reviewer confirms a group's grade."""
+        signed_in(request)
+        chosen = next((g for g in session.groups if g.id == group), None)
+        if chosen is None:
+            raise HTTPException(404, "no such group")
+        with GradeBook(session.case_out) as book:
+            try:
+                book.confirm(chosen.item_ids, session.reviewer)
+            except UsageError as exc:
+                raise HTTPException(409, str(exc)) from None
+        return RedirectResponse(f"/?page={page}", status_code=303)
+
+    @app.post("/export", response_class=HTMLResponse)
+    def export(request: Request, bank: str = Form(...)) -> str:
+        """The grades into the case's reports, and the graded items into ``bank``."""
+        signed_in(request)
+        try:
+            write_graded_reports(session.case_out, session.settings, session.reviewer)
+            done = export_graded(session.engine, session.case_out, bank, session.reviewer)
+        except UsageError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Exported: childsafe review</title>'
+            '<link rel="stylesheet" href="/static/review.css"></head><body><main><h1>Grades exported</h1>'
+            f"<p>The case's reports now carry the grades. Bank {escape(done.bank)}: {done.added} added,"
+            f" {done.already_in_bank} already there; left out: {done.not_indecent} not indecent,"
+            f" {done.awaiting_confirmation} awaiting a second reviewer.</p>"
+            '<p><a href="/">Back to the queue</a></p></main></body></html>'
+        )
 
     @app.post("/undo")
     def undo(request: Request) -> Response:
@@ -211,18 +257,37 @@ def create_review_app(session: ReviewSession) -> FastAPI:
     return app
 
 
-def _queue_page(session: ReviewSession, grades: dict[str, Any], categories: tuple[str, ...], mode: str) -> str:
-    """The queue: each group with its representative's preview, its grade, and grade buttons."""
+def _queue_page(
+    session: ReviewSession,
+    grades: dict[str, Grade],
+    categories: tuple[str, ...],
+    severe: str | None,
+    mode: str,
+    page: int,
+    pages: int,
+) -> str:
+    """One page of the queue: each group with its representative's preview,
+    its grade and grade buttons; the session's time, and a break suggested
+    after ``break_minutes``."""
+    minutes = (time.monotonic() - session.started) / 60
+    graded = sum(1 for group in session.groups if group.representative in grades)
     parts = [
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Review: childsafe</title>',
         '<link rel="stylesheet" href="/static/review.css"><script src="/static/review.js" defer></script></head><body>',
         f"<h1>Review of {escape(session.case_out.name)}</h1>",
         f"<p>{len(session.groups)} groups of {len(session.items)} pictures and videos no list knew. Previews are"
         " reduced and blurred; keys 1-4 grade the focused group, u undoes your last grade.</p>",
+        f'<p class="session">Reviewing for {minutes:.0f} minutes; {graded} of {len(session.groups)} groups graded.'
+        f" Page {page} of {pages}.</p>",
+        '<p class="break" role="alert">You have been reviewing for a while: take a break.</p>'
+        if minutes >= session.break_minutes
+        else "",
         '<form id="undo" method="post" action="/undo"><button type="submit">Undo my last grade</button></form>',
+        '<form method="post" action="/export"><label>Bank for the graded pictures <input name="bank" required'
+        ' pattern="[A-Za-z0-9._-]+"></label> <button type="submit">Write the reports and add to the bank</button></form>',
         "<main>",
     ]
-    for group in session.groups:
+    for group in session.groups[(page - 1) * PAGE_GROUPS : page * PAGE_GROUPS]:
         shown = grades.get(group.representative)
         label = escape(session.items[group.representative].label)
         parts.append(f'<section class="group" aria-label="group of {len(group.item_ids)}: {label}">')
@@ -233,8 +298,15 @@ def _queue_page(session: ReviewSession, grades: dict[str, Any], categories: tupl
         copies = len(group.item_ids) - 1
         parts.append(f"<p>{label}{f' and {copies} near copies' if copies else ''}</p>")
         parts.append(f'<p class="grade">Grade: {escape(shown.category) if shown else "not graded"}</p>')
+        if shown is not None and shown.category == severe and shown.confirmed_by is None:
+            parts.append(
+                f'<form method="post" action="/confirm"><input type="hidden" name="group" value="{escape(group.id)}">'
+                f'<input type="hidden" name="page" value="{page}"><button type="submit">'
+                f"Confirm {escape(shown.category)} (a second reviewer; graded by {escape(shown.reviewer)})</button></form>"
+            )
         parts.append('<form class="grades" method="post" action="/grade">')
         parts.append(f'<input type="hidden" name="group" value="{escape(group.id)}">')
+        parts.append(f'<input type="hidden" name="page" value="{page}">')
         for key, category in enumerate(categories, start=1):
             parts.append(
                 f'<button type="submit" name="category" value="{escape(category)}" data-key="{key}">'
@@ -245,5 +317,10 @@ def _queue_page(session: ReviewSession, grades: dict[str, Any], categories: tupl
             f'<form method="post" action="/reveal/{escape(group.representative)}">'
             '<button type="submit">Reveal (audited)</button></form></section>'
         )
-    parts.append("</main></body></html>")
+    parts.append('</main><nav aria-label="queue pages">')
+    if page > 1:
+        parts.append(f'<a href="/?page={page - 1}&amp;mode={mode}">Previous page</a> ')
+    if page < pages:
+        parts.append(f'<a href="/?page={page + 1}&amp;mode={mode}">Next page</a>')
+    parts.append("</nav></body></html>")
     return "".join(parts)

@@ -87,7 +87,7 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_a_reveal_is_audite
             # Every control and picture has a name a screen reader can say (the browser's accessibility tree).
             tree = page.locator("body").aria_snapshot()
             roles = [line.strip() for line in tree.splitlines() if line.strip().startswith(("- button", "- img"))]
-            assert len(roles) == 3 * 6 + 1  # a picture, 4 grades and a reveal a group; and undo
+            assert len(roles) == 3 * 6 + 2  # a picture, 4 grades and a reveal a group; undo and export
             assert all('"' in line for line in roles), [line for line in roles if '"' not in line]
             # Grade the first group by keyboard: focus its first button, press 2 (B).
             page.locator("section.group").first.locator("button").first.focus()

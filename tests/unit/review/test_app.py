@@ -6,6 +6,7 @@ groups graded at once and undone, and a strict Content-Security-Policy."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,8 +40,9 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def app(case: dict[str, Any]) -> Iterator[tuple[InProcessApp, ReviewSession]]:
-    engine = open_database(Settings.from_env({"CHILDSAFE_HOME": str(case["home"])}).database_url)
-    session = ReviewSession(case["out"], "pc-smith", engine)
+    settings = Settings.from_env({"CHILDSAFE_HOME": str(case["home"])})
+    engine = open_database(settings.database_url)
+    session = ReviewSession(case["out"], "pc-smith", engine, settings)
     session.load()
     client = InProcessApp(create_review_app(session))
     try:
@@ -116,3 +118,49 @@ def test_a_group_is_graded_at_once_and_undone(app: tuple[InProcessApp, ReviewSes
     assert client.request("POST", "/undo").status_code == 303
     with GradeBook(session.case_out) as book:
         assert book.grades() == {}
+
+
+def test_the_queue_comes_in_pages_with_the_session_time_and_a_break_prompt(
+    app: tuple[InProcessApp, ReviewSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, session = app
+    _login(client, session)
+    monkeypatch.setattr("childsafe.review.app.PAGE_GROUPS", 2)
+    first, second = client.request("GET", "/").text, client.request("GET", "/?page=2").text
+    assert first.count('<section class="group"') == 2 and second.count('<section class="group"') == 1
+    assert "Page 1 of 2" in first and 'href="/?page=2&amp;mode=blurred"' in first and "Previous page" in second
+    assert client.request("GET", "/?page=3").status_code == 404
+    assert "Reviewing for 0 minutes; 0 of 3 groups graded" in first and 'role="alert"' not in first
+    session.break_minutes = 0  # the time has come
+    assert "take a break" in client.request("GET", "/").text
+
+
+def test_a_second_reviewer_confirms_an_a_grade_and_the_grades_are_exported(
+    app: tuple[InProcessApp, ReviewSession], case: dict[str, Any]
+) -> None:
+    client, session = app
+    _login(client, session)
+    group = next(g for g in session.groups if session.items[g.representative].label == "rocket.jpg")
+    assert client.request("POST", "/grade", data={"group": group.id, "category": "A"}).status_code == 303
+    assert "Confirm A (a second reviewer; graded by pc-smith)" in client.request("GET", "/").text
+    assert client.request("POST", "/confirm", data={"group": group.id}).status_code == 409  # not by the grader
+    second = ReviewSession(case["out"], "pc-jones", session.engine, session.settings)
+    second.load()
+    other = InProcessApp(create_review_app(second))
+    try:
+        _login(other, second)
+        assert other.request("POST", "/confirm", data={"group": group.id}).status_code == 303
+    finally:
+        other.close()
+    with GradeBook(session.case_out) as book:
+        assert book.grades()[group.representative].confirmed_by == "pc-jones"
+    exported = client.request("POST", "/export", data={"bank": "graded-here"})
+    assert exported.status_code == 200 and "Bank graded-here: 1 added" in exported.text
+    report = json.loads((session.case_out / "report.json").read_text())
+    rocket = next(item for item in report["items"] if item["path"] == "rocket.jpg")
+    assert rocket["grade"]["category"] == "A" and report["summary"]["graded_by_category"] == {
+        "A": {"files": 1, "unique": 1}
+    }
+    with GradeBook(session.case_out) as book:  # leave the case as the other tests expect it
+        book.undo("pc-jones")
+        book.undo("pc-smith")
