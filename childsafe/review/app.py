@@ -95,6 +95,7 @@ class ReviewSession:
     previews: OrderedDict[tuple[str, str], bytes] = field(default_factory=OrderedDict)
     items: dict[str, ReviewItem] = field(default_factory=dict)
     groups: list[ReviewGroup] = field(default_factory=list)
+    _by_id: dict[str, ReviewGroup] = field(default_factory=dict)
     #: When the app started (the session time shown), and after how many minutes a break is suggested.
     started: float = field(default_factory=time.monotonic)
     break_minutes: float = BREAK_MINUTES
@@ -103,6 +104,11 @@ class ReviewSession:
         """Read the case's items to review and group them."""
         self.items = {item.id: item for item in load_review_items(self.case_out)}
         self.groups = group_items(self.items.values())
+        self._by_id = {group.id: group for group in self.groups}
+
+    def group(self, group_id: str) -> ReviewGroup | None:
+        """The group called ``group_id``, if there is one."""
+        return self._by_id.get(group_id)
 
     def preview(self, item_id: str, mode: str) -> bytes:
         """The item's preview as ``mode``, rendered once and cached."""
@@ -140,6 +146,12 @@ def create_review_app(session: ReviewSession) -> FastAPI:
     def signed_in(request: Request) -> None:
         if request.cookies.get(SESSION_COOKIE) not in session.sessions:
             raise HTTPException(403, "follow the login link the review command printed")
+
+    def known_group(group_id: str) -> ReviewGroup:
+        chosen = session.group(group_id)
+        if chosen is None:
+            raise HTTPException(404, "no such group")
+        return chosen
 
     @app.get("/login")
     def login(token: str) -> Response:
@@ -202,9 +214,7 @@ def create_review_app(session: ReviewSession) -> FastAPI:
     @app.post("/grade")
     def grade(request: Request, group: str = Form(...), category: str = Form(...), page: int = Form(1)) -> Response:
         signed_in(request)
-        chosen = next((g for g in session.groups if g.id == group), None)
-        if chosen is None:
-            raise HTTPException(404, "no such group")
+        chosen = known_group(group)
         with GradeBook(session.case_out) as book:
             try:
                 book.grade(chosen.item_ids, category, session.reviewer)
@@ -216,9 +226,7 @@ def create_review_app(session: ReviewSession) -> FastAPI:
     def confirm(request: Request, group: str = Form(...), page: int = Form(1)) -> Response:
         """The two-person check: a second reviewer confirms a group's grade."""
         signed_in(request)
-        chosen = next((g for g in session.groups if g.id == group), None)
-        if chosen is None:
-            raise HTTPException(404, "no such group")
+        chosen = known_group(group)
         with GradeBook(session.case_out) as book:
             try:
                 book.confirm(chosen.item_ids, session.reviewer)

@@ -115,6 +115,7 @@ def test_a_group_is_graded_at_once_and_undone(app: tuple[InProcessApp, ReviewSes
         assert {item: g.category for item, g in book.grades().items()} == dict.fromkeys(group.item_ids, "B")
     assert "Grade: B" in client.request("GET", "/").text
     assert client.request("POST", "/grade", data={"group": group.id, "category": "Z"}).status_code == 422
+    assert client.request("POST", "/grade", data={"group": "nope", "category": "B"}).status_code == 404
     assert client.request("POST", "/undo").status_code == 303
     with GradeBook(session.case_out) as book:
         assert book.grades() == {}
