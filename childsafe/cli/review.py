@@ -34,32 +34,32 @@ app = typer.Typer(
 @app.command("serve", hidden=True)
 def review_serve_command(
     case_out: Annotated[Path, typer.Argument(help="A scan's output folder.")],
-    host: Annotated[str, typer.Option("--host", help="Where to listen: this machine only (127.0.0.1 or ::1).")] = (
-        "127.0.0.1"
-    ),
+    host: Annotated[
+        str, typer.Option("--host", help="Where to listen: this machine (default), or any other with TLS.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="The port to listen on.")] = 8001,
     reviewer: Annotated[
         str | None, typer.Option("--reviewer", help="Who grades, in the grades and the audit log (default: you).")
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM): needed off loopback.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The certificate's private key (PEM).")] = None,
 ) -> None:
-    """Serve the review app over a scanned case on this machine; prints a one-time login link."""
+    """Serve the review app over a scanned case; prints a one-time login link."""
     import uvicorn
 
-    from childsafe.errors import UsageError
-    from childsafe.review.app import ReviewSession, create_review_app
+    from childsafe.review.app import ReviewSession, check_bind, create_review_app
     from childsafe.store import os_user
 
-    if host not in ("127.0.0.1", "::1", "localhost"):
-        raise UsageError(
-            "{field} must be this machine (127.0.0.1): the review app has no TLS or keys for a network yet",
-            field="host",
-        )
     with command_context() as context:
-        session = ReviewSession(case_out, reviewer or os_user(), context.engine, context.settings)
+        secure = check_bind(host, tls_cert, tls_key)
+        session = ReviewSession(case_out, reviewer or os_user(), context.engine, context.settings, secure=secure)
         session.load()
         print(f"Review {len(session.groups)} groups ({len(session.items)} items) at:")
-        print(f"  http://{host}:{port}/login?token={session.login_token}")
-        uvicorn.run(create_review_app(session), host=host, port=port, log_level="warning")
+        print(f"  {'https' if secure else 'http'}://{host}:{port}/login?token={session.login_token}")
+        tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if secure else {}
+        uvicorn.run(create_review_app(session), host=host, port=port, log_level="warning", **tls)  # type: ignore[arg-type]
 
 
 @app.command("export-bank")

@@ -2,9 +2,10 @@
 page over one scanned case where an investigator grades what no list knew,
 group by group, seeing as little as grading needs.
 
-- Access: the app listens on loopback only and prints a one-time login link;
-  following it sets a session cookie (HttpOnly, SameSite=Strict) and spends
-  the link. Every other route answers 403 without that session.
+- Access: the app listens on loopback unless given a TLS certificate and key
+  (``check_bind``), and prints a one-time login link, the key to it:
+  following it sets a session cookie (HttpOnly, SameSite=Strict, and Secure
+  over TLS) and spends the link. Every other route answers 403 without that session.
 - Least exposure: every picture is a preview rendered here (``previews.py``),
   reduced, grey and blurred unless the reviewer picks an abstract rendering;
   the original's bytes are never sent. A reveal (the reduced picture in
@@ -42,7 +43,15 @@ from childsafe.store import record_audit
 from childsafe.triage.contact_sheets import SHEETS_FOLDER, sheet_name
 from childsafe.triage.item_bytes import read_item_bytes
 
-__all__ = ["ReviewSession", "create_review_app", "REVEAL_SECONDS", "SESSION_COOKIE", "PAGE_GROUPS", "BREAK_MINUTES"]
+__all__ = [
+    "check_bind",
+    "ReviewSession",
+    "create_review_app",
+    "REVEAL_SECONDS",
+    "SESSION_COOKIE",
+    "PAGE_GROUPS",
+    "BREAK_MINUTES",
+]
 
 #: How long a reveal lasts.
 REVEAL_SECONDS = 60
@@ -99,6 +108,8 @@ class ReviewSession:
     #: When the app started (the session time shown), and after how many minutes a break is suggested.
     started: float = field(default_factory=time.monotonic)
     break_minutes: float = BREAK_MINUTES
+    #: Served over TLS: the session cookie is then sent over TLS only.
+    secure: bool = False
 
     def load(self) -> None:
         """Read the case's items to review and group them."""
@@ -128,6 +139,26 @@ class ReviewSession:
         if len(self.previews) > PREVIEW_CACHE:
             self.previews.popitem(last=False)
         return png
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def check_bind(host: str, tls_cert: Path | None, tls_key: Path | None) -> bool:
+    """Whether the app is served over TLS: on loopback it may be either; any
+    other address needs a certificate and its key (both readable files), or
+    a ``UsageError`` says so. The one-time login link is the key to the app."""
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError("give both {field} and the certificate's key, or neither", field="tls_cert")
+    for given, name in ((tls_cert, "tls_cert"), (tls_key, "tls_key")):
+        if given is not None and not given.is_file():
+            raise UsageError(f"{{field}} {given} is not a readable file", field=name)
+    if host not in LOOPBACK and tls_cert is None:
+        raise UsageError(
+            "{field} beyond this machine needs TLS: give a certificate and its key (or serve on 127.0.0.1)",
+            field="host",
+        )
+    return tls_cert is not None
 
 
 def create_review_app(session: ReviewSession) -> FastAPI:
@@ -161,7 +192,7 @@ def create_review_app(session: ReviewSession) -> FastAPI:
         cookie = secrets.token_urlsafe(24)
         session.sessions.add(cookie)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict")
+        response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict", secure=session.secure)
         return response
 
     @app.get("/static/review.css")
