@@ -62,7 +62,15 @@ from childsafe.errors import UsageError
 from childsafe.fileio import atomic_file
 from childsafe.media.contact_sheet import ContactSheet, SheetTiles
 from childsafe.media.limits import MediaLimits
-from childsafe.media.video import VideoUnreadable, frame_rate, open_video, reason, start_seconds, stated_seconds
+from childsafe.media.video import (
+    VideoUnreadable,
+    frame_rate,
+    open_video,
+    reason,
+    seekable_source,
+    start_seconds,
+    stated_seconds,
+)
 from childsafe.signals.pdq import PDQ_MIN_QUALITY, bits_to_hex
 from childsafe.signals.registry import SignalType, digest_distance, register
 
@@ -72,6 +80,8 @@ __all__ = [
     "vpdq_hash",
     "format_vpdq",
     "parse_vpdq",
+    "parse_vpdq_line",
+    "vpdq_feature",
     "format_threatexchange",
     "parse_threatexchange",
     "write_vpdq_file",
@@ -82,7 +92,6 @@ __all__ = [
     "VPDQ_COMPARED_PERCENT",
     "VpdqComparison",
     "vpdq_compare",
-    "usable_frames",
     "FrameHashes",
     "compare_usable",
     "VPDQ",
@@ -146,14 +155,19 @@ def parse_vpdq(text: str, name: str = "vPDQ file") -> list[VpdqFeature]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        parts = [part.strip() for part in line.split(",")]
         try:
-            if len(parts) != 4:
-                raise ValueError(f"{len(parts)} fields, not 4 (frame,quality,pdqhex,timestamp)")
-            features.append(_feature(parts[0], parts[1], parts[2], parts[3]))
+            features.append(parse_vpdq_line(line))
         except ValueError as exc:
             raise UsageError(f"{name}, line {number}: {exc}") from None
     return features
+
+
+def parse_vpdq_line(line: str) -> VpdqFeature:
+    """One ``frame,quality,pdqhex,timestamp`` line; ``ValueError`` saying what is wrong."""
+    parts = [part.strip() for part in line.split(",")]
+    if len(parts) != 4:
+        raise ValueError(f"{len(parts)} fields, not 4 (frame,quality,pdqhex,timestamp)")
+    return vpdq_feature(parts[0], parts[1], parts[2], parts[3])
 
 
 def format_threatexchange(features: list[VpdqFeature]) -> str:
@@ -177,14 +191,14 @@ def parse_threatexchange(text: str, name: str = "threatexchange vPDQ signal") ->
             parts = entry.split(",") if isinstance(entry, str) else []
             if len(parts) != 3:
                 raise ValueError('not a "pdqhex,quality,timestamp" string')
-            features.append(_feature(str(number), parts[1], parts[0], parts[2]))
+            features.append(vpdq_feature(str(number), parts[1], parts[0], parts[2]))
         except ValueError as exc:
             raise UsageError(f"{name}, entry {number + 1}: {exc}") from None
     return features
 
 
-def _feature(frame_text: str, quality_text: str, pdq_text: str, timestamp_text: str) -> VpdqFeature:
-    """One frame from its fields as text; ``ValueError`` saying which is wrong."""
+def vpdq_feature(frame_text: str, quality_text: str, pdq_text: str, timestamp_text: str) -> VpdqFeature:
+    """One frame from its fields as text (whatever format carried them); ``ValueError`` saying which is wrong."""
     frame, quality, pdq, timestamp = int(frame_text), int(quality_text), pdq_text.strip().lower(), float(timestamp_text)
     if len(pdq) != 64 or any(c not in "0123456789abcdef" for c in pdq):
         raise ValueError("the PDQ hash is not 64 hexadecimal characters")
@@ -307,7 +321,7 @@ def _frame_order(source: str | IO[bytes], limits: MediaLimits, deadline: float) 
     stream states frames and time. Variable frame rates are fine: only the
     order counts. ``None`` otherwise (the video is then decoded whole and
     counted); ``source`` is left at its start either way."""
-    if not isinstance(source, str) and not (hasattr(source, "seekable") and source.seekable()):
+    if not seekable_source(source):
         return None  # read only once: no look ahead
     try:
         container, stream = open_video(source, limits, frame_rate_needed=True)
@@ -519,17 +533,6 @@ class VpdqComparison:
         )
 
 
-def usable_frames(features: list[VpdqFeature], quality: int = VPDQ_MIN_QUALITY) -> list[VpdqFeature]:
-    """Frames good enough to match on, each distinct hash once (as python-threatexchange prepares them)."""
-    seen: set[str] = set()
-    kept = []
-    for feature in features:
-        if feature.quality >= quality and feature.pdq not in seen:
-            seen.add(feature.pdq)
-            kept.append(feature)
-    return kept
-
-
 @dataclass(frozen=True)
 class FrameHashes:
     """A video's frame hashes as arrays, as banks store them and indexes keep
@@ -567,7 +570,8 @@ class FrameHashes:
         ]
 
     def usable(self, quality: int = VPDQ_MIN_QUALITY) -> FrameHashes:
-        """The frames good enough to match on, each distinct hash once, in order (``usable_frames``)."""
+        """The frames good enough to match on (quality at least ``quality``),
+        each distinct hash once, in order: as python-threatexchange prepares them."""
         good = np.flatnonzero(self.qualities >= quality)
         _, first = np.unique(self.hashes[good], axis=0, return_index=True)
         keep = good[np.sort(first)]
@@ -607,8 +611,7 @@ def vpdq_compare(
     """Compare two videos' frame hashes as Meta's matcher does (every usable
     frame of each against every usable frame of the other; a frame matches
     within ``distance`` bits)."""
-    mine = FrameHashes.of(usable_frames(query, quality))
-    theirs = FrameHashes.of(usable_frames(compared, quality))
+    mine, theirs = FrameHashes.of(query).usable(quality), FrameHashes.of(compared).usable(quality)
     return compare_usable(mine, theirs, distance, seconds_per_hash)
 
 

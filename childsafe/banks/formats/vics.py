@@ -42,7 +42,7 @@ from childsafe.banks.formats.registry import register
 from childsafe.banks.schemes import category_from_vics, category_to_vics
 from childsafe.errors import InputFormatError, UsageError
 from childsafe.signals import signal_names
-from childsafe.signals.vpdq import FrameHashes, parse_vpdq
+from childsafe.signals.vpdq import FrameHashes, vpdq_feature
 
 __all__ = ["VICS"]
 
@@ -104,10 +104,10 @@ def _frames(record: dict[str, Any], where: str) -> FrameHashes | None:
                 _scalar(media_file, "Timestamp", frame_where),
             ]
             defaults = [place, 100, "", place]
-            frame, quality, pdq, moment = (d if f is None else f for f, d in zip(fields, defaults, strict=True))
+            frame, quality, pdq, moment = (str(d if f is None else f) for f, d in zip(fields, defaults, strict=True))
             try:
-                features.append(parse_vpdq(f"{frame},{quality},{pdq},{moment}")[0])
-            except (UsageError, IndexError):
+                features.append(vpdq_feature(frame, quality, pdq, moment))
+            except ValueError:
                 raise InputFormatError(
                     f"{frame_where}: not a frame hash (FrameNumber, Quality, PDQ, Timestamp)"
                 ) from None

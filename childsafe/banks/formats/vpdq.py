@@ -18,7 +18,7 @@ from typing import BinaryIO, TextIO
 from childsafe.banks.formats.base import ExportEntry, ImportOptions, ParsedEntry, checked_category, text_lines
 from childsafe.banks.formats.registry import register
 from childsafe.errors import InputFormatError, UsageError
-from childsafe.signals.vpdq import FrameHashes, VpdqFeature, format_vpdq, parse_vpdq
+from childsafe.signals.vpdq import FrameHashes, VpdqFeature, format_vpdq, parse_vpdq_line
 
 __all__ = ["VPDQ_FILE", "MAX_VIDEO_FRAMES", "MAX_VIDEO_FILE_BYTES", "read_vpdq_frames"]
 
@@ -41,9 +41,9 @@ def read_vpdq_frames(stream: BinaryIO) -> list[VpdqFeature]:
         if len(features) >= MAX_VIDEO_FRAMES:
             raise InputFormatError(f"line {number}: over {MAX_VIDEO_FRAMES:,} frame hashes (is this one video?)")
         try:
-            features.extend(parse_vpdq(line, f"line {number}"))
-        except UsageError as exc:
-            raise InputFormatError(str(exc).replace(", line 1:", ":", 1)) from None
+            features.append(parse_vpdq_line(line))
+        except ValueError as exc:
+            raise InputFormatError(f"line {number}: {exc}") from None
     if not features:
         raise InputFormatError("no frame hashes: a vPDQ file has a frame,quality,pdqhex,timestamp line a frame")
     return features
