@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +52,7 @@ from childsafe.media.video import (
     open_video,
     pixel_aspect,
     reason,
+    seekable_source,
     start_seconds,
     stated_seconds,
 )
@@ -323,7 +322,7 @@ def contact_sheet(
     _check_grid(frames, columns, tile_width)
     limits = limits or MediaLimits()
     deadline = time.monotonic() + limits.video_decode_seconds
-    seeking = _seekable(source)
+    seeking = seekable_source(source)
     while True:
         try:
             return _open_and_draw(source, limits, frames, columns, tile_width, seeking, deadline)
@@ -434,19 +433,6 @@ def _sheet(tiles: list[_Tile], columns: int, tile_width: int) -> bytes:
     buffer = io.BytesIO()
     sheet.save(buffer, format="JPEG", quality=SHEET_JPEG_QUALITY)
     return buffer.getvalue()
-
-
-def _seekable(source: str | IO[bytes]) -> bool:
-    """Whether the source can seek: a regular file, or a stream that says it can."""
-    if isinstance(source, str):
-        try:
-            return stat.S_ISREG(os.stat(source).st_mode)
-        except OSError:
-            return False
-    try:
-        return bool(source.seekable())
-    except (AttributeError, OSError, ValueError):
-        return False
 
 
 def _at(picker: _Picker, start: float) -> str:

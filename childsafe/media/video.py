@@ -8,6 +8,8 @@ reasons for what went wrong.
 
 from __future__ import annotations
 
+import os
+import stat
 from fractions import Fraction
 from typing import IO
 
@@ -23,6 +25,7 @@ __all__ = [
     "stated_seconds",
     "pixel_aspect",
     "reason",
+    "seekable_source",
 ]
 
 
@@ -97,3 +100,17 @@ def reason(exc: BaseException) -> str:
     """An exception's message in one line of at most 200 characters."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
+
+
+def seekable_source(source: str | IO[bytes]) -> bool:
+    """Whether a video can be read more than once from its start: a path of
+    a regular file (not a FIFO), or a stream that says it can seek."""
+    if isinstance(source, str):
+        try:
+            return stat.S_ISREG(os.stat(source).st_mode)
+        except OSError:
+            return False
+    try:
+        return bool(source.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
