@@ -16,7 +16,6 @@ transaction, audited, and idempotent (an item exported twice is one entry).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from childsafe.banks import NewEntry, add_entries, create_bank, list_banks
 from childsafe.config import Settings
 from childsafe.review.grades import NOT_INDECENT, GradeBook
 from childsafe.review.groups import load_review_items
-from childsafe.triage import ScanResult, rewrite_case_reports
+from childsafe.triage import ScanResult, read_case_manifest, rewrite_case_reports
 
 __all__ = ["GradedExport", "export_graded", "write_graded_reports"]
 
@@ -60,7 +59,7 @@ def export_graded(
     case_out = Path(case_out)
     with GradeBook(case_out) as book:
         grades, scheme, severe = book.grades(), book.scheme, book.most_severe()
-    case_id = str(json.loads((case_out / "manifest.json").read_text()).get("case_id", ""))
+    case_id = str(read_case_manifest(case_out).get("case_id", ""))
     entries: list[NewEntry] = []
     not_indecent = awaiting = 0
     for item in load_review_items(case_out):

@@ -25,6 +25,7 @@ from typing import Any
 
 from childsafe.banks.schemes import SCHEMES, check_category
 from childsafe.errors import UsageError
+from childsafe.triage import read_case_manifest
 
 __all__ = ["GRADES_FILE", "NOT_INDECENT", "Grade", "GradeBook", "case_scheme"]
 
@@ -66,10 +67,7 @@ def case_scheme(case_out: Path) -> str:
     """The category scheme of a scanned case: that of the banks it was
     matched against (from its ``manifest.json``), ``uk`` when they have
     none; a ``UsageError`` when they disagree (grade such a case per bank)."""
-    try:
-        manifest = json.loads((case_out / "manifest.json").read_text())
-    except (OSError, ValueError):
-        raise UsageError(f"no readable manifest.json in {case_out}: is this a finished scan's output folder?") from None
+    manifest = read_case_manifest(case_out)
     schemes = {bank.get("scheme") for bank in manifest.get("banks", []) if bank.get("scheme") not in (None, "none")}
     if len(schemes) > 1:
         raise UsageError(f"the case's banks use different category schemes ({', '.join(sorted(schemes))})")

@@ -109,8 +109,12 @@ class FileHashes:
         """The object ``childsafe hash --json`` prints (docs/spec.md field order)."""
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_OUTPUT}
         if self.media_type == "video":
-            shown["vpdq"] = None if self.video is None or not self.video.features else self.video.summary()
+            shown["vpdq"] = self.vpdq_summary()
         return shown
+
+    def vpdq_summary(self) -> dict[str, object] | None:
+        """A video's ``vpdq`` object (frames hashed, digest), ``None`` when no frame was hashed."""
+        return None if self.video is None or not self.video.features else self.video.summary()
 
 
 def _digest_names() -> list[str]:

@@ -6,8 +6,17 @@ from childsafe.triage.scan import (
     ScanRequest,
     ScanResult,
     bank_snapshot,
+    read_case_manifest,
     rewrite_case_reports,
     scan_evidence,
 )
 
-__all__ = ["ScanProgress", "ScanRequest", "ScanResult", "bank_snapshot", "rewrite_case_reports", "scan_evidence"]
+__all__ = [
+    "ScanProgress",
+    "ScanRequest",
+    "ScanResult",
+    "bank_snapshot",
+    "read_case_manifest",
+    "rewrite_case_reports",
+    "scan_evidence",
+]

@@ -341,12 +341,9 @@ def _case(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], com
     )
 
 
-def _write_reports(request: ScanRequest, case: CaseReport) -> dict[str, str]:
-    """Every report file, each written whole and renamed into place; their SHA-256 by name."""
-    return {
-        writer.filename: _write_output(request.out, writer.filename, partial(writer.write, case))
-        for writer in writers()
-    }
+def _write_reports(out: Path, case: CaseReport) -> dict[str, str]:
+    """Every report file in ``out``, each written whole and renamed into place; their SHA-256 by name."""
+    return {writer.filename: _write_output(out, writer.filename, partial(writer.write, case)) for writer in writers()}
 
 
 @dataclass
@@ -366,7 +363,7 @@ class _PartialReports:
         now = time.monotonic()
         if now < self.due:
             return
-        _write_reports(self.request, _case(self.request, self.state, self.banks, complete=False))
+        _write_reports(self.request.out, _case(self.request, self.state, self.banks, complete=False))
         spent = time.monotonic() - now
         self.due = time.monotonic() + max(self.every, 10 * spent)
 
@@ -376,7 +373,7 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], e
     manifest, which anchors the audit log at that event: ``childsafe audit
     verify --manifest`` later proves no event up to it was removed or changed."""
     case = _case(request, state, banks, complete=True)
-    outputs = _write_reports(request, case)
+    outputs = _write_reports(request.out, case)
     sheets = contact_sheet_digests(request.out)
     anchor = record_audit(
         engine,
@@ -411,6 +408,15 @@ def _finish(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], e
     return ScanResult(request.out, case.summary, outputs)
 
 
+def read_case_manifest(case_out: Path) -> dict[str, Any]:
+    """A finished case's ``manifest.json``; ``UsageError`` for a folder without a readable one."""
+    try:
+        manifest: dict[str, Any] = json.loads((case_out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"no readable {MANIFEST} in {case_out}: is this a finished scan's output folder?") from None
+    return manifest
+
+
 def rewrite_case_reports(
     case_out: Path,
     grades: Mapping[str, Mapping[str, Any]],
@@ -424,10 +430,7 @@ def rewrite_case_reports(
     each item's ``grade`` and ``summary.graded_by_category``. Then the
     manifest is written again with the new files' SHA-256, anchored by a
     ``review.reports`` audit event (as the scan's own anchors it)."""
-    try:
-        manifest: dict[str, Any] = json.loads((case_out / MANIFEST).read_text())
-    except (OSError, ValueError):
-        raise UsageError(f"no readable {MANIFEST} in {case_out}: is this a finished scan's output folder?") from None
+    manifest = read_case_manifest(case_out)
     state = ScanState.of_case(case_out)
     engine = open_database(settings.database_url)
     try:
@@ -446,10 +449,7 @@ def rewrite_case_reports(
             grades=grades,
             grade_scheme=grade_scheme,
         )
-        outputs = {
-            writer.filename: _write_output(case_out, writer.filename, partial(writer.write, case))
-            for writer in writers()
-        }
+        outputs = _write_reports(case_out, case)
         detail = {
             "case_id": case.case_id,
             "out": display_name(str(case_out.resolve())),

@@ -169,7 +169,7 @@ class ScanState:
                     "modified": scanned.modified,
                     "matches": json.dumps([m.to_dict() for m in matches]),
                     "provenance": _json_or_null(scanned.provenance.to_dict() if scanned.provenance else None),
-                    "vpdq": _json_or_null(h.to_dict().get("vpdq")),
+                    "vpdq": _json_or_null(h.vpdq_summary()),
                     "image": _json_or_null(scanned.image),
                 }
             )
