@@ -74,6 +74,8 @@ class ServiceOptions:
     webhook_poll_seconds: float = 2.0
     #: ``CHILDSAFE_WEBHOOK_BACKOFF_SECONDS``: the first delay before a failed delivery is retried.
     webhook_backoff_seconds: float = 30.0
+    #: ``CHILDSAFE_MATCH_COUNT_SECONDS``: how often the dashboard's match counts are saved.
+    match_count_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceOptions:
@@ -100,6 +102,7 @@ class ServiceOptions:
             webhook_backoff_seconds=number_setting(
                 env, "CHILDSAFE_WEBHOOK_BACKOFF_SECONDS", default.webhook_backoff_seconds
             ),
+            match_count_seconds=number_setting(env, "CHILDSAFE_MATCH_COUNT_SECONDS", default.match_count_seconds),
         )
 
 

@@ -16,7 +16,9 @@ a random secret of this length). Making and revoking a key are audited
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +30,17 @@ from childsafe.naming import checked_name
 from childsafe.store import append_audit
 from childsafe.store.models import ApiKey, utc_now
 
-__all__ = ["ROLES", "ApiKeyInfo", "create_api_key", "list_api_keys", "revoke_api_key", "find_api_key", "role_allows"]
+__all__ = [
+    "ROLES",
+    "ApiKeyInfo",
+    "create_api_key",
+    "list_api_keys",
+    "revoke_api_key",
+    "find_api_key",
+    "role_allows",
+    "key_session",
+    "session_key",
+]
 
 ROLES = ("admin", "curator", "matcher", "deter")
 _GRANTS = {
@@ -102,3 +114,40 @@ def find_api_key(engine: Engine, key: str) -> tuple[str, str] | None:
             select(ApiKey.name, ApiKey.role).where(ApiKey.key_hash == _digest(key), ApiKey.revoked_at.is_(None))
         ).first()
     return (row.name, row.role) if row else None
+
+
+def key_session(engine: Engine, key: str, lifetime_seconds: int) -> tuple[str, str, str] | None:
+    """A browser session for an active ``key``: ``(token, name, role)``, or
+    ``None`` for an unknown or revoked key.
+
+    The token is ``NAME.EXPIRES.SIGNATURE``, signed (HMAC-SHA256) with the
+    key's stored digest: every service process and replica can check it
+    without shared session state, the key itself never sits in the browser,
+    and revoking the key ends its sessions at once."""
+    found = find_api_key(engine, key)
+    if found is None:
+        return None
+    name, role = found
+    expires = int(time.time()) + lifetime_seconds
+    return f"{name}.{expires}.{_session_signature(_digest(key), name, expires)}", name, role
+
+
+def session_key(engine: Engine, token: str) -> tuple[str, str] | None:
+    """``(name, role)`` of the active key a ``key_session`` token was made
+    for, if it is unexpired and its signature holds; else ``None``."""
+    name, _, rest = token.rpartition(".")
+    name, _, expires_text = name.rpartition(".")
+    if not name or not expires_text.isdigit() or int(expires_text) < time.time():
+        return None
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(ApiKey.role, ApiKey.key_hash).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+        ).first()
+    if row is None:
+        return None
+    expected = _session_signature(row.key_hash, name, int(expires_text))
+    return (name, row.role) if hmac.compare_digest(expected, rest) else None
+
+
+def _session_signature(key_digest: str, name: str, expires: int) -> str:
+    return hmac.new(key_digest.encode(), f"session.{name}.{expires}".encode(), hashlib.sha256).hexdigest()

@@ -9,7 +9,8 @@ pyplot, so no global figure state is kept between calls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,14 @@ from childsafe.errors import UsageError
 from childsafe.fileio import atomic_binary_file
 from childsafe.measure.series import SeriesResult
 
-__all__ = ["draw_series", "draw_enforcement", "series_figure", "enforcement_figure"]
+__all__ = [
+    "draw_series",
+    "draw_enforcement",
+    "draw_grouped_bars",
+    "figure_png",
+    "series_figure",
+    "enforcement_figure",
+]
 
 
 def draw_series(axes: Axes, result: SeriesResult, subject: str) -> None:
@@ -66,24 +74,50 @@ def series_figure(result: SeriesResult, path: Path, title: str, subject: str) ->
 
 
 _EVENT_STYLES = {"referral": ("white", "///"), "warrant": ("0.65", ""), "charged": ("black", "")}
+_EVENT_LABELS = {"referral": "referrals", "warrant": "warrants", "charged": "charged"}
+#: Greyscale fills for series with no style of their own, in turn (fill, hatching).
+_BAR_STYLES = [("black", ""), ("white", "///"), ("0.65", ""), ("white", "..."), ("0.4", "\\\\"), ("white", "")]
 
 
-def draw_enforcement(axes: Axes, monthly: Mapping[str, Mapping[str, int]]) -> None:
-    """Referrals, warrants and charges per month as grouped bars."""
-    months = sorted(monthly)
-    width = 0.27
-    for k, (event, (colour, hatch)) in enumerate(_EVENT_STYLES.items()):
-        values = [monthly[month].get(event, 0) for month in months]
-        positions = [i + (k - 1) * width for i in range(len(months))]
-        axes.bar(positions, values, width, color=colour, edgecolor="black", hatch=hatch, linewidth=0.7,
-                 label={"referral": "referrals", "warrant": "warrants", "charged": "charged"}[event])  # fmt: skip
-    axes.set_xticks(range(len(months)), months, rotation=45, ha="right", fontsize=8)
-    axes.set_ylabel("cases")
+def draw_grouped_bars(
+    axes: Axes,
+    counts: Mapping[str, Mapping[str, int]],
+    series: Mapping[str, str],
+    ylabel: str,
+    styles: Mapping[str, tuple[str, str]] | None = None,
+) -> None:
+    """Counts per period as grouped bars: one bar a series (``series`` maps
+    each to its legend label), periods in order along the axis."""
+    periods = sorted(counts)
+    width = 0.8 / max(1, len(series))
+    for k, (name, label) in enumerate(series.items()):
+        colour, hatch = (styles or {}).get(name) or _BAR_STYLES[k % len(_BAR_STYLES)]
+        values = [counts[period].get(name, 0) for period in periods]
+        positions = [i + (k - (len(series) - 1) / 2) * width for i in range(len(periods))]
+        axes.bar(positions, values, width, color=colour, edgecolor="black", hatch=hatch, linewidth=0.7, label=label)
+    axes.set_xticks(range(len(periods)), periods, rotation=45, ha="right", fontsize=8)
+    axes.set_ylabel(ylabel)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylim(top=max(1, axes.get_ylim()[1]) * 1.15)  # room for the legend above the bars
     axes.grid(axis="y", color="0.88", linewidth=0.8)
     axes.set_axisbelow(True)
-    axes.legend(frameon=False, fontsize=8, ncols=3, loc="upper left")
+    axes.legend(frameon=False, fontsize=8, ncols=min(6, max(1, len(series))), loc="upper left")
+
+
+def draw_enforcement(axes: Axes, monthly: Mapping[str, Mapping[str, int]]) -> None:
+    """Referrals, warrants and charges per month as grouped bars."""
+    draw_grouped_bars(axes, monthly, _EVENT_LABELS, "cases", _EVENT_STYLES)
+
+
+def figure_png(draw: Callable[[Axes], None], title: str, size: tuple[float, float] = (8, 4.2)) -> bytes:
+    """A chart drawn by ``draw`` as PNG bytes (for a page that serves it)."""
+    figure = Figure(figsize=size, dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    draw(axes)
+    axes.set_title(title, fontsize=11, loc="left")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def enforcement_figure(monthly: Mapping[str, Mapping[str, int]], path: Path, title: str) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from childsafe.actions.keys import ROLES, find_api_key
+from childsafe.actions.match_counts import MatchTally
 from childsafe.config import ServiceOptions, Settings
 from childsafe.deter.prevention import Prevention
 from childsafe.index import Match, Matcher, index_root
@@ -107,6 +108,8 @@ class ServiceContext:
     blocked_addresses: dict[str, float] = field(default_factory=dict)
     #: Database work that requests share while it runs (see guard._single_flight).
     in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    #: Matches answered since the counts were last saved (for the dashboard).
+    match_tally: MatchTally = field(default_factory=MatchTally)
     _synced_at: float = -1.0
     #: The change-log sync under way in a thread, if any (requests that find the index due wait for it).
     _sync: asyncio.Future[None] | None = None
@@ -192,7 +195,10 @@ class ServiceContext:
         self._synced_at = -1.0
 
     def match_json(self, matches: list[Match], role: str) -> list[dict[str, Any]]:
-        """The MATCH objects a key of ``role`` is shown (see ``shown_matches``)."""
+        """The MATCH objects a key of ``role`` is shown (see ``shown_matches``).
+        Every answer's matches pass here, so they are counted here (``match_tally``)."""
+        if matches:
+            self.match_tally.add(matches)
         return shown_matches(matches, role, self.options.match_details)
 
     @classmethod

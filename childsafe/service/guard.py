@@ -49,8 +49,12 @@ __all__ = ["RequestGuard", "PUBLIC_PATHS"]
 
 #: Routes anyone may call. Every other path needs a key (an unknown path too:
 #: failing closed, a route added without thought is not public).
-PUBLIC_PATHS = frozenset({"/v1/health", "/v1/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
-PUBLIC_PREFIXES = ("/warning",)  # the warning page and its counting help links
+PUBLIC_PATHS = frozenset(
+    {"/v1/health", "/v1/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/dashboard"}
+)
+#: The warning page and its counting help links; the dashboard, whose routes
+#: check their own session cookie (a browser sends no Bearer key).
+PUBLIC_PREFIXES = ("/warning", "/dashboard/")
 
 T = TypeVar("T")
 

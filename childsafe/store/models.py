@@ -327,6 +327,18 @@ class DeterCount(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 
+class MatchCount(Base):
+    """How many matches the service answered, per day, bank and category:
+    what the dashboard shows. Nothing about the upload or the caller is kept."""
+
+    __tablename__ = "match_counts"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # ISO date, UTC
+    bank: Mapped[str] = mapped_column(String(100), primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)  # "" for none
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class CaseEvent(Base):
     """One event in a case's life (referral, opened, warrant, charged,
     closed): the figures a force publishes are counted from these. A case is
