@@ -83,19 +83,24 @@ def free_port() -> int:
 class Server:
     """``childsafe serve`` in its own process, and keys for each role."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 1, keys: dict[str, str] | None = None) -> None:
+        """Start it; ``keys`` (role -> key) of another server on the same database, or new ones."""
         from childsafe.actions.keys import create_api_key
         from childsafe.config import Settings
         from childsafe.store import open_database
 
         self.env = env
-        engine = open_database(Settings.from_env(env).database_url)
-        try:  # made in this process: four CLI processes cost seconds a server
-            self.keys = {
-                role: create_api_key(engine, f"{role}-key", role) for role in ("admin", "curator", "matcher", "deter")
-            }
-        finally:
-            engine.dispose()
+        if keys is not None:
+            self.keys = keys
+        else:
+            engine = open_database(Settings.from_env(env).database_url)
+            try:  # made in this process: four CLI processes cost seconds a server
+                self.keys = {
+                    role: create_api_key(engine, f"{role}-key", role)
+                    for role in ("admin", "curator", "matcher", "deter")
+                }
+            finally:
+                engine.dispose()
         self.clients: list[httpx.Client] = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

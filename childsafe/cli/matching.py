@@ -16,6 +16,7 @@ from childsafe.cli._common import (
     command_context,
     print_json,
     progress,
+    sub_app,
 )
 from childsafe.errors import UsageError
 from childsafe.parallel import default_workers
@@ -23,7 +24,9 @@ from childsafe.parallel import default_workers
 if TYPE_CHECKING:
     from childsafe.index import Match, Matcher
 
-__all__ = ["format_hash_line", "hash_command", "lookup_command", "match_command", "print_matches"]
+__all__ = ["format_hash_line", "hash_command", "lookup_command", "match_command", "print_matches", "index_app"]
+
+index_app = sub_app("The match index: snapshots that new service replicas start from.")
 
 
 def format_hash_line(item: dict[str, Any]) -> str:
@@ -51,7 +54,7 @@ def open_matcher(context: CommandContext) -> Matcher:
     from childsafe.index import Matcher, index_root
 
     settings = context.settings
-    matcher = Matcher(context.engine, index_root(settings.home, settings.database_url))
+    matcher = Matcher(context.engine, index_root(settings.home, settings.database_url), settings.index_snapshot)
     matcher.sync()
     return matcher
 
@@ -142,3 +145,22 @@ def match_command(
                 print(format_hash_line(result.to_dict()))
                 print_matches(matches)
             advance(result.size)
+
+
+@index_app.command("snapshot")
+def index_snapshot_command(
+    folder: Annotated[Path, typer.Argument(help="The folder to save every bank's index into (made if missing).")],
+    json_output: JsonOption = False,
+) -> None:
+    """Save every bank's index, up to date, into FOLDER: a replica given it as
+    CHILDSAFE_INDEX_SNAPSHOT loads it and then follows the change log, instead
+    of building its index from the database."""
+    with command_context() as context:
+        written = open_matcher(context).write_snapshot(folder)
+    if json_output:
+        print_json(written)
+        return
+    for bank in written["banks"]:
+        sizes = ", ".join(f"{signal} {size:,}" for signal, size in bank["sizes"].items() if size)
+        print(f"{bank['bank']}: change {bank['seq']} ({sizes or 'empty'})")
+    print(f"saved into {written['folder']} at change {written['seq']}")

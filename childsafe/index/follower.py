@@ -2,7 +2,9 @@
 database by a ``ChangeFollower`` (the ``Matcher`` searches what it keeps).
 
 It loads each bank's saved index (or builds it from the database and saves
-it), then follows the change log (``banks/changes.py``) so that a change made
+it) — the newer of its own save and, when given, a *snapshot* folder's (a
+replica on another machine starts from a snapshot another process wrote with
+``write_snapshot``, instead of building from the database) — then follows the change log (``banks/changes.py``) so that a change made
 by any process — the CLI, an API worker, another machine on the same
 PostgreSQL — is matched by the next query, without a rebuild.
 
@@ -28,8 +30,9 @@ from sqlalchemy.types import BigInteger
 from childsafe.banks.catalogue import read_banks
 from childsafe.banks.changes import Change, ChangeOp, bank_ops_between, changes_after, latest_seq
 from childsafe.index.bank_index import BankIndex
+from childsafe.store.models import Bank
 
-__all__ = ["ChangeFollower"]
+__all__ = ["ChangeFollower", "write_snapshot"]
 
 #: A saved index this many changes behind is saved again once brought up to
 #: date, so the next process does not replay them too; this many more, rebuilt.
@@ -129,11 +132,15 @@ class ChangeFollower:
     #: Seconds (database clock) a gap in the change log is kept at least; see ``_Gap``.
     gap_min_age = 10.0
 
-    def __init__(self, engine: Engine, root: Path, banks: dict[int, BankIndex]) -> None:
+    def __init__(self, engine: Engine, root: Path, banks: dict[int, BankIndex], snapshot: Path | None = None) -> None:
         self.engine = engine
         self.root = root
+        self.snapshot = snapshot
         self.banks = banks
         self.seq = -1
+        #: How the first sync got each bank's index: "saved" (this process's
+        #: folder), "snapshot" or "built" (from the database), counted.
+        self.loaded_from: dict[str, int] = {}
         # SQLite has one writer at a time, so seqs commit in order there: no gaps.
         self._follows_gaps = engine.dialect.name == "postgresql"
         self._gaps: list[_Gap] = []
@@ -243,15 +250,32 @@ class ChangeFollower:
             latest = latest_seq(connection)
         complete = self._complete_to(latest)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.loaded_from = {}
         for bank in read_banks(connection):
-            saved = BankIndex.load_newest(self.root, bank)
-            if saved is None or saved.seq > latest:
-                index = BankIndex.build(connection, bank, complete)
+            saved, where = self._newest_save(bank, latest)
+            if saved is None:
+                index, where = BankIndex.build(connection, bank, complete), "built"
                 index.save(self.root)
             else:
                 index = self._replay(connection, saved, latest)
             self.banks[bank.id] = index
+            self.loaded_from[where] = self.loaded_from.get(where, 0) + 1
         self.seq = latest
+
+    def _newest_save(self, bank: Bank, latest: int) -> tuple[BankIndex | None, str]:
+        """The newest usable save of ``bank`` (not from after ``latest``: a
+        save of another database, or of one restored from a backup) in this
+        process's folder or the snapshot folder, and which it came from."""
+        places = [("saved", self.root)] + ([("snapshot", self.snapshot)] if self.snapshot else [])
+        seqs = [(BankIndex.newest_saved_seq(folder, bank), where, folder) for where, folder in places]
+        usable = sorted(
+            ((seq, where, folder) for seq, where, folder in seqs if seq is not None and seq <= latest), reverse=True
+        )
+        for _, where, folder in usable:  # the newest first; a damaged one gives way to the next
+            index = BankIndex.load_newest(folder, bank)
+            if index is not None and index.seq <= latest:
+                return index, where
+        return None, "built"
 
     def ensure_saved(self) -> None:
         """Make sure a new process's first ``sync`` only loads saved indexes
@@ -262,8 +286,12 @@ class ChangeFollower:
         with self.engine.connect() as connection:
             latest = latest_seq(connection)
             for bank in read_banks(connection):
-                saved = BankIndex.newest_saved_seq(self.root, bank)
-                if saved is None or saved > latest:
+                saved = max(
+                    (seq for folder in (self.root, self.snapshot) if folder
+                     for seq in [BankIndex.newest_saved_seq(folder, bank)] if seq is not None and seq <= latest),
+                    default=None,
+                )  # fmt: skip
+                if saved is None:
                     break
                 ops = [op for op, _ in bank_ops_between(connection, bank.id, saved, latest, _REPLAY_SAVED_AFTER + 1)]
                 if ChangeOp.RELOAD in ops or len(ops) > _REPLAY_SAVED_AFTER:
@@ -292,3 +320,11 @@ class ChangeFollower:
         if len(changes) > _REPLAY_SAVED_AFTER:
             index.save(self.root)
         return index
+
+
+def write_snapshot(banks: dict[int, BankIndex], folder: Path) -> list[Path]:
+    """Save every bank's index into ``folder`` (each bank's save atomic, older
+    saves of it removed), for replicas to start from (``snapshot``). The
+    indexes must be current: call after a ``sync``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [index.save(folder) for _, index in sorted(banks.items())]

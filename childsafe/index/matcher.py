@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 
 from childsafe.errors import InputFormatError
 from childsafe.index.bank_index import BankIndex
-from childsafe.index.follower import ChangeFollower
+from childsafe.index.follower import ChangeFollower, write_snapshot
 from childsafe.index.pdq_index import hex_to_words
 from childsafe.signals import PDQ_MIN_QUALITY, FileHashes, get_signal
 from childsafe.signals.derived import DERIVED_MAX_DISTANCE
@@ -153,13 +153,14 @@ class Matcher:
     """Match hashes against every bank. Call ``sync()`` before a query (or a
     batch of queries) to see the latest changes; it is cheap when nothing changed."""
 
-    def __init__(self, engine: Engine, root: Path) -> None:
+    def __init__(self, engine: Engine, root: Path, snapshot: Path | None = None) -> None:
         self.engine = engine
         self.root = root
         self.banks: dict[int, BankIndex] = {}
         self._details: dict[int, _EntryDetails] = {}
-        #: Keeps ``banks`` in step with the change log (``index/follower.py``).
-        self.follower = ChangeFollower(engine, root, self.banks)
+        #: Keeps ``banks`` in step with the change log (``index/follower.py``);
+        #: starts from ``snapshot``'s saved indexes where they are newer than ``root``'s.
+        self.follower = ChangeFollower(engine, root, self.banks, snapshot)
 
     # -- keeping in step (the follower's work) -------------------------------
 
@@ -179,6 +180,17 @@ class Matcher:
     def close(self) -> None:
         """Close what the follower keeps open (the engine is the caller's)."""
         self.follower.close()
+
+    def write_snapshot(self, folder: Path) -> dict[str, Any]:
+        """Bring every bank's index up to date and save it into ``folder``, for
+        replicas to start from (``CHILDSAFE_INDEX_SNAPSHOT``); what was written,
+        as ``{"folder", "seq", "banks": [{"bank", "seq", "sizes"}...]}``."""
+        self.sync()
+        write_snapshot(self.banks, folder)
+        banks = [
+            {"bank": index.name, "seq": index.seq, "sizes": index.size()} for _, index in sorted(self.banks.items())
+        ]
+        return {"folder": str(folder), "seq": self.follower.seq, "banks": banks}
 
     # -- searching -------------------------------------------------------------
 

@@ -204,7 +204,7 @@ class ServiceContext:
     @classmethod
     def open(cls, settings: Settings, options: ServiceOptions) -> ServiceContext:
         engine = open_database(settings.database_url)
-        matcher = Matcher(engine, index_root(settings.home, settings.database_url))
+        matcher = Matcher(engine, index_root(settings.home, settings.database_url), settings.index_snapshot)
         matcher.sync()
         # One decoding process per service worker by default: run `serve --workers N`
         # with N the number of cores, and decoding uses them all without queueing
