@@ -7,9 +7,10 @@ and matches, and the vPDQ frame hashes of every unmatched video (table
 graded in review enters a bank by its frames. Each piece of evidence is
 written with all its items and their frames in one transaction, so a scan
 killed at any moment leaves either all of a piece or none of it, and a
-resumed scan keeps the frames of the pieces done before. Raw sqlite3, not the project database: this file belongs to
-the case folder, is written by several worker processes, and is deleted when
-the reports are complete.
+resumed scan keeps the frames of the pieces done before. Raw sqlite3, not
+the project database: this file belongs to the case folder, is written by
+several worker processes, and becomes the case's item store (``CASE_STORE``)
+when the reports are complete.
 """
 
 from __future__ import annotations
@@ -166,11 +167,14 @@ class ScanState:
         frames = []
         for seq, (scanned, matches) in enumerate(items):
             h = scanned.hashes
+            identity = item_id(task, scanned.position)
+            # Unmatched videos only: they are the ones left for review, whose
+            # grades enter banks; a matched video is in a bank already.
             if not matches:
-                frames.extend(_frames_row(item_id(task, scanned.position), key, h))
+                frames.extend(_frames_row(identity, key, h))
             rows.append(
                 {
-                    "id": item_id(task, scanned.position),
+                    "id": identity,
                     "task": key,
                     "seq": seq,
                     "label": display_name(h.path),
