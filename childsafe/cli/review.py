@@ -90,3 +90,5 @@ def review_export_bank_command(
             f"{result.bank}: {result.added} graded items added ({result.already_in_bank} already there);"
             f" left out: {result.not_indecent} not indecent, {result.awaiting_confirmation} awaiting a second reviewer"
         )
+        if result.videos_without_frames:
+            print(result.frames_note())

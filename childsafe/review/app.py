@@ -280,7 +280,8 @@ def create_review_app(session: ReviewSession) -> FastAPI:
             f"<p>The case's reports now carry the grades. Bank {escape(done.bank)}: {done.added} added,"
             f" {done.already_in_bank} already there; left out: {done.not_indecent} not indecent,"
             f" {done.awaiting_confirmation} awaiting a second reviewer.</p>"
-            '<p><a href="/">Back to the queue</a></p></main></body></html>'
+            + (f"<p>{escape(done.frames_note())}</p>" if done.videos_without_frames else "")
+            + '<p><a href="/">Back to the queue</a></p></main></body></html>'
         )
 
     @app.post("/undo")

@@ -9,13 +9,22 @@ when usable, its PDQ hash; its category is the grade; its source id names
 the case and the item; its note says who graded it, when, and who confirmed
 it. ``not-indecent`` grades never enter a bank. With the two-person check
 (the default), a grade in the scheme's most severe category enters only once
-a second reviewer has confirmed it. A video enters by its digests (its frame
-hashes are not kept in the case's report). Adding is ``add_entries``'s: one
-transaction, audited, and idempotent (an item exported twice is one entry).
+a second reviewer has confirmed it.
+
+A graded video enters with its vPDQ frame hashes as well, as ``bank add``
+adds a video (its ``vpdq`` signal, the frames beside it), so the next scan
+finds re-encoded copies of it. The scan keeps an unmatched video's frames
+in the case's item store (``case.sqlite``, ``ScanState.frames``), never in
+its reports. A case scanned before frames were kept, or a video none of
+whose frames could be hashed, has none: such a video enters by its digests
+alone, and ``videos_without_frames`` counts it. Adding is ``add_entries``'s:
+one transaction, audited, and idempotent (an item exported twice is one
+entry).
 """
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +36,7 @@ from childsafe.config import Settings
 from childsafe.review.grades import NOT_INDECENT, GradeBook
 from childsafe.review.groups import load_review_items
 from childsafe.triage import ScanResult, read_case_manifest, rewrite_case_reports
+from childsafe.triage.state import ScanState
 
 __all__ = ["GradedExport", "export_graded", "write_graded_reports"]
 
@@ -40,6 +50,9 @@ class GradedExport:
     already_in_bank: int
     not_indecent: int
     awaiting_confirmation: int
+    #: Graded videos that entered by their digests alone: the case keeps no
+    #: frame hashes of them (scanned before frames were kept, or none hashed).
+    videos_without_frames: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,7 +61,18 @@ class GradedExport:
             "already_in_bank": self.already_in_bank,
             "not_indecent": self.not_indecent,
             "awaiting_confirmation": self.awaiting_confirmation,
+            "videos_without_frames": self.videos_without_frames,
         }
+
+    def frames_note(self) -> str:
+        """What entering by digests alone means for ``videos_without_frames`` videos ("" for none)."""
+        if not self.videos_without_frames:
+            return ""
+        return (
+            f"{self.videos_without_frames} graded videos entered by their digests only (this case keeps no frame"
+            " hashes of them: scanned by an older childsafe, or no frame could be hashed), so a re-encoded copy"
+            " is not found; scan the evidence again into a new folder to add them by their frames."
+        )
 
 
 def export_graded(
@@ -61,29 +85,33 @@ def export_graded(
         grades, scheme, severe = book.grades(), book.scheme, book.most_severe()
     case_id = str(read_case_manifest(case_out).get("case_id", ""))
     entries: list[NewEntry] = []
-    not_indecent = awaiting = 0
-    for item in load_review_items(case_out):
-        grade = grades.get(item.id)
-        if grade is None:
-            continue
-        if grade.category == NOT_INDECENT:
-            not_indecent += 1
-            continue
-        if two_person and grade.category == severe and grade.confirmed_by is None:
-            awaiting += 1
-            continue
-        signals = [(name, value) for name, value in (("md5", item.md5), ("sha1", item.sha1), ("sha256", item.sha256))]
-        if item.links_by_pdq():
-            signals.append(("pdq", str(item.pdq)))
-        note = f"graded {grade.category} in case {case_id} by {grade.reviewer} at {grade.at}"
-        if grade.confirmed_by:
-            note += f", confirmed by {grade.confirmed_by}"
-        source = f"{case_id}:{item.id}"[:200]
-        entries.append(NewEntry([(s, v) for s, v in signals if v], grade.category, source, note))
+    not_indecent = awaiting = without_frames = 0
+    # The frames of graded videos, from the case's item store (never its reports).
+    with closing(ScanState.of_case(case_out)) as store:
+        for item in load_review_items(case_out):
+            grade = grades.get(item.id)
+            if grade is None:
+                continue
+            if grade.category == NOT_INDECENT:
+                not_indecent += 1
+                continue
+            if two_person and grade.category == severe and grade.confirmed_by is None:
+                awaiting += 1
+                continue
+            signals = [("md5", item.md5), ("sha1", item.sha1), ("sha256", item.sha256)]
+            if item.links_by_pdq():
+                signals.append(("pdq", item.pdq))
+            note = f"graded {grade.category} in case {case_id} by {grade.reviewer} at {grade.at}"
+            if grade.confirmed_by:
+                note += f", confirmed by {grade.confirmed_by}"
+            source = f"{case_id}:{item.id}"[:200]
+            video = store.frames(item.id) if item.media_type == "video" else None
+            without_frames += item.media_type == "video" and video is None
+            entries.append(NewEntry([(s, v) for s, v in signals if v], grade.category, source, note, video=video))
     if not any(known.name == bank for known in list_banks(engine)):
         create_bank(engine, bank, scheme=scheme, actor=actor)
     added = add_entries(engine, bank, entries, actor).added if entries else 0
-    return GradedExport(bank, added, len(entries) - added, not_indecent, awaiting)
+    return GradedExport(bank, added, len(entries) - added, not_indecent, awaiting, without_frames)
 
 
 def write_graded_reports(case_out: Path, settings: Settings, actor: str | None = None) -> ScanResult:

@@ -1,12 +1,16 @@
 """The saved state of a scan, so that a killed scan can be resumed.
 
 A small SQLite file in the output folder (``.childsafe-scan/state.sqlite``):
-the scan's settings, which pieces of evidence are done, and every item's
-hashes and matches. Each piece of evidence is written with all its items in
-one transaction, so a scan killed at any moment leaves either all of a piece
-or none of it. Raw sqlite3, not the project database: this file belongs to
-the case folder, is written by several worker processes, and is deleted when
-the reports are complete.
+the scan's settings, which pieces of evidence are done, every item's hashes
+and matches, and the vPDQ frame hashes of every unmatched video (table
+``item_frames``, 45 bytes a frame; never in the reports), so that a video
+graded in review enters a bank by its frames. Each piece of evidence is
+written with all its items and their frames in one transaction, so a scan
+killed at any moment leaves either all of a piece or none of it, and a
+resumed scan keeps the frames of the pieces done before. Raw sqlite3, not
+the project database: this file belongs to the case folder, is written by
+several worker processes, and becomes the case's item store (``CASE_STORE``)
+when the reports are complete.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from childsafe.errors import UsageError
 from childsafe.index import Match
 from childsafe.signals import FileHashes
+from childsafe.signals.vpdq import FrameHashes
 from childsafe.triage.names import display_name, item_id, name_bytes_hex, raw_name
 from childsafe.triage.provenance import Provenance, provenance_from_dict
 from childsafe.triage.reading import ScannedItem
@@ -42,6 +47,13 @@ CREATE TABLE IF NOT EXISTS items (
     mime TEXT NOT NULL, md5 TEXT, sha1 TEXT, sha256 TEXT, pdq TEXT, pdq_quality INTEGER,
     error TEXT, modified REAL, matches TEXT NOT NULL, provenance TEXT, image TEXT, vpdq TEXT
 );
+-- An unmatched video's frame hashes (FrameHashes.to_columns), by item id.
+-- Added after the first case files: an older file gains it empty when opened.
+CREATE TABLE IF NOT EXISTS item_frames (
+    id TEXT PRIMARY KEY, task BLOB NOT NULL, frame_count INTEGER NOT NULL,
+    hashes BLOB NOT NULL, qualities BLOB NOT NULL, frame_numbers BLOB NOT NULL, timestamps BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_item_frames_task ON item_frames (task);
 CREATE INDEX IF NOT EXISTS ix_items_sha1 ON items (sha1);
 CREATE INDEX IF NOT EXISTS ix_items_order ON items (label, task, seq);
 """
@@ -57,6 +69,10 @@ _ITEM_COLUMNS = (
 _ADDED_COLUMNS = ("provenance", "image", "vpdq")
 _INSERT_ITEM = (
     f"INSERT INTO items (task, seq, {_ITEM_COLUMNS}) VALUES (:task, :seq, :{_ITEM_COLUMNS.replace(', ', ', :')})"
+)
+_INSERT_FRAMES = (
+    "INSERT INTO item_frames (id, task, frame_count, hashes, qualities, frame_numbers, timestamps)"
+    " VALUES (:id, :task, :frame_count, :hashes, :qualities, :frame_numbers, :timestamps)"
 )
 
 
@@ -144,14 +160,21 @@ class ScanState:
 
     def save_task(self, task: str, items: list[tuple[ScannedItem, list[Match]]], key: bytes | None = None) -> None:
         """Save one piece of evidence (its label ``task``; ``key``: ``Task.key``, when
-        not just the label's bytes) and all its items, atomically."""
+        not just the label's bytes) and all its items, atomically, with the
+        frame hashes of its unmatched videos (``_frames_row``)."""
         key = raw_name(task) if key is None else key
         rows = []
+        frames = []
         for seq, (scanned, matches) in enumerate(items):
             h = scanned.hashes
+            identity = item_id(task, scanned.position)
+            # Unmatched videos only: they are the ones left for review, whose
+            # grades enter banks; a matched video is in a bank already.
+            if not matches:
+                frames.extend(_frames_row(identity, key, h))
             rows.append(
                 {
-                    "id": item_id(task, scanned.position),
+                    "id": identity,
                     "task": key,
                     "seq": seq,
                     "label": display_name(h.path),
@@ -175,8 +198,10 @@ class ScanState:
             )
         with self._transaction():
             self.db.execute("DELETE FROM items WHERE task = ?", (key,))
+            self.db.execute("DELETE FROM item_frames WHERE task = ?", (key,))
             # A plain INSERT: two items with one identity is a bug to stop at, never a silent overwrite.
             self.db.executemany(_INSERT_ITEM, rows)
+            self.db.executemany(_INSERT_FRAMES, frames)
             self.db.execute("INSERT OR REPLACE INTO done VALUES (?)", (key,))
 
     def items(self) -> Iterator[StoredItem]:
@@ -207,6 +232,15 @@ class ScanState:
                 provenance=provenance_from_dict(json.loads(row["provenance"])) if row["provenance"] else None,
                 vpdq=json.loads(row["vpdq"]) if row["vpdq"] else None,
             )
+
+    def frames(self, item: str) -> FrameHashes | None:
+        """The vPDQ frame hashes kept of the video ``item`` (an unmatched
+        video with at least one frame hashed); ``None`` for any other item,
+        and for every item of a case scanned before frames were kept."""
+        row = self.db.execute(
+            "SELECT hashes, qualities, frame_numbers, timestamps FROM item_frames WHERE id = ?", (item,)
+        ).fetchone()
+        return None if row is None else FrameHashes.from_columns(*(bytes(column) for column in row))
 
     def images(self) -> list[dict[str, Any]]:
         """The disk images read (format, segments, stored hashes, verification), by path, for the manifest."""
@@ -252,6 +286,17 @@ def _displayed(value: Any) -> Any:
     if isinstance(value, list):
         return [_displayed(item) for item in value]
     return value
+
+
+def _frames_row(item: str, task: bytes, hashes: FileHashes) -> list[dict[str, Any]]:
+    """The ``item_frames`` row of a video with frames hashed (none for
+    anything else, or a video none of whose frames could be hashed). A
+    damaged video keeps the frames hashed before the damage, as ``bank add``
+    does: a bank entry made from them still finds what they show."""
+    if hashes.video is None or not hashes.video.features:
+        return []
+    frames = FrameHashes.of(hashes.video.features)
+    return [{"id": item, "task": task, "frame_count": len(frames), **frames.to_columns()}]
 
 
 def _json_or_null(value: dict[str, Any] | None) -> str | None:
