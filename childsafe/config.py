@@ -44,6 +44,8 @@ class Settings:
     help_resources: Path | None = None
     #: ``CHILDSAFE_WARNING_TEXTS``: a folder of ``warning-<lang>.json`` texts over the packaged ones.
     warning_texts: Path | None = None
+    #: ``CHILDSAFE_REVIEW_BREAK_MINUTES``: minutes of reviewing after which the review app suggests a break.
+    review_break_minutes: float = 45.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -56,6 +58,7 @@ class Settings:
             home=home, database_url=url, limits=MediaLimits.from_env(env), budgets=ScanBudgets.from_env(env),
             webhook_allow_private=allow_private, help_resources=_path(env.get("CHILDSAFE_HELP_RESOURCES")),
             warning_texts=_path(env.get("CHILDSAFE_WARNING_TEXTS")),
+            review_break_minutes=number_setting(env, "CHILDSAFE_REVIEW_BREAK_MINUTES", cls.review_break_minutes),
         )  # fmt: skip
 
 
