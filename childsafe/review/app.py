@@ -103,13 +103,14 @@ kbd { font-family: monospace; border: 1px solid #555; border-radius: 3px; paddin
 .break { background: #fff3c4; border: 1px solid #7a5c00; padding: .5rem; }
 .revealed { background: #e8f0ff; border: 1px solid #0b4fa8; padding: .25rem .5rem; }
 nav ul { list-style: none; padding: 0; display: flex; gap: 1.5rem; }
+a[aria-current] { font-weight: bold; color: #111; text-decoration: none; }
 """
 
 # Keys grade the group that has the focus (a key outside any group does
 # nothing), never while a field is typed in (a bank's name has a "u") nor with
 # a modifier (the browser's own shortcuts). After a grade the app sends the
-# page back with the next group in its address, and the focus goes there, so
-# a reviewer goes through the queue by keys alone. A reveal's preview turns
+# page back with the next group's first button focused (``autofocus``), so a
+# reviewer goes through the queue by keys alone. A reveal's preview turns
 # back to the hidden one when the reveal runs out (the server refuses the
 # revealed one from then on too).
 _SCRIPT = """
@@ -122,8 +123,6 @@ document.addEventListener('keydown', function (event) {
   var button = group.querySelector('button[data-key="' + event.key + '"]');
   if (button) { event.preventDefault(); button.click(); }
 });
-var target = location.hash && document.getElementById(location.hash.slice(1));
-if (target && target.classList.contains('group')) { target.querySelector('.grades button').focus(); }
 document.querySelectorAll('.group[data-reveal-seconds]').forEach(function (group) {
   setTimeout(function () {
     var img = group.querySelector('img');
@@ -285,13 +284,18 @@ def create_review_app(session: ReviewSession) -> FastAPI:
         # that say a login link is spent, or that a session is needed, use it.
         return PlainTextResponse(_STYLE, media_type="text/css")
 
+    @app.get("/favicon.ico")
+    def no_icon() -> Response:
+        return Response(status_code=204)  # browsers ask for one; none, rather than a 404 in their console
+
     @app.get("/static/review.js")
     def script(request: Request) -> Response:
         signed_in(request)
         return PlainTextResponse(_SCRIPT, media_type="text/javascript")
 
     @app.get("/", response_class=HTMLResponse)
-    def queue(request: Request, mode: str = "blurred", page: int = 1) -> str:
+    def queue(request: Request, mode: str = "blurred", page: int = 1, at: int = 0) -> str:
+        """A page of the queue; ``at``: the group (from 1) whose first grade button has the focus."""
         cookie = signed_in(request)
         if mode not in QUEUE_MODES:
             raise HTTPException(422, f"a preview's mode is one of {', '.join(QUEUE_MODES)}")
@@ -301,7 +305,7 @@ def create_review_app(session: ReviewSession) -> FastAPI:
         with GradeBook(session.case_out) as book:
             grades, keys, severe = book.grades(), book.keys(), book.most_severe()
             scheme = book.scheme
-        return _queue_page(session, cookie, grades, QueueView(scheme, keys, severe, mode, page, pages))
+        return _queue_page(session, cookie, grades, QueueView(scheme, keys, severe, mode, page, pages, at))
 
     @app.get("/preview/{item_id:path}")
     def preview(request: Request, item_id: str, mode: str = "blurred") -> Response:
@@ -386,10 +390,11 @@ def create_review_app(session: ReviewSession) -> FastAPI:
 
 
 def _back_to(place: int, mode: str) -> RedirectResponse:
-    """Back to the queue, at the page and group of ``place`` (its address's
-    fragment, where the page's script puts the focus), in the same rendering."""
+    """Back to the queue, at the page of the group at ``place`` (from 0) with
+    the focus on that group, in the same rendering. (Not by the address's
+    fragment: Chromium takes the focus off the page when it scrolls to one.)"""
     mode = mode if mode in QUEUE_MODES else "blurred"
-    return RedirectResponse(f"/?page={place // PAGE_GROUPS + 1}&mode={mode}#group-{place + 1}", status_code=303)
+    return RedirectResponse(f"/?page={place // PAGE_GROUPS + 1}&mode={mode}&at={place + 1}", status_code=303)
 
 
 def _document(title: str, body: str, *, script: bool = False) -> str:
@@ -409,16 +414,27 @@ def _error_page(status: int, message: str) -> str:
     phrase = HTTPStatus(status).phrase
     return _document(
         f"{status} {phrase}",
-        f"<main><h1>{status} {escape(phrase)}</h1><p>{escape(message[:1].upper() + message[1:])}.</p>"
+        f"<main><h1>{status} {escape(phrase)}</h1><p>{escape(message)}.</p>"
         '<p><a href="/">Back to the queue</a></p></main>',
     )
+
+
+#: How the page names each rendering: "Previews are reduced and ...".
+_MODE_WORDS = {"blurred": "blurred", "posterised": "posterised", "edges": "drawn as their edges"}
+
+
+def _duration(minutes: float) -> str:
+    """A session's time as a person says it, in whole minutes."""
+    whole = int(minutes)
+    return "under a minute" if whole == 0 else "1 minute" if whole == 1 else f"{whole} minutes"
 
 
 @dataclass(frozen=True)
 class QueueView:
     """What a page of the queue shows besides the groups: the case's scheme,
     its grades with their keys (``GradeBook.keys``), the category the
-    two-person check applies to, the rendering, and the page."""
+    two-person check applies to, the rendering, the page, and the group
+    (from 1) that has the focus (0: none)."""
 
     scheme: str
     keys: tuple[tuple[str, str], ...]
@@ -426,6 +442,7 @@ class QueueView:
     mode: str
     page: int
     pages: int
+    at: int = 0
 
 
 def _queue_page(session: ReviewSession, cookie: str, grades: dict[str, Grade], view: QueueView) -> str:
@@ -442,12 +459,12 @@ def _queue_page(session: ReviewSession, cookie: str, grades: dict[str, Grade], v
         '<a class="skip" href="#groups">Skip to the groups</a><header>',
         f"<h1>Review of {escape(session.case_out.name)}</h1>",
         f"<p>{len(session.groups)} groups of {len(session.items)} pictures and videos no list knew, graded in the"
-        f" case's {escape(view.scheme)} scheme. Previews are reduced and {view.mode}. Keys"
+        f" case's {escape(view.scheme)} scheme. Previews are reduced and {_MODE_WORDS[view.mode]}. Keys"
         f" <kbd>{view.keys[0][0]}</kbd> to <kbd>{view.keys[-1][0]}</kbd> grade the group that has the focus (each"
         " button shows its key), <kbd>u</kbd> undoes your last grade, <kbd>Tab</kbd> goes from control to control.</p>",
-        f'<p class="session">Reviewing for {minutes:.0f} minutes; {graded} of {len(session.groups)} groups graded.'
+        f'<p class="session">Reviewing for {_duration(minutes)}; {graded} of {len(session.groups)} groups graded.'
         f" Page {view.page} of {view.pages}.</p>",
-        f'<p class="break" role="alert">You have been reviewing for {minutes:.0f} minutes: take a break.</p>'
+        f'<p class="break" role="alert">You have been reviewing for {_duration(minutes)}: take a break.</p>'
         if minutes >= session.break_minutes
         else "",
         '</header><main><div class="tools">',
@@ -516,10 +533,11 @@ def _group_section(
         )
     parts.append(f'<form class="grades" method="post" action="/grade">{mode_field}')
     parts.append(f'<input type="hidden" name="group" value="{escape(group.id)}">')
-    for key, category in view.keys:
+    for number, (key, category) in enumerate(view.keys):
+        focus = " autofocus" if place == view.at and number == 0 else ""
         parts.append(
             f'<button type="submit" name="category" value="{escape(category)}" data-key="{key}"'
-            f' aria-keyshortcuts="{key}">{escape(category)} <span class="key">(key <kbd>{key}</kbd>)</span></button>'
+            f' aria-keyshortcuts="{key}"{focus}>{escape(category)} <span class="key">(key <kbd>{key}</kbd>)</span></button>'
         )
     parts.append("</form>")
     parts.append(
