@@ -5,17 +5,23 @@ group by group, seeing as little as grading needs.
 - Access: the app listens on loopback unless given a TLS certificate and key
   (``check_bind``), and prints a one-time login link, the key to it:
   following it sets a session cookie (HttpOnly, SameSite=Strict, and Secure
-  over TLS) and spends the link. Every other route answers 403 without that session.
+  over TLS) and spends the link. Every other route (but the style
+  sheet) answers 403 without that session.
 - Least exposure: every picture is a preview rendered here (``previews.py``),
   reduced, grey and blurred unless the reviewer picks an abstract rendering;
   the original's bytes are never sent. A reveal (the reduced picture in
   colour) is asked for one item at a time, lasts ``REVEAL_SECONDS``, and is
-  written to the audit log (who, which item, when).
+  written to the audit log (who, which item, when). The page says until
+  when, and puts the hidden preview back when it ends.
 - Grading: a group is graded at once (UK A/B/C, or the case's scheme, or
-  ``not-indecent``), by button or by keyboard (``1``-``4``, ``u`` to undo
-  the reviewer's last change); grades go to the case's ``review.sqlite``.
+  ``not-indecent``), by button or by keyboard (the scheme's keys,
+  ``grade_keys``: ``1``-``4`` for UK, ``0``-``5`` for Project VIC; ``u`` to
+  undo the reviewer's last change); grades go to the case's
+  ``review.sqlite``. After a grade the next group has the focus.
 - Plain HTML, one small script and one style sheet served by the app (no
-  CDN), and a strict Content-Security-Policy.
+  CDN), and a strict Content-Security-Policy; errors are pages too. Usable by
+  keyboard alone, and checked with axe-core's rules in a browser
+  (tests/e2e/test_review_browser.py).
 """
 
 from __future__ import annotations
