@@ -141,9 +141,9 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_every_page_passes_
     env, out, originals = _scanned_case(tmp_path, cli_env, "uk")
     shots = tmp_path / "shots"
     engine = open_database(Settings.from_env(env).database_url)
-    started = time.monotonic()
     try:
         with _review_app(env, out, "--break-minutes", str(BREAK_MINUTES)) as (link, base), sync_playwright() as pw:
+            started = time.monotonic()  # the app's session began before it printed its link: the break is due by then
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
             page = browser.new_page(viewport={"width": 900, "height": 1200})
             bodies: list[tuple[str, bytes]] = []  # type, body
@@ -253,10 +253,20 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_every_page_passes_
             _checked(stranger, shots, "09-login-link-spent")
 
             # The break: after BREAK_MINUTES the page suggests one, as an alert.
-            time.sleep(max(0.0, started + BREAK_MINUTES * 60 + 1 - time.monotonic()))
+            time.sleep(max(0.0, started + BREAK_MINUTES * 60 + 0.5 - time.monotonic()))
             page.goto(f"{base}/")
             assert page.get_by_role("alert").inner_text().endswith("take a break.")
             _checked(page, shots, "10-break")
+            # The abstract renderings, picked by their links.
+            for mode in ("posterised", "edges"):
+                with page.expect_navigation():
+                    page.get_by_role("link", name=mode, exact=True).click()
+                assert page.get_by_role("link", name=mode, exact=True).get_attribute("aria-current") == "page"
+                assert all(
+                    src.endswith(f"mode={mode}")
+                    for src in page.locator("img").evaluate_all("i => i.map(e => e.src)")[1:]
+                )
+                _checked(page, shots, f"11-queue-{mode}")
             browser.close()
     finally:
         engine.dispose()
