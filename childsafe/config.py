@@ -46,6 +46,8 @@ class Settings:
     warning_texts: Path | None = None
     #: ``CHILDSAFE_INDEX_SNAPSHOT``: a folder of saved indexes (``childsafe index snapshot``) to start from.
     index_snapshot: Path | None = None
+    #: ``CHILDSAFE_REVIEW_BREAK_MINUTES``: minutes of reviewing after which the review app suggests a break.
+    review_break_minutes: float = 45.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -59,6 +61,7 @@ class Settings:
             webhook_allow_private=allow_private, help_resources=_path(env.get("CHILDSAFE_HELP_RESOURCES")),
             warning_texts=_path(env.get("CHILDSAFE_WARNING_TEXTS")),
             index_snapshot=_path(env.get("CHILDSAFE_INDEX_SNAPSHOT")),
+            review_break_minutes=number_setting(env, "CHILDSAFE_REVIEW_BREAK_MINUTES", cls.review_break_minutes),
         )  # fmt: skip
 
 

@@ -45,6 +45,13 @@ def review_serve_command(
         Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM): needed off loopback.")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The certificate's private key (PEM).")] = None,
+    break_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--break-minutes",
+            help="Minutes of reviewing after which the page suggests a break (default: CHILDSAFE_REVIEW_BREAK_MINUTES, 45).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the review app over a scanned case; prints a one-time login link."""
     import uvicorn
@@ -54,7 +61,10 @@ def review_serve_command(
 
     with command_context() as context:
         secure = check_bind(host, tls_cert, tls_key)
-        session = ReviewSession(case_out, reviewer or os_user(), context.engine, context.settings, secure=secure)
+        minutes = context.settings.review_break_minutes if break_minutes is None else break_minutes
+        session = ReviewSession(
+            case_out, reviewer or os_user(), context.engine, context.settings, break_minutes=minutes, secure=secure
+        )
         session.load()
         print(f"Review {len(session.groups)} groups ({len(session.items)} items) at:")
         print(f"  {'https' if secure else 'http'}://{host}:{port}/login?token={session.login_token}")

@@ -8,7 +8,7 @@ with the least exposure (``previews.py``).
 """
 
 from childsafe.review.export import GradedExport, export_graded, write_graded_reports
-from childsafe.review.grades import GRADES_FILE, NOT_INDECENT, Grade, GradeBook, case_scheme
+from childsafe.review.grades import GRADES_FILE, NOT_INDECENT, Grade, GradeBook, case_scheme, grade_keys
 from childsafe.review.groups import (
     REVIEW_GROUP_DISTANCE,
     ReviewGroup,
@@ -31,6 +31,7 @@ __all__ = [
     "ReviewItem",
     "case_scheme",
     "export_graded",
+    "grade_keys",
     "group_items",
     "load_review_items",
     "render_preview",

@@ -27,7 +27,7 @@ from childsafe.banks.schemes import SCHEMES, check_category
 from childsafe.errors import UsageError
 from childsafe.triage import read_case_manifest
 
-__all__ = ["GRADES_FILE", "NOT_INDECENT", "Grade", "GradeBook", "case_scheme"]
+__all__ = ["GRADES_FILE", "NOT_INDECENT", "Grade", "GradeBook", "case_scheme", "grade_keys"]
 
 #: The file in the case output folder that holds its grades.
 GRADES_FILE = "review.sqlite"
@@ -74,6 +74,20 @@ def case_scheme(case_out: Path) -> str:
     return schemes.pop() if schemes else "uk"
 
 
+def grade_keys(scheme: str) -> tuple[tuple[str, str], ...]:
+    """The grades of ``scheme`` with the key that gives each, as ``(key,
+    category)`` pairs in key order (the order of the app's buttons).
+
+    Project VIC's categories (``us-vics``) are graded by their own numbers,
+    0-4, and ``not-indecent`` by 5: the keys Autopsy gives Project VIC's
+    categories (its 5 is "non-pertinent"), which its users know by heart.
+    Any other scheme numbers its categories from 1, most severe first, and
+    ``not-indecent`` next (UK: 1-4 for A, B, C, not-indecent; NCMEC: 1-5)."""
+    if scheme == "us-vics":
+        return (*((label, label) for label in sorted(SCHEMES[scheme])), ("5", NOT_INDECENT))
+    return tuple((str(key), label) for key, label in enumerate((*SCHEMES[scheme], NOT_INDECENT), start=1))
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -114,6 +128,10 @@ class GradeBook:
     def categories(self) -> tuple[str, ...]:
         """The grades a reviewer may give: the scheme's categories, most severe first, then ``not-indecent``."""
         return (*SCHEMES[self.scheme], NOT_INDECENT)
+
+    def keys(self) -> tuple[tuple[str, str], ...]:
+        """The grades with their keys, in key order (``grade_keys`` of the case's scheme)."""
+        return grade_keys(self.scheme)
 
     def most_severe(self) -> str | None:
         """The category the two-person check applies to (``None`` for a scheme without categories)."""

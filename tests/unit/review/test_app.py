@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +19,9 @@ from PIL import Image
 from support import InProcessApp, invoke
 
 from childsafe.config import Settings
+from childsafe.errors import UsageError
 from childsafe.review import GradeBook
-from childsafe.review.app import SESSION_COOKIE, ReviewSession, create_review_app
+from childsafe.review.app import BREAK_MINUTES, SESSION_COOKIE, ReviewSession, create_review_app
 from childsafe.store import audit_events, open_database
 
 
@@ -131,7 +134,7 @@ def test_the_queue_comes_in_pages_with_the_session_time_and_a_break_prompt(
     assert first.count('<section class="group"') == 2 and second.count('<section class="group"') == 1
     assert "Page 1 of 2" in first and 'href="/?page=2&amp;mode=blurred"' in first and "Previous page" in second
     assert client.request("GET", "/?page=3").status_code == 404
-    assert "Reviewing for 0 minutes; 0 of 3 groups graded" in first and 'role="alert"' not in first
+    assert "Reviewing for under a minute; 0 of 3 groups graded" in first and 'role="alert"' not in first
     session.break_minutes = 0  # the time has come
     assert "take a break" in client.request("GET", "/").text
 
@@ -165,3 +168,79 @@ def test_a_second_reviewer_confirms_an_a_grade_and_the_grades_are_exported(
     with GradeBook(session.case_out) as book:  # leave the case as the other tests expect it
         book.undo("pc-jones")
         book.undo("pc-smith")
+
+
+def test_a_reveal_says_until_when_and_ends_on_the_page_too(app: tuple[InProcessApp, ReviewSession]) -> None:
+    client, session = app
+    _login(client, session)
+    session.reveal_seconds = 1.5
+    group = next(g for g in session.groups if session.items[g.representative].label == "rocket.jpg")
+    place = session.groups.index(group) + 1
+    answer = client.request("POST", f"/reveal/{group.representative}")
+    assert answer.status_code == 303 and answer.headers["location"] == f"/?page=1&mode=blurred&at={place}"
+    page = client.request("GET", answer.headers["location"]).text
+    section = page.split(f'id="group-{place}"', 1)[1].split("</section>", 1)[0]
+    until = re.search(r"Revealed in colour until (\d\d:\d\d:\d\d) \(2 s, audited\)", section)
+    assert (
+        until is not None
+        and abs(
+            time.mktime(time.strptime(time.strftime("%Y-%m-%d ") + until[1], "%Y-%m-%d %H:%M:%S")) - (time.time() + 1.5)
+        )
+        < 3
+    )
+    assert f"/preview/{group.representative}?mode=revealed" in section and "data-reveal-seconds=" in section
+    assert page.count("Revealed in colour") == 1  # that group only
+    time.sleep(1.6)  # the reveal runs out: the page shows the blurred preview again, and says nothing of a reveal
+    page = client.request("GET", "/").text
+    assert "Revealed in colour" not in page and "mode=revealed" not in page
+    assert client.request("GET", f"/preview/{group.representative}?mode=revealed").status_code == 403
+
+
+def test_after_a_grade_the_focus_is_on_the_next_group(app: tuple[InProcessApp, ReviewSession]) -> None:
+    client, session = app
+    _login(client, session)
+    first = session.groups[0]
+    graded = client.request("POST", "/grade", data={"group": first.id, "category": "C", "mode": "edges"})
+    assert graded.headers["location"] == "/?page=1&mode=edges&at=2"  # the next group, in the same rendering
+    page = client.request("GET", graded.headers["location"]).text
+    assert page.count(" autofocus") == 1
+    assert " autofocus" in page.split('id="group-2"', 1)[1].split("</section>", 1)[0]
+    undone = client.request("POST", "/undo", data={"mode": "edges"})
+    assert undone.headers["location"] == "/?page=1&mode=edges&at=1"  # back to the group the undo touched
+    with GradeBook(session.case_out) as book:
+        assert book.grades() == {}
+
+
+def test_errors_are_pages_to_read_and_the_style_sheet_needs_no_session(
+    app: tuple[InProcessApp, ReviewSession],
+) -> None:
+    client, session = app
+    stranger = client.request("GET", "/")
+    assert stranger.status_code == 403 and stranger.headers["content-type"].startswith("text/html")
+    assert '<html lang="en">' in stranger.text and "<h1>403 Forbidden</h1>" in stranger.text
+    assert "follow the login link the review command printed." in stranger.text
+    assert client.request("GET", "/static/review.css").status_code == 200  # the error page's style
+    assert client.request("GET", "/static/review.js").status_code == 403
+    _login(client, session)
+    missing = client.request("GET", "/?page=99")
+    assert missing.status_code == 404 and "<h1>404 Not Found</h1>" in missing.text and 'href="/"' in missing.text
+    unnamed = client.request("POST", "/grade", data={"group": session.groups[0].id})
+    assert unnamed.status_code == 422 and "has a wrong, category" in unnamed.text
+    assert "script-src 'self'" in unnamed.headers["content-security-policy"]
+
+
+def test_the_break_time_is_a_setting_and_above_zero(case: dict[str, Any], tmp_path: Any) -> None:
+    assert Settings.from_env({"CHILDSAFE_HOME": str(case["home"])}).review_break_minutes == BREAK_MINUTES == 45
+    settings = Settings.from_env({"CHILDSAFE_HOME": str(case["home"]), "CHILDSAFE_REVIEW_BREAK_MINUTES": "0.5"})
+    assert settings.review_break_minutes == 0.5
+    with pytest.raises(UsageError, match="CHILDSAFE_REVIEW_BREAK_MINUTES must be above 0"):
+        Settings.from_env({"CHILDSAFE_REVIEW_BREAK_MINUTES": "0"})
+    engine = open_database(settings.database_url)
+    try:
+        with pytest.raises(UsageError) as refused:
+            ReviewSession(case["out"], "pc-smith", engine, settings, break_minutes=0)
+        assert refused.value.field == "break_minutes" and str(refused.value) == "break_minutes must be above 0"
+    finally:
+        engine.dispose()
+    done = invoke(["review", str(case["out"]), "--break-minutes", "-1"], case["home"])
+    assert done.exit_code == 2 and "--break-minutes must be above 0" in done.output

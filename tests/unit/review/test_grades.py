@@ -17,7 +17,7 @@ from support import invoke
 
 from childsafe.banks.schemes import category_to_vics
 from childsafe.errors import UsageError
-from childsafe.review import GRADES_FILE, GradeBook, case_scheme, load_review_items
+from childsafe.review import GRADES_FILE, GradeBook, case_scheme, grade_keys, load_review_items
 
 PHOTOS = ("coffee", "chelsea", "rocket", "astronaut", "camera")
 
@@ -82,6 +82,28 @@ def test_the_scheme_is_the_banks_and_mixed_schemes_are_refused(case: dict[str, A
     (mixed / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UsageError, match="different category schemes"):
         case_scheme(mixed)
+
+
+def test_each_schemes_grades_have_their_keys_project_vics_as_autopsy_has_them(
+    case: dict[str, Any], tmp_path: Path
+) -> None:
+    assert grade_keys("uk") == (("1", "A"), ("2", "B"), ("3", "C"), ("4", "not-indecent"))
+    assert grade_keys("ncmec") == (("1", "A1"), ("2", "A2"), ("3", "B1"), ("4", "B2"), ("5", "not-indecent"))
+    # Project VIC: each category by its own number, 0-4, and 5 (Autopsy's "non-pertinent") for not-indecent.
+    assert grade_keys("us-vics") == (("0", "0"), ("1", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "not-indecent"))
+    assert grade_keys("none") == (("1", "not-indecent"),)
+    # A case scanned against a Project VIC bank is graded with those keys, and each key's category is a grade.
+    vics = tmp_path / "vics"
+    shutil.copytree(case["out"], vics, ignore=shutil.ignore_patterns(GRADES_FILE))
+    manifest = json.loads((vics / "manifest.json").read_text())
+    manifest["banks"] = [{**bank, "scheme": "us-vics"} for bank in manifest["banks"]]
+    (vics / "manifest.json").write_text(json.dumps(manifest))
+    item = next(iter(load_review_items(vics))).id
+    with GradeBook(vics) as book:
+        assert book.keys() == grade_keys("us-vics")
+        for _, category in book.keys():
+            book.grade([item], category, "pc-smith")
+            assert book.grades()[item].category == category
 
 
 def test_graded_pictures_enter_a_bank_and_the_next_scan_finds_them(case: dict[str, Any]) -> None:
