@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -216,3 +217,35 @@ def error_message(response: httpx.Response, status: int) -> str:
     assert list(body) == ["error"] and list(body["error"]) == ["status", "message"]
     assert body["error"]["status"] == status
     return str(body["error"]["message"])
+
+
+#: Debian's Chromium, for the browser tests (``./run tests`` installs it), and its flags here.
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def axe_checked(page: Any, shots: Path, name: str) -> None:
+    """The page as it is now: axe-core finds nothing serious or critical on
+    it, and a screenshot of it is kept as ``shots/NAME.png``."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    # Polled from here: the page's CSP (no 'unsafe-eval') stops wait_for_function's polling in the page.
+    deadline = time.monotonic() + 90  # previews are rendered on demand; a busy machine is slow
+    while not page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"):
+        assert time.monotonic() < deadline, (
+            f"{name}: its pictures did not load: "
+            f"{page.evaluate('Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth])')}"
+        )
+        time.sleep(0.1)
+    results = Axe().run(page).response
+    assert len(results["passes"]) > 10, f"{name}: axe-core ran no rules"  # it ran on this page
+    serious = [
+        f"{v['id']} ({v['impact']}): {v['help']}: {[node['target'] for node in v['nodes']]}"
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], f"{name} ({page.url}): {serious}"
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    assert (shots / f"{name}.png").stat().st_size > 5_000

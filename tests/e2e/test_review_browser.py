@@ -14,7 +14,6 @@ focus ring. Each page is also kept as a screenshot, for a person to look at."""
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 import time
@@ -26,15 +25,13 @@ from typing import Any
 import pytest
 import skimage.data
 from PIL import Image
-from support import free_port, run_cli
+from support import CHROMIUM, axe_checked, free_port, run_cli
+from support import CHROMIUM_FLAGS as FLAGS
 
 from childsafe.config import Settings
 from childsafe.review import GradeBook
 from childsafe.store import audit_events, open_database
 
-CHROMIUM = shutil.which("chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]  # fmt: skip
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (./run tests installs it as root)"
 )
@@ -83,32 +80,6 @@ def _review_app(env: dict[str, str], out: Path, *options: str) -> Iterator[tuple
         process.wait(timeout=30)
         if process.stdout is not None:
             process.stdout.close()
-
-
-def _checked(page: Any, shots: Path, name: str) -> None:
-    """The page as it is now: axe-core finds nothing serious or critical on
-    it, and a screenshot of it is kept as ``shots/NAME.png``."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    # Polled from here: the page's CSP (no 'unsafe-eval') stops wait_for_function's polling in the page.
-    deadline = time.monotonic() + 90  # previews are rendered on demand; a busy machine is slow
-    while not page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"):
-        assert time.monotonic() < deadline, (
-            f"{name}: its pictures did not load: "
-            f"{page.evaluate('Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth])')}"
-        )
-        time.sleep(0.1)
-    results = Axe().run(page).response
-    assert len(results["passes"]) > 10, f"{name}: axe-core ran no rules"  # it ran on this page
-    serious = [
-        f"{v['id']} ({v['impact']}): {v['help']}: {[node['target'] for node in v['nodes']]}"
-        for v in results["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], f"{name} ({page.url}): {serious}"
-    shots.mkdir(exist_ok=True)
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-    assert (shots / f"{name}.png").stat().st_size > 5_000
 
 
 def _tab_order(page: Any) -> tuple[int, list[dict[str, Any]]]:
@@ -168,7 +139,7 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_every_page_passes_
             assert (
                 page.locator(".session").inner_text().startswith("Reviewing for under a minute; 0 of 3 groups graded")
             )
-            _checked(page, shots, "01-queue")
+            axe_checked(page, shots, "01-queue")
             # Only PNG previews came over the wire, none of them an original.
             pictures = [body for kind, body in bodies if kind.startswith("image/")]
             assert len(pictures) == 3 and all(body.startswith(b"\x89PNG") for body in pictures)
@@ -196,7 +167,7 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_every_page_passes_
                 assert [g.category for g in book.grades().values()] == ["B"]
             # The page came back with the focus on the next group: the next key grades it.
             assert page.evaluate("document.activeElement.closest('.group').id") == "group-2"
-            _checked(page, shots, "02-queue-graded")
+            axe_checked(page, shots, "02-queue-graded")
             with page.expect_navigation():
                 page.keyboard.press("u")  # undo
             assert groups.first.locator(".grade").inner_text() == "Grade: not graded"
@@ -205,7 +176,7 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_every_page_passes_
                 page.keyboard.press("u")  # nothing left to undo: a page that says so, and the way back
             assert page.locator("h1").inner_text() == "409 Conflict"
             assert "pc-smith has no change to undo." in page.locator("main").inner_text()
-            _checked(page, shots, "03-error-nothing-to-undo")
+            axe_checked(page, shots, "03-error-nothing-to-undo")
             with page.expect_navigation():
                 page.get_by_role("link", name="Back to the queue").click()
 
@@ -231,11 +202,11 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_every_page_passes_
             shown = page.request.get(revealed_url)
             assert shown.status == 200 and Image.open(io.BytesIO(shown.body())).mode == "RGB"
             assert groups.nth(1).locator(".revealed").count() == 0  # that item only
-            _checked(page, shots, "04-revealed")
+            axe_checked(page, shots, "04-revealed")
             page.clock.run_for(61_000)
             assert first.locator("img").get_attribute("src") == source
             assert first.locator(".revealed").inner_text() == "The reveal has ended: the preview is hidden again."
-            _checked(page, shots, "05-reveal-ended")
+            axe_checked(page, shots, "05-reveal-ended")
 
             # The export: grade a group C by key, then write the reports and the bank.
             groups.first.locator("button").first.focus()
@@ -245,25 +216,25 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_every_page_passes_
             with page.expect_navigation():
                 page.get_by_role("button", name="Write the reports and add to the bank").click()
             assert "Bank graded-here: 1 added" in page.locator("main").inner_text()
-            _checked(page, shots, "06-exported")
+            axe_checked(page, shots, "06-exported")
 
             # Errors: a page of the queue that is not there, no session, a spent login link.
             assert page.goto(f"{base}/?page=99").status == 404
             assert "the queue has pages 1 to 1." in page.locator("main").inner_text()
-            _checked(page, shots, "07-error-404")
+            axe_checked(page, shots, "07-error-404")
             stranger = browser.new_page()
             assert stranger.goto(f"{base}/").status == 403
             assert "follow the login link the review command printed." in stranger.locator("main").inner_text()
-            _checked(stranger, shots, "08-error-403-no-session")
+            axe_checked(stranger, shots, "08-error-403-no-session")
             assert stranger.goto(link).status == 403
             assert "this login link is spent or wrong" in stranger.locator("main").inner_text()
-            _checked(stranger, shots, "09-login-link-spent")
+            axe_checked(stranger, shots, "09-login-link-spent")
 
             # The break: after BREAK_MINUTES the page suggests one, as an alert.
             time.sleep(max(0.0, started + BREAK_MINUTES * 60 + 0.5 - time.monotonic()))
             page.goto(f"{base}/")
             assert page.get_by_role("alert").inner_text().endswith("take a break.")
-            _checked(page, shots, "10-break")
+            axe_checked(page, shots, "10-break")
             # The abstract renderings, picked by their links.
             for mode in ("posterised", "edges"):
                 with page.expect_navigation():
@@ -273,7 +244,7 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_every_page_passes_
                     src.endswith(f"mode={mode}")
                     for src in page.locator("img").evaluate_all("i => i.map(e => e.src)")[1:]
                 )
-                _checked(page, shots, f"11-queue-{mode}")
+                axe_checked(page, shots, f"11-queue-{mode}")
             browser.close()
     finally:
         engine.dispose()
@@ -311,7 +282,7 @@ def test_grade_buttons_and_keys_follow_the_cases_scheme(
             assert shown == keys
             names = [b.inner_text() for b in buttons.all()]
             assert names == [f"{category} (key {key})" for key, category in keys]
-        _checked(page, tmp_path / "shots", f"queue-{scheme}")
+        axe_checked(page, tmp_path / "shots", f"queue-{scheme}")
         # Grade each group by its key; each stores that key's category, and the focus goes on to the next group.
         groups.first.locator("button").first.focus()
         for place, (key, category) in enumerate(presses):
@@ -325,5 +296,5 @@ def test_grade_buttons_and_keys_follow_the_cases_scheme(
         group_ids = [groups.nth(place).locator("form.grades input[name=group]").get_attribute("value")
                      for place in range(len(presses))]  # fmt: skip
         assert [grades[str(group_id)].category for group_id in group_ids] == [category for _, category in presses]
-        _checked(page, tmp_path / "shots", f"queue-{scheme}-graded")
+        axe_checked(page, tmp_path / "shots", f"queue-{scheme}-graded")
         browser.close()
