@@ -3,7 +3,9 @@ tasks on the workers of a scheduler at ``tcp://HOST:PORT`` instead of this
 machine's worker processes (``supervised.py``), with the same ``map``.
 
 - The tasks are the scan's own (``Task``: a file, or a share of a disk image),
-  submitted a few per worker thread at a time (never all: there may be millions).
+  small files sent in batches (``_batches``: a Dask task costs a few ms of the
+  scheduler's and the worker's time), a few batches a worker thread at a time
+  (never all: there may be millions).
 - Each worker loads the banks' index once, when the scan starts (a
   ``WorkerPlugin``; a worker that joins or is restarted later loads it too),
   from the database and ``CHILDSAFE_HOME`` this process uses: workers on other
@@ -48,8 +50,13 @@ from childsafe.triage.sources import Task
 
 __all__ = ["DaskPool", "check_address", "code_version"]
 
-#: Tasks in flight for each worker thread: one running, one waiting so it never idles.
-_IN_FLIGHT_PER_THREAD = 2
+#: Batches in flight for each worker thread: one running, others waiting at
+#: the scheduler, so that a worker does not idle while a result comes back here
+#: and its replacement goes out.
+_IN_FLIGHT_PER_THREAD = 3
+#: A batch of small files: at most this many, of at most this many bytes in all.
+_BATCH_FILES = 16
+_BATCH_BYTES = 16 * 1024 * 1024
 _SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
 # The Readings of the scans this worker process works for, by plugin name
@@ -113,11 +120,33 @@ class _NoIndex(ChildsafeError):
     """A worker whose plugin did not load the index (the database unreachable from it, say): the scan stops."""
 
 
-def _scan_on_worker(plugin: str, task: Task) -> ReturnedTask:
+def _scan_on_worker(plugin: str, tasks: list[Task]) -> list[ReturnedTask]:
+    """Run on a worker: read and match a batch of tasks (``_batches``)."""
     reading = _readings.get(plugin)
     if reading is None:
         raise _NoIndex("a Dask worker could not load the banks' index: its log says why")
-    return returned_task(reading, task)
+    return [returned_task(reading, task) for task in tasks]
+
+
+def _batches(tasks: Iterator[Task]) -> Iterator[list[Task]]:
+    """Small files in batches of up to ``_BATCH_FILES`` and ``_BATCH_BYTES``, so
+    that the scheduler's cost of a task (a few ms) is paid once for many small
+    pictures; a larger file, or a share of a disk image, alone. With absolute
+    paths: a worker's current folder is not ours."""
+    batch: list[Task] = []
+    size = 0
+    for task in tasks:
+        task = replace(task, path=os.path.abspath(task.path))
+        if task.share is not None or task.size >= _BATCH_BYTES:
+            yield [task]
+            continue
+        batch.append(task)
+        size += task.size
+        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 class DaskPool:
@@ -186,37 +215,41 @@ class DaskPool:
 
     def map(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, ReturnedTask | TaskFailed]]:
         """Yield ``(task, what a worker returned)`` for every task as they finish, or ``TaskFailed``
-        when it raised or kept killing workers; a bounded number in flight."""
+        when it raised or kept killing workers; a bounded number in flight. Tasks go in
+        batches (``_batches``); a batch that failed goes again task by task, so that only
+        the task at fault is reported failed."""
         client = self._client
         assert client is not None, "DaskPool.map outside its with block"
-        todo = iter(tasks)
-        pending: dict[Future, Task] = {}
+        todo = _batches(iter(tasks))
+        pending: dict[Future, list[Task]] = {}
         running = as_completed(loop=client.loop)
 
-        def submit() -> bool:
-            for task in todo:
-                # Absolute: a worker's current folder is not ours.
-                sent = replace(task, path=os.path.abspath(task.path))
-                future = client.submit(_scan_on_worker, self.plugin, sent, pure=False)
-                pending[future] = task
-                running.add(future)
-                return True
-            return False
+        def submit(batch: list[Task]) -> None:
+            future = client.submit(_scan_on_worker, self.plugin, batch, pure=False)
+            pending[future] = batch
+            running.add(future)
 
-        while len(pending) < _IN_FLIGHT_PER_THREAD * self.size and submit():
-            pass
+        for batch in todo:
+            submit(batch)
+            if len(pending) >= _IN_FLIGHT_PER_THREAD * self.size:
+                break
         for future in running:
-            task = pending.pop(future)
-            yield task, _outcome(future)
+            batch = pending.pop(future)
+            if future.status == "finished":
+                yield from zip(batch, future.result(), strict=True)
+            elif len(batch) > 1 and future.status == "error":
+                for task in batch:
+                    submit([task])
+            else:
+                yield batch[0], _failure(future)
             future.release()
-            submit()
+            for batch in todo:
+                submit(batch)
+                break
 
 
-def _outcome(future: Future) -> ReturnedTask | TaskFailed:
-    if future.status == "finished":
-        result = future.result()
-        assert isinstance(result, ReturnedTask)
-        return result
+def _failure(future: Future) -> TaskFailed:
+    """The ``TaskFailed`` of a task that ended in error on the cluster."""
     if future.status == "cancelled":
         raise ChildsafeError("the Dask scheduler dropped a task of the scan (was it restarted?): resume the scan")
     error = future.exception()
