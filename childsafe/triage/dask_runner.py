@@ -13,11 +13,12 @@ machine's worker processes (``supervised.py``), with the same ``map``.
 - A worker returns a task's items (``ReturnedTask``: plain rows and the
   contact sheets of unmatched videos) and this process saves them in the
   scan's state, so the state, the resume and the reports stay here.
-- A worker that dies loses its task only: the scheduler runs it again on
-  another worker. A task that killed ``distributed.scheduler.allowed-failures``
-  + 1 workers ends as ``KilledWorker``, reported like the local pool's
-  ``TaskFailed`` (the file is an item that says why it could not be read).
-  Unlike the local pool, such a task is not retried without its poison member,
+- A worker that dies loses only the batch it was reading: the scheduler runs
+  it again on another worker. A batch that failed (it killed
+  ``distributed.scheduler.allowed-failures`` + 1 workers: ``KilledWorker``)
+  goes again file by file, and a file that fails alone is reported like the
+  local pool's ``TaskFailed`` (an item that says why it could not be read).
+  Unlike the local pool, a file is not read again without its poison member,
   and no time or memory limit stops one item (Dask's own memory limit restarts
   a worker that uses too much).
 - At the start every worker must run the same childsafe (version and code)
@@ -208,7 +209,7 @@ class DaskPool:
             return
         try:
             client.unregister_worker_plugin(self.plugin)
-        except Exception:  # noqa: S110 - a worker gone or the scheduler down: nothing more to close
+        except Exception:  # a worker gone or the scheduler down: nothing more to close
             pass
         finally:
             client.close()
