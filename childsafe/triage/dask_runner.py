@@ -56,8 +56,11 @@ __all__ = ["DaskPool", "check_address", "code_version"]
 #: and its replacement goes out.
 _IN_FLIGHT_PER_THREAD = 3
 #: A batch of small files: at most this many, of at most this many bytes in all.
+#: Small enough that the batches of 300 camera pictures (4 MiB: a quarter of a
+#: second's work) end about together on 8 workers; large enough that a Dask
+#: task's cost (3 ms) is about 1% of its time (bench/scan_scale.py).
 _BATCH_FILES = 16
-_BATCH_BYTES = 16 * 1024 * 1024
+_BATCH_BYTES = 4 * 1024 * 1024
 _SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
 # The Readings of the scans this worker process works for, by plugin name
@@ -176,14 +179,28 @@ class DaskPool:
                 f" ({_one_line(exc)}): is `dask scheduler` running there, and is {{field}} its address?",
                 field="scheduler",
             ) from None
-        self._client = client
         try:
             self._check_workers(client)
-            client.register_plugin(_LoadIndex(self.plugin, self.settings, self.verify_images))
+            self._load_index(client)
         except BaseException:
             client.close()
             raise
+        self._client = client
         return self
+
+    def _load_index(self, client: Client) -> None:
+        """Every worker loads the banks' index (``_LoadIndex``), and so will any that joins later."""
+        try:
+            client.register_plugin(_LoadIndex(self.plugin, self.settings, self.verify_images))
+        except Exception as exc:
+            try:
+                client.unregister_worker_plugin(self.plugin)
+            except Exception:  # the workers that failed have none to remove
+                pass
+            raise ChildsafeError(
+                f"a Dask worker could not load the banks' index ({_one_line(exc)}): every worker needs"
+                " the scan's database and CHILDSAFE_HOME path (docs/triage.md, scans on several machines)"
+            ) from None
 
     def _check_workers(self, client: Client) -> None:
         try:

@@ -20,7 +20,7 @@ from PIL import ImageEnhance
 from support import invoke
 
 from childsafe.config import Settings
-from childsafe.errors import UsageError
+from childsafe.errors import ChildsafeError, StorageError, UsageError
 from childsafe.triage import ScanProgress, ScanRequest, dask_runner, scan_evidence
 from childsafe.triage.scan import Reading, ReturnedTask
 from childsafe.triage.sources import Task
@@ -142,3 +142,25 @@ def test_a_scheduler_address_must_be_one() -> None:
         dask_runner.check_address("127.0.0.1:8786")
     assert caught.value.field == "scheduler"
     assert caught.value.worded("--scheduler").startswith("--scheduler must be a Dask scheduler's address")
+
+
+def test_workers_that_cannot_load_the_index_stop_the_scan_in_one_line(
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evidence, settings = case
+
+    def unreachable(settings: Settings, verify_images: bool) -> Reading:  # runs in the workers' plugin
+        raise StorageError("cannot open the database: connection refused")
+
+    monkeypatch.setattr(dask_runner, "open_reading", unreachable)
+    with pytest.raises(ChildsafeError) as caught:
+        scan_evidence(ScanRequest(evidence, "D", tmp_path / "out", scheduler=scheduler), settings)
+    assert str(caught.value) == (
+        "a Dask worker could not load the banks' index (StorageError: cannot open the database: connection"
+        " refused): every worker needs the scan's database and CHILDSAFE_HOME path (docs/triage.md, scans on"
+        " several machines)"
+    )
+    assert not (tmp_path / "out").exists()
+    monkeypatch.undo()  # the plugin was removed: the next scan's workers load the index as usual
+    result = scan_evidence(ScanRequest(evidence, "D", tmp_path / "again", scheduler=scheduler), settings)
+    assert result.summary.matched_files == 3
