@@ -58,7 +58,7 @@ class _Stop(Exception):
 
 
 def test_a_scan_stopped_part_way_resumes_on_the_cluster_to_the_local_report(
-    tmp_path: Path, case: tuple[Path, Settings], scheduler: str
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     evidence, settings = case
     scan_evidence(ScanRequest(evidence, "D", tmp_path / "local", workers=1), settings)
@@ -67,6 +67,14 @@ def test_a_scan_stopped_part_way_resumes_on_the_cluster_to_the_local_report(
         if progress.files >= 5:
             raise _Stop
 
+    loaded: list[str] = []
+    open_reading = dask_runner.open_reading
+
+    def counted(settings: Settings, verify_images: bool) -> Reading:  # runs in the workers' plugin
+        loaded.append("index")
+        return open_reading(settings, verify_images)
+
+    monkeypatch.setattr(dask_runner, "open_reading", counted)
     out = tmp_path / "dask"
     with pytest.raises(_Stop):
         scan_evidence(ScanRequest(evidence, "D", out, scheduler=scheduler), settings, stop_after_five)
@@ -74,6 +82,7 @@ def test_a_scan_stopped_part_way_resumes_on_the_cluster_to_the_local_report(
     assert (resumed.done_before, resumed.read_now) == (5, 7)
     assert _items(out) == _items(tmp_path / "local")
     assert resumed.summary.matched_files == 3
+    assert len(loaded) == 4  # the banks' index: once a worker (two) a scan, not once a task (twelve)
 
 
 def test_a_task_that_kills_every_worker_is_reported_as_an_item_that_could_not_be_read(
