@@ -57,6 +57,13 @@ def scan_command(
             help="Check the acquisition hashes stored in disk images (E01) by reading each image once more.",
         ),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="A Dask scheduler's address (tcp://HOST:PORT): scan on its workers instead of --workers here.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Scan seized media (archives and disk images included) and write the case reports."""
@@ -65,7 +72,15 @@ def scan_command(
     from childsafe.triage import ScanProgress, ScanRequest, scan_evidence
 
     request = ScanRequest(
-        evidence, case, out, workers or default_workers(), resume, tuple(sys.argv), report_every, verify_images
+        evidence,
+        case,
+        out,
+        workers or default_workers(),
+        resume,
+        tuple(sys.argv),
+        report_every,
+        verify_images,
+        scheduler,
     )
     progress = Progress(
         TextColumn("scanning"),

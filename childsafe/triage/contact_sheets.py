@@ -18,7 +18,14 @@ from pathlib import Path
 from childsafe.fileio import atomic_binary_file
 from childsafe.signals.hashing import FileHashes
 
-__all__ = ["SHEETS_FOLDER", "SHEET_TILES", "write_contact_sheet", "contact_sheet_digests"]
+__all__ = [
+    "SHEETS_FOLDER",
+    "SHEET_TILES",
+    "sheet_jpeg",
+    "write_contact_sheet",
+    "write_sheet_jpeg",
+    "contact_sheet_digests",
+]
 
 #: The case output's folder of contact sheets.
 SHEETS_FOLDER = "contact-sheets"
@@ -31,17 +38,26 @@ def sheet_name(item_id: str) -> str:
     return item_id.replace("/", "-") + ".jpg"
 
 
+def sheet_jpeg(hashes: FileHashes) -> bytes | None:
+    """The sheet an unmatched video's hashing made, if it made one (``None`` for anything else)."""
+    video = hashes.video
+    return None if video is None or video.sheet is None else video.sheet.jpeg
+
+
 def write_contact_sheet(out: Path, item_id: str, hashes: FileHashes) -> Path | None:
     """Write the sheet an unmatched video's hashing made, if it made one;
     returns the file written (``None`` for anything else)."""
-    video = hashes.video
-    if video is None or video.sheet is None or video.sheet.jpeg is None:
-        return None
+    jpeg = sheet_jpeg(hashes)
+    return None if jpeg is None else write_sheet_jpeg(out, item_id, jpeg)
+
+
+def write_sheet_jpeg(out: Path, item_id: str, jpeg: bytes) -> Path:
+    """Write an item's sheet (``sheet_jpeg``) into the case output ``out``."""
     folder = out / SHEETS_FOLDER
     folder.mkdir(exist_ok=True)
     path = folder / sheet_name(item_id)
     with atomic_binary_file(path) as handle:
-        handle.write(video.sheet.jpeg)
+        handle.write(jpeg)
     return path
 
 

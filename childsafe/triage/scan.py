@@ -13,12 +13,12 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -28,19 +28,19 @@ from childsafe.config import Settings
 from childsafe.detect import digests_only, match_prepared, useful_steps
 from childsafe.errors import UsageError
 from childsafe.fileio import atomic_file
-from childsafe.index import Matcher, index_root
+from childsafe.index import Match, Matcher, index_root
 from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits
 from childsafe.store import open_database, record_audit
 from childsafe.supervised import SupervisedPool, TaskFailed
 from childsafe.triage.case import CaseReport, schemes_of, summarise
-from childsafe.triage.contact_sheets import contact_sheet_digests, write_contact_sheet
+from childsafe.triage.contact_sheets import contact_sheet_digests, sheet_jpeg, write_contact_sheet, write_sheet_jpeg
 from childsafe.triage.names import display_name, item_id, raw_name
 from childsafe.triage.reading import ScannedItem, image_shares, read_task, recorded_item
 from childsafe.triage.records import BankSnapshot, CaseSummary
 from childsafe.triage.reports import writers
 from childsafe.triage.sources import Recorded, Task, source_for
-from childsafe.triage.state import CASE_STORE, STATE_FOLDER, ScanState
+from childsafe.triage.state import CASE_STORE, STATE_FOLDER, ScanState, TaskRows, task_rows
 
 __all__ = ["ScanRequest", "ScanProgress", "ScanResult", "scan_evidence", "bank_snapshot"]
 
@@ -63,6 +63,8 @@ class ScanRequest:
     report_every: float = 60.0
     #: Check the acquisition hashes that disk images store (E01), reading each image once more.
     verify_images: bool = False
+    #: A Dask scheduler's address (``tcp://HOST:PORT``): the work runs on its workers, not on ``workers`` here.
+    scheduler: str | None = None
 
 
 @dataclass
@@ -122,15 +124,76 @@ def bank_snapshot(engine: Engine) -> list[BankSnapshot]:
 # A process pool runs _scan_task in other processes; each keeps its database
 # connection, index and state file open between tasks in this one variable,
 # set by _start_worker (the pool's initializer). It is never used elsewhere.
+# Workers on a Dask cluster (dask_runner.py) open a Reading of their own and
+# return what they found (ReturnedTask) for this process to save.
+
+
+@dataclass
+class Reading:
+    """What a worker reads and matches with, opened once a worker process:
+    the banks' saved index (``Matcher``), the media limits and budgets."""
+
+    matcher: Matcher
+    limits: MediaLimits
+    budgets: ScanBudgets
+    verify_images: bool = False
+
+    def close(self) -> None:
+        self.matcher.close()
+        self.matcher.engine.dispose()
+
+
+def open_reading(settings: Settings, verify_images: bool = False) -> Reading:
+    """Open the database and load the banks' saved index (``Matcher.ensure_saved`` made it)."""
+    engine = open_database(settings.database_url)
+    matcher = Matcher(engine, index_root(settings.home, settings.database_url))
+    matcher.sync()
+    return Reading(matcher, settings.limits, settings.budgets, verify_images)
+
+
+def read_and_match(
+    reading: Reading,
+    task: Task,
+    progress: Callable[[Hashable], None] = lambda position: None,
+    poisoned: Mapping[Hashable, str] | None = None,
+) -> list[tuple[ScannedItem, list[Match]]]:
+    """Read, hash and match one piece of evidence: its items and their matches."""
+    poisoned = {key: _explained(reason) for key, reason in (poisoned or {}).items()}
+    steps = useful_steps(reading.matcher, reading.limits.query_variants)
+    limits = replace(reading.limits, query_variants=steps)
+    found = read_task(task, limits, reading.budgets, progress, poisoned, reading.verify_images)
+    return [
+        (scanned, match_prepared(reading.matcher, scanned.query or digests_only(scanned.hashes))) for scanned in found
+    ]
+
+
+@dataclass(frozen=True)
+class ReturnedTask:
+    """A task done by a worker that cannot write the scan's state (on another
+    machine): its items as saved (``task_rows``), the contact sheets of its
+    unmatched videos (item id, JPEG), and (items, bytes, matched items)."""
+
+    rows: TaskRows
+    sheets: list[tuple[str, bytes]]
+    counts: tuple[int, int, int]
+
+
+def returned_task(reading: Reading, task: Task) -> ReturnedTask:
+    """``read_and_match`` for a worker elsewhere: what this process saves (``_save_returned``)."""
+    items = read_and_match(reading, task)
+    sheets = []
+    for scanned, matches in items:
+        jpeg = None if matches else sheet_jpeg(scanned.hashes)  # a known video's sheet, never
+        if jpeg is not None:
+            sheets.append((item_id(task.label, scanned.position), jpeg))
+    counts = (len(items), _counted_bytes(task), sum(bool(matches) for _, matches in items))
+    return ReturnedTask(task_rows(task.label, items, task.key), sheets, counts)
 
 
 @dataclass
 class _Worker:
-    matcher: Matcher
+    reading: Reading
     state: ScanState
-    limits: MediaLimits
-    budgets: ScanBudgets
-    verify_images: bool = False
 
 
 _worker: _Worker | None = None
@@ -138,10 +201,7 @@ _worker: _Worker | None = None
 
 def _start_worker(settings: Settings, out: Path, verify_images: bool = False) -> None:
     global _worker
-    engine = open_database(settings.database_url)
-    matcher = Matcher(engine, index_root(settings.home, settings.database_url))
-    matcher.sync()
-    _worker = _Worker(matcher, ScanState(out), settings.limits, settings.budgets, verify_images)
+    _worker = _Worker(open_reading(settings, verify_images), ScanState(out))
 
 
 def _scan_task(
@@ -150,19 +210,12 @@ def _scan_task(
     """Read, hash and match one piece of evidence; save it with all its items.
     Returns (items, bytes of the evidence file, matched items)."""
     assert _worker is not None, "worker not started"
-    items = []
-    matched = 0
-    poisoned = {key: _explained(reason) for key, reason in poisoned.items()}
-    steps = useful_steps(_worker.matcher, _worker.limits.query_variants)
-    limits = replace(_worker.limits, query_variants=steps)
-    for scanned in read_task(task, limits, _worker.budgets, progress, poisoned, _worker.verify_images):
-        matches = match_prepared(_worker.matcher, scanned.query or digests_only(scanned.hashes))
-        matched += bool(matches)
+    items = read_and_match(_worker.reading, task, progress, poisoned)
+    for scanned, matches in items:
         if not matches:  # an unmatched video's sheet, for review; a known video's never
             write_contact_sheet(_worker.state.folder.parent, item_id(task.label, scanned.position), scanned.hashes)
-        items.append((scanned, matches))
     _worker.state.save_task(task.label, items, task.key)
-    return len(items), _counted_bytes(task), matched
+    return len(items), _counted_bytes(task), sum(bool(matches) for _, matches in items)
 
 
 def _counted_bytes(task: Task) -> int:
@@ -208,6 +261,10 @@ def _prepare(request: ScanRequest, state_exists: bool) -> None:
     out = request.out.resolve()
     if out == evidence or evidence in out.parents:
         raise UsageError("{field} must be outside the evidence: evidence is never written to", field="out")
+    if request.scheduler is not None:
+        from childsafe.triage.dask_runner import check_address  # imports distributed: only when asked for
+
+        check_address(request.scheduler)
 
 
 def scan_evidence(
@@ -218,23 +275,16 @@ def scan_evidence(
     engine = open_database(settings.database_url)
     try:
         _prepare(request, (request.out / STATE_FOLDER / "state.sqlite").exists())
-        request.out.mkdir(parents=True, exist_ok=True)
-        state = ScanState(request.out)
         # Build or refresh the saved index once, so workers only load it.
         Matcher(engine, index_root(settings.home, settings.database_url)).ensure_saved()
-        budgets = settings.budgets
-        workers = SupervisedPool(
-            _scan_task,
-            request.workers,
-            initializer=_start_worker,
-            initargs=(settings, request.out, request.verify_images),
-            item_seconds=budgets.item_seconds,
-            memory_bytes=budgets.worker_memory_bytes,
-            max_attempts=_MAX_ATTEMPTS,
-        )
-        with workers:  # they start up while the banks are summed and the evidence walked
+        workers = _pool(request, settings)
+        # Local workers start up while the banks are summed and the evidence walked; a Dask
+        # cluster is reached and its workers checked before anything is written.
+        with workers:
+            request.out.mkdir(parents=True, exist_ok=True)
+            state = ScanState(request.out)
             banks = bank_snapshot(engine)
-            _start_or_resume(request, state, banks)
+            _start_or_resume(request, state, banks, workers.size)
             progress = ScanProgress(bytes_total=_total_bytes(source.walk(request.evidence)))
             done = state.done_tasks()
             shares = int(state.meta().get("image_shares", 1))
@@ -248,6 +298,9 @@ def scan_evidence(
                     failed = _failed_task(task, outcome)
                     state.save_task(failed.hashes.path, [(failed, [])], task.key)
                     outcome = (1, _counted_bytes(task), 0)
+                elif isinstance(outcome, ReturnedTask):  # done on another machine: saved here
+                    _save_returned(request.out, state, task, outcome)
+                    outcome = outcome.counts
                 items, size, matched = outcome
                 progress.files += items
                 progress.bytes += size
@@ -266,7 +319,45 @@ def scan_evidence(
         engine.dispose()
 
 
-def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[BankSnapshot]) -> None:
+class _Pool(Protocol):
+    """What a scan runs its tasks on: ``SupervisedPool`` here, ``DaskPool`` on a cluster."""
+
+    @property
+    def size(self) -> int: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def map(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, Any]]: ...
+
+
+def _pool(request: ScanRequest, settings: Settings) -> _Pool:
+    """The workers of a scan: this machine's processes, or a Dask cluster's (``request.scheduler``)."""
+    if request.scheduler is not None:
+        from childsafe.triage.dask_runner import DaskPool  # imports distributed: only when asked for
+
+        return DaskPool(request.scheduler, settings, request.evidence, request.verify_images)
+    budgets = settings.budgets
+    return SupervisedPool(
+        _scan_task,
+        request.workers,
+        initializer=_start_worker,
+        initargs=(settings, request.out, request.verify_images),
+        item_seconds=budgets.item_seconds,
+        memory_bytes=budgets.worker_memory_bytes,
+        max_attempts=_MAX_ATTEMPTS,
+    )
+
+
+def _save_returned(out: Path, state: ScanState, task: Task, returned: ReturnedTask) -> None:
+    """Save a task a worker elsewhere returned: its contact sheets, then its items (which mark it done)."""
+    for item, jpeg in returned.sheets:
+        write_sheet_jpeg(out, item, jpeg)
+    state.save_rows(task.key, returned.rows)
+
+
+def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[BankSnapshot], shares: int) -> None:
     """Record what this scan is of, or check that a resumed one is of the same evidence against the same banks."""
     evidence = str(request.evidence.resolve())
     if not request.resume:
@@ -280,7 +371,7 @@ def _start_or_resume(request: ScanRequest, state: ScanState, banks: list[BankSna
                 "command": list(request.command),
                 "verify_images": request.verify_images,
                 # Fixed for the scan: a resumed scan shares its images as it began, whatever its workers.
-                "image_shares": request.workers,
+                "image_shares": shares,
             }
         )
         return

@@ -31,7 +31,7 @@ from childsafe.triage.names import display_name, item_id, name_bytes_hex, raw_na
 from childsafe.triage.provenance import Provenance, provenance_from_dict
 from childsafe.triage.reading import ScannedItem
 
-__all__ = ["ScanState", "StoredItem", "STATE_FOLDER", "CASE_STORE"]
+__all__ = ["ScanState", "StoredItem", "STATE_FOLDER", "CASE_STORE", "TaskRows", "task_rows"]
 
 STATE_FOLDER = ".childsafe-scan"
 #: A finished scan's state, kept in its output folder: the case's items, from
@@ -163,45 +163,17 @@ class ScanState:
         not just the label's bytes) and all its items, atomically, with the
         frame hashes of its unmatched videos (``_frames_row``)."""
         key = raw_name(task) if key is None else key
-        rows = []
-        frames = []
-        for seq, (scanned, matches) in enumerate(items):
-            h = scanned.hashes
-            identity = item_id(task, scanned.position)
-            # Unmatched videos only: they are the ones left for review, whose
-            # grades enter banks; a matched video is in a bank already.
-            if not matches:
-                frames.extend(_frames_row(identity, key, h))
-            rows.append(
-                {
-                    "id": identity,
-                    "task": key,
-                    "seq": seq,
-                    "label": display_name(h.path),
-                    "path": raw_name(h.path),
-                    "position": json.dumps(list(scanned.position)),
-                    "size": h.size,
-                    "media_type": h.media_type,
-                    "mime": h.mime,
-                    "md5": h.md5,
-                    "sha1": h.sha1,
-                    "sha256": h.sha256,
-                    "pdq": h.pdq,
-                    "pdq_quality": h.pdq_quality,
-                    "error": None if h.error is None else display_name(h.error),
-                    "modified": scanned.modified,
-                    "matches": json.dumps([m.to_dict() for m in matches]),
-                    "provenance": _json_or_null(scanned.provenance.to_dict() if scanned.provenance else None),
-                    "vpdq": _json_or_null(h.vpdq_summary()),
-                    "image": _json_or_null(scanned.image),
-                }
-            )
+        self.save_rows(key, task_rows(task, items, key))
+
+    def save_rows(self, key: bytes, rows: TaskRows) -> None:
+        """Save one piece of evidence's items as ``task_rows`` made them (in a
+        worker on another machine, say), replacing any saved before, atomically."""
         with self._transaction():
             self.db.execute("DELETE FROM items WHERE task = ?", (key,))
             self.db.execute("DELETE FROM item_frames WHERE task = ?", (key,))
             # A plain INSERT: two items with one identity is a bug to stop at, never a silent overwrite.
-            self.db.executemany(_INSERT_ITEM, rows)
-            self.db.executemany(_INSERT_FRAMES, frames)
+            self.db.executemany(_INSERT_ITEM, rows.items)
+            self.db.executemany(_INSERT_FRAMES, rows.frames)
             self.db.execute("INSERT OR REPLACE INTO done VALUES (?)", (key,))
 
     def items(self) -> Iterator[StoredItem]:
@@ -275,6 +247,55 @@ class ScanState:
 
     def _transaction(self) -> Any:
         return _Transaction(self.db)
+
+
+@dataclass(frozen=True)
+class TaskRows:
+    """One piece of evidence's rows as ``ScanState.save_rows`` saves them:
+    plain values only, small to send between processes."""
+
+    items: list[dict[str, Any]]
+    #: The frame hashes of its unmatched videos (``_frames_row``).
+    frames: list[dict[str, Any]]
+
+
+def task_rows(task: str, items: list[tuple[ScannedItem, list[Match]]], key: bytes) -> TaskRows:
+    """The rows ``ScanState.save_rows`` saves for one piece of evidence (label
+    ``task``, ``Task.key`` ``key``)."""
+    rows = []
+    frames = []
+    for seq, (scanned, matches) in enumerate(items):
+        h = scanned.hashes
+        identity = item_id(task, scanned.position)
+        # Unmatched videos only: they are the ones left for review, whose
+        # grades enter banks; a matched video is in a bank already.
+        if not matches:
+            frames.extend(_frames_row(identity, key, h))
+        rows.append(
+            {
+                "id": identity,
+                "task": key,
+                "seq": seq,
+                "label": display_name(h.path),
+                "path": raw_name(h.path),
+                "position": json.dumps(list(scanned.position)),
+                "size": h.size,
+                "media_type": h.media_type,
+                "mime": h.mime,
+                "md5": h.md5,
+                "sha1": h.sha1,
+                "sha256": h.sha256,
+                "pdq": h.pdq,
+                "pdq_quality": h.pdq_quality,
+                "error": None if h.error is None else display_name(h.error),
+                "modified": scanned.modified,
+                "matches": json.dumps([m.to_dict() for m in matches]),
+                "provenance": _json_or_null(scanned.provenance.to_dict() if scanned.provenance else None),
+                "vpdq": _json_or_null(h.vpdq_summary()),
+                "image": _json_or_null(scanned.image),
+            }
+        )
+    return TaskRows(rows, frames)
 
 
 def _displayed(value: Any) -> Any:

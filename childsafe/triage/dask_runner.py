@@ -1,0 +1,287 @@
+"""Scans on a Dask cluster (``dask.distributed``): ``DaskPool`` runs a scan's
+tasks on the workers of a scheduler at ``tcp://HOST:PORT`` instead of this
+machine's worker processes (``supervised.py``), with the same ``map``.
+
+- The tasks are the scan's own (``Task``: a file, or a share of a disk image),
+  small files sent in batches (``_batches``: a Dask task costs a few ms of the
+  scheduler's and the worker's time), a few batches a worker thread at a time
+  (never all: there may be millions).
+- Each worker loads the banks' index once, when the scan starts (a
+  ``WorkerPlugin``; a worker that joins or is restarted later loads it too),
+  from the database and ``CHILDSAFE_HOME`` this process uses: workers on other
+  machines need that database (PostgreSQL) and the same paths.
+- A worker returns a task's items (``ReturnedTask``: plain rows and the
+  contact sheets of unmatched videos) and this process saves them in the
+  scan's state, so the state, the resume and the reports stay here.
+- A worker that dies loses only the batch it was reading: the scheduler runs
+  it again on another worker. A batch that failed (it killed
+  ``distributed.scheduler.allowed-failures`` + 1 workers: ``KilledWorker``)
+  goes again file by file, and a file that fails alone is reported like the
+  local pool's ``TaskFailed`` (an item that says why it could not be read).
+  Unlike the local pool, a file is not read again without its poison member,
+  and no time or memory limit stops one item (Dask's own memory limit restarts
+  a worker that uses too much).
+- At the start every worker must run the same childsafe (version and code)
+  and be able to read the evidence path, or the scan stops with one line saying which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dask.config
+from dask.utils import parse_timedelta
+from distributed import Client, Future, WorkerPlugin, as_completed
+from distributed.scheduler import KilledWorker
+
+from childsafe import __version__
+from childsafe.config import Settings
+from childsafe.errors import ChildsafeError, UsageError
+from childsafe.supervised import TaskFailed
+from childsafe.triage.scan import Reading, ReturnedTask, open_reading, returned_task
+from childsafe.triage.sources import Task
+
+__all__ = ["DaskPool", "check_address", "code_version"]
+
+#: Batches in flight for each worker thread: one running, others waiting at
+#: the scheduler, so that a worker does not idle while a result comes back here
+#: and its replacement goes out.
+_IN_FLIGHT_PER_THREAD = 3
+#: A batch of small files: at most this many, of at most this many bytes in all.
+#: Small enough that the batches of 300 camera pictures (4 MiB: a quarter of a
+#: second's work) end about together on 8 workers; large enough that a Dask
+#: task's cost (3 ms) is about 1% of its time (bench/scan_scale.py).
+_BATCH_FILES = 16
+_BATCH_BYTES = 4 * 1024 * 1024
+_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
+
+# The Readings of the scans this worker process works for, by plugin name
+# (set by _LoadIndex.setup, in each worker process; never used in the client).
+_readings: dict[str, Reading] = {}
+
+
+@cache
+def code_version() -> str:
+    """This childsafe's version and a digest of its code, which every worker must share."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{__version__} (code {digest.hexdigest()[:12]})"
+
+
+def _worker_facts(evidence: str) -> tuple[str, str | None]:
+    """Run on each worker at the start: its childsafe, and why it cannot read the evidence (``None``: it can)."""
+    try:
+        if os.path.isdir(evidence):
+            os.listdir(evidence)
+        else:
+            with open(evidence, "rb") as handle:
+                handle.read(1)
+    except OSError as exc:
+        return code_version(), exc.strerror or type(exc).__name__
+    return code_version(), None
+
+
+def check_address(address: str) -> None:
+    """``UsageError`` unless ``address`` looks like a scheduler's (``tcp://HOST:PORT``)."""
+    if not address.startswith(_SCHEMES) or address.endswith("://"):
+        raise UsageError(
+            f"{{field}} must be a Dask scheduler's address such as tcp://HOST:PORT, not {address!r:.80}",
+            field="scheduler",
+        )
+
+
+class _LoadIndex(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped here (pyproject)
+    """Loads the banks' index once in each worker (``open_reading``), off its event loop."""
+
+    def __init__(self, name: str, settings: Settings, verify_images: bool) -> None:
+        self.name = name
+        self.settings = settings
+        self.verify_images = verify_images
+
+    async def setup(self, worker: Any) -> None:
+        reading = await asyncio.get_running_loop().run_in_executor(
+            None, open_reading, self.settings, self.verify_images
+        )
+        _readings[self.name] = reading
+
+    def teardown(self, worker: Any) -> None:
+        reading = _readings.pop(self.name, None)
+        if reading is not None:
+            reading.close()
+
+
+class _NoIndex(ChildsafeError):
+    """A worker whose plugin did not load the index (the database unreachable from it, say): the scan stops."""
+
+
+def _scan_on_worker(plugin: str, tasks: list[Task]) -> list[ReturnedTask]:
+    """Run on a worker: read and match a batch of tasks (``_batches``)."""
+    reading = _readings.get(plugin)
+    if reading is None:
+        raise _NoIndex("a Dask worker could not load the banks' index: its log says why")
+    return [returned_task(reading, task) for task in tasks]
+
+
+def _batches(tasks: Iterator[Task]) -> Iterator[list[Task]]:
+    """Small files in batches of up to ``_BATCH_FILES`` and ``_BATCH_BYTES``, so
+    that the scheduler's cost of a task (a few ms) is paid once for many small
+    pictures; a larger file, or a share of a disk image, alone. With absolute
+    paths: a worker's current folder is not ours."""
+    batch: list[Task] = []
+    size = 0
+    for task in tasks:
+        task = replace(task, path=os.path.abspath(task.path))
+        if task.share is not None or task.size >= _BATCH_BYTES:
+            yield [task]
+            continue
+        batch.append(task)
+        size += task.size
+        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+class DaskPool:
+    """A scan's workers on the Dask cluster whose scheduler is at ``address``:
+    connected on entering the ``with`` block (checking every worker), left on leaving it."""
+
+    def __init__(self, address: str, settings: Settings, evidence: Path, verify_images: bool = False) -> None:
+        check_address(address)
+        self.address = address
+        self.settings = settings
+        self.evidence = str(evidence.resolve())
+        self.verify_images = verify_images
+        self.plugin = f"childsafe-scan-{uuid.uuid4().hex}"
+        self.size = 1  # worker threads, known once connected
+        self.seconds = 30.0
+        self._client: Client | None = None
+
+    def __enter__(self) -> DaskPool:
+        # Dask's own setting, distributed.comm.timeouts.connect (30 s unless set), bounds both waits.
+        self.seconds = float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
+        try:
+            client = Client(self.address, timeout=self.seconds, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(
+                f"no Dask scheduler answered at {self.address} within {self.seconds:g} s"
+                f" ({_one_line(exc)}): is `dask scheduler` running there, and is {{field}} its address?",
+                field="scheduler",
+            ) from None
+        try:
+            self._check_workers(client)
+            self._load_index(client)
+        except BaseException:
+            client.close()
+            raise
+        self._client = client
+        return self
+
+    def _load_index(self, client: Client) -> None:
+        """Every worker loads the banks' index (``_LoadIndex``), and so will any that joins later."""
+        try:
+            client.register_plugin(_LoadIndex(self.plugin, self.settings, self.verify_images))
+        except Exception as exc:
+            try:
+                client.unregister_worker_plugin(self.plugin)
+            except Exception:  # the workers that failed have none to remove
+                pass
+            raise ChildsafeError(
+                f"a Dask worker could not load the banks' index ({_one_line(exc)}): every worker needs"
+                " the scan's database and CHILDSAFE_HOME path (docs/triage.md, scans on several machines)"
+            ) from None
+
+    def _check_workers(self, client: Client) -> None:
+        try:
+            client.wait_for_workers(1, timeout=self.seconds)
+        except TimeoutError:
+            raise UsageError(
+                f"the Dask scheduler at {self.address} has no worker (none came in {self.seconds:g} s):"
+                " start `dask worker` on the machines that scan"
+            ) from None
+        ours = code_version()
+        for address, (version, unreadable) in sorted(client.run(_worker_facts, self.evidence).items()):
+            if version != ours:
+                raise UsageError(
+                    f"Dask worker {address} runs childsafe {version}, this one {ours}: install the same on every worker"
+                )
+            if unreadable is not None:
+                raise UsageError(f"Dask worker {address} cannot read the evidence at {self.evidence}: {unreadable}")
+        self.size = max(1, sum(client.nthreads().values()))
+
+    def __exit__(self, *exc_info: object) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.unregister_worker_plugin(self.plugin)
+        except Exception:  # a worker gone or the scheduler down: nothing more to close
+            pass
+        finally:
+            client.close()
+
+    def map(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, ReturnedTask | TaskFailed]]:
+        """Yield ``(task, what a worker returned)`` for every task as they finish, or ``TaskFailed``
+        when it raised or kept killing workers; a bounded number in flight. Tasks go in
+        batches (``_batches``); a batch that failed goes again task by task, so that only
+        the task at fault is reported failed."""
+        client = self._client
+        assert client is not None, "DaskPool.map outside its with block"
+        todo = _batches(iter(tasks))
+        pending: dict[Future, list[Task]] = {}
+        running = as_completed(loop=client.loop)
+
+        def submit(batch: list[Task]) -> None:
+            future = client.submit(_scan_on_worker, self.plugin, batch, pure=False)
+            pending[future] = batch
+            running.add(future)
+
+        for batch in todo:
+            submit(batch)
+            if len(pending) >= _IN_FLIGHT_PER_THREAD * self.size:
+                break
+        for future in running:
+            batch = pending.pop(future)
+            if future.status == "finished":
+                yield from zip(batch, future.result(), strict=True)
+            elif len(batch) > 1 and future.status == "error":
+                for task in batch:
+                    submit([task])
+            else:
+                yield batch[0], _failure(future)
+            future.release()
+            for batch in todo:
+                submit(batch)
+                break
+
+
+def _failure(future: Future) -> TaskFailed:
+    """The ``TaskFailed`` of a task that ended in error on the cluster."""
+    if future.status == "cancelled":
+        raise ChildsafeError("the Dask scheduler dropped a task of the scan (was it restarted?): resume the scan")
+    error = future.exception()
+    if isinstance(error, _NoIndex):
+        raise error
+    if isinstance(error, KilledWorker):
+        return TaskFailed(("worker killed: every Dask worker that ran it died (distributed's KilledWorker)",))
+    if isinstance(error, MemoryError):
+        return TaskFailed((f"memory limit: {_one_line(error)}",))
+    if isinstance(error, Exception):
+        return TaskFailed((f"worker failed: {_one_line(error)}",))
+    raise ChildsafeError(f"a Dask task ended {future.status}") from error
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,175 @@
+"""``childsafe scan --scheduler`` on a real Dask cluster: a scheduler and two
+workers, each its own process; one worker killed (SIGKILL) part way; the
+report is the very report a local scan gives."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import skimage.data
+from builders import coffee, panning_frames, video_of
+from PIL import Image, ImageEnhance
+from support import REPO, free_port, invoke, run_cli
+
+
+def _jpeg(image: Image.Image, quality: int = 85) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _evidence(tmp_path: Path, home: Path) -> Path:
+    """80 photos in four folders (a quarter of them the known one), a zip, an unmatched video
+    (a contact sheet); a bank knowing one photo."""
+    evidence = tmp_path / "evidence"
+    base = coffee()
+    others = [Image.fromarray(getattr(skimage.data, name)()) for name in ("astronaut", "chelsea", "rocket")]
+    for number in range(80):
+        photo = base if number % 4 == 0 else others[number % 4 - 1]
+        variant = ImageEnhance.Brightness(photo).enhance(0.6 + number / 100).rotate(number * 4.5)
+        _write(evidence / f"dir{number % 4}" / f"photo{number:03d}.jpg", _jpeg(variant))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("inside/coffee.jpg", _jpeg(base, 90))
+        zipped.writestr("inside/other.jpg", _jpeg(base.rotate(30), 90))
+    _write(evidence / "archive.zip", archive.getvalue())
+    _write(evidence / "clip.mp4", video_of(panning_frames(30, seed=2), 25))
+    _write(tmp_path / "known" / "coffee.jpg", _jpeg(base, 90))
+    assert invoke(["bank", "create", "police", "--scheme", "uk"], home).exit_code == 0
+    added = invoke(["bank", "add", "police", str(tmp_path / "known" / "coffee.jpg"), "--category", "A"], home)
+    assert added.exit_code == 0, added.output
+    return evidence
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "dask", *args], env=env, stdout=handle, stderr=handle)
+
+
+def _wait_for_workers(log: Path, count: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.read_text(errors="replace").count("Register worker") >= count:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the Dask workers did not register:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A Dask scheduler and two workers (no nanny: a killed worker stays dead), importing this childsafe."""
+    env = cli_env | {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path / "dask-logs"
+    logs.mkdir()
+    scheduler = _start(
+        ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env, logs / "scheduler.log"
+    )
+    worker_args = ["worker", address, "--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard"]
+    workers = [_start(worker_args, env, logs / f"worker{n}.log") for n in range(2)]
+    try:
+        _wait_for_workers(logs / "scheduler.log", 2, scheduler)
+        yield address, workers
+    finally:
+        for process in [*workers, scheduler]:
+            if process.poll() is None:
+                process.terminate()
+        for process in [*workers, scheduler]:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _done(state: Path) -> int:
+    try:
+        with sqlite3.connect(state, timeout=1) as db:
+            return int(db.execute("SELECT COUNT(*) FROM done").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_a_scan_on_dask_with_a_worker_killed_part_way_gives_the_local_report(
+    tmp_path: Path, cli_env: dict[str, str], cluster: tuple[str, list[subprocess.Popen[bytes]]]
+) -> None:
+    address, workers = cluster
+    home = Path(cli_env["CHILDSAFE_HOME"])
+    evidence = _evidence(tmp_path, home)
+    local = tmp_path / "local"
+    reference = invoke(["scan", str(evidence), "--case", "D", "--out", str(local), "--workers", "1"], home)
+    assert reference.exit_code == 0, reference.output
+
+    out = tmp_path / "dask"
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "childsafe", "scan", str(evidence), "--case", "D", "--out", str(out)]
+        + ["--scheduler", address, "--json"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    state = out / ".childsafe-scan" / "state.sqlite"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and scan.poll() is None and _done(state) < 10:
+        time.sleep(0.02)
+    assert scan.poll() is None and _done(state) < 82, "the scan was not caught part way"
+    workers[0].send_signal(signal.SIGKILL)  # it holds a task or two: they run again on the other
+    stdout, stderr = scan.communicate(timeout=120)
+    assert scan.returncode == 0, stderr
+    assert workers[0].wait() == -signal.SIGKILL and workers[1].poll() is None
+
+    figures = json.loads(stdout)
+    assert figures["read_now"] == 82 and figures["done_before"] == 0
+    report = json.loads((out / "report.json").read_text())
+    expected = json.loads((local / "report.json").read_text())
+    assert report["items"] == expected["items"] and report["summary"] == expected["summary"]
+    assert 2 < report["summary"]["matched_files"] < 80 and report["summary"]["errors"] == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    local_manifest = json.loads((local / "manifest.json").read_text())
+    assert manifest["contact_sheets"] == local_manifest["contact_sheets"] and len(manifest["contact_sheets"]) == 1
+    assert (out / "case.sqlite").is_file() and not (out / ".childsafe-scan").exists()
+
+
+def test_a_scheduler_address_that_is_not_one_is_refused_naming_the_option(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    (tmp_path / "evidence").mkdir()
+    result = run_cli(
+        ["scan", str(tmp_path / "evidence"), "--case", "D", "--out", str(tmp_path / "out")]
+        + ["--scheduler", "127.0.0.1:8786"],
+        cli_env,
+    )
+    assert result.returncode == 2
+    assert "--scheduler must be a Dask scheduler's address such as tcp://HOST:PORT" in result.stderr
+
+
+def test_a_scheduler_that_does_not_answer_is_reported_in_one_line(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    (tmp_path / "evidence").mkdir()
+    result = run_cli(
+        ["scan", str(tmp_path / "evidence"), "--case", "D", "--out", str(tmp_path / "out")]
+        + ["--scheduler", f"tcp://127.0.0.1:{free_port()}"],
+        cli_env | {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "no Dask scheduler answered at tcp://127.0.0.1:" in result.stderr
+    assert "--scheduler" in result.stderr

@@ -1,0 +1,175 @@
+"""The Dask path of a scan (``childsafe/triage/dask_runner.py``) on a cluster
+in this process (``LocalCluster(processes=False)``: its workers are threads
+here, so a test can stand in for what a worker runs): a scan stopped part
+way resumes on the cluster to the local report; a task that kills its
+workers is reported, not dropped; workers of another childsafe, or that
+cannot read the evidence, stop the scan before anything is written. (Real
+worker processes, one of them killed: tests/e2e/test_scan_dask.py.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from builders import coffee, jpeg_of_image, write_file
+from PIL import ImageEnhance
+from support import invoke
+
+from childsafe.config import Settings
+from childsafe.errors import ChildsafeError, StorageError, UsageError
+from childsafe.triage import ScanProgress, ScanRequest, dask_runner, scan_evidence
+from childsafe.triage.scan import Reading, ReturnedTask
+from childsafe.triage.sources import Task
+
+pytestmark = pytest.mark.slow  # a cluster and scans of a dozen pictures: seconds each
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture
+def case(tmp_path: Path, home: Path) -> tuple[Path, Settings]:
+    """12 photos, three of them the one a bank knows."""
+    evidence = tmp_path / "evidence"
+    for number in range(12):
+        photo = coffee() if number % 4 == 0 else coffee().rotate(90).crop((0, 0, 200, 300))
+        write_file(evidence / f"photo{number:02d}.jpg", jpeg_of_image(ImageEnhance.Brightness(photo).enhance(0.9)))
+    write_file(tmp_path / "known.jpg", jpeg_of_image(coffee()))
+    assert invoke(["bank", "create", "police", "--scheme", "uk"], home).exit_code == 0
+    assert invoke(["bank", "add", "police", str(tmp_path / "known.jpg"), "--category", "A"], home).exit_code == 0
+    return evidence, Settings.from_env({"CHILDSAFE_HOME": str(home)})
+
+
+def _items(out: Path) -> list[dict[str, Any]]:
+    return list(json.loads((out / "report.json").read_text())["items"])
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_scan_stopped_part_way_resumes_on_the_cluster_to_the_local_report(
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evidence, settings = case
+    scan_evidence(ScanRequest(evidence, "D", tmp_path / "local", workers=1), settings)
+
+    def stop_after_five(progress: ScanProgress) -> None:
+        if progress.files >= 5:
+            raise _Stop
+
+    loaded: list[str] = []
+    open_reading = dask_runner.open_reading
+
+    def counted(settings: Settings, verify_images: bool) -> Reading:  # runs in the workers' plugin
+        loaded.append("index")
+        return open_reading(settings, verify_images)
+
+    monkeypatch.setattr(dask_runner, "open_reading", counted)
+    out = tmp_path / "dask"
+    with pytest.raises(_Stop):
+        scan_evidence(ScanRequest(evidence, "D", out, scheduler=scheduler), settings, stop_after_five)
+    resumed = scan_evidence(ScanRequest(evidence, "D", out, resume=True, scheduler=scheduler), settings)
+    assert (resumed.done_before, resumed.read_now) == (5, 7)
+    assert _items(out) == _items(tmp_path / "local")
+    assert resumed.summary.matched_files == 3
+    assert len(loaded) == 4  # the banks' index: once a worker (two) a scan, not once a task (twelve)
+
+
+def test_a_task_that_kills_every_worker_is_reported_as_an_item_that_could_not_be_read(
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed.scheduler import KilledWorker
+
+    evidence, settings = case
+    returned_task = dask_runner.returned_task
+
+    def poison(reading: Reading, task: Task) -> ReturnedTask:  # runs in a worker thread of this process
+        if task.label == "photo03.jpg":
+            last = SimpleNamespace(address="tcp://127.0.0.1:1")  # a WorkerState, as far as the message goes
+            raise KilledWorker("photo03", last, 3)  # what the scheduler says after four deaths
+        return returned_task(reading, task)
+
+    monkeypatch.setattr(dask_runner, "returned_task", poison)
+    result = scan_evidence(ScanRequest(evidence, "D", tmp_path / "out", scheduler=scheduler), settings)
+    items = {item["path"]: item for item in _items(tmp_path / "out")}
+    assert len(items) == 12 and result.summary.errors == 1
+    assert items["photo03.jpg"]["error"] == (
+        "cannot be read: worker killed: every Dask worker that ran it died (distributed's KilledWorker)"
+    )
+    assert items["photo04.jpg"]["error"] is None and items["photo04.jpg"]["matches"]
+
+
+def test_workers_of_another_childsafe_stop_the_scan_before_anything_is_written(
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evidence, settings = case
+    monkeypatch.setattr(dask_runner, "_worker_facts", lambda evidence: ("0.0.1 (code 000000000000)", None))
+    with pytest.raises(UsageError, match=r"^Dask worker \S+ runs childsafe 0\.0\.1 \(code 0+\), this one "):
+        scan_evidence(ScanRequest(evidence, "D", tmp_path / "out", scheduler=scheduler), settings)
+    assert not (tmp_path / "out").exists()
+
+
+def test_workers_that_cannot_read_the_evidence_stop_the_scan(
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evidence, settings = case
+    facts = dask_runner._worker_facts
+    monkeypatch.setattr(dask_runner, "_worker_facts", lambda path: facts(path + "-not-mounted-here"))
+    with pytest.raises(UsageError, match=r"cannot read the evidence at .*evidence: No such file or directory$"):
+        scan_evidence(ScanRequest(evidence, "D", tmp_path / "out", scheduler=scheduler), settings)
+
+
+def test_a_task_is_sent_with_its_absolute_path(
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evidence, settings = case
+    seen: list[str] = []
+    returned_task = dask_runner.returned_task
+
+    def record(reading: Reading, task: Task) -> ReturnedTask:
+        seen.append(task.path)
+        return returned_task(reading, task)
+
+    monkeypatch.setattr(dask_runner, "returned_task", record)
+    monkeypatch.chdir(evidence.parent)
+    scan_evidence(ScanRequest(Path("evidence"), "D", tmp_path / "out", scheduler=scheduler), settings)
+    assert len(seen) == 12 and all(Path(path).is_absolute() for path in seen)
+
+
+def test_a_scheduler_address_must_be_one() -> None:
+    with pytest.raises(UsageError) as caught:
+        dask_runner.check_address("127.0.0.1:8786")
+    assert caught.value.field == "scheduler"
+    assert caught.value.worded("--scheduler").startswith("--scheduler must be a Dask scheduler's address")
+
+
+def test_workers_that_cannot_load_the_index_stop_the_scan_in_one_line(
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evidence, settings = case
+
+    def unreachable(settings: Settings, verify_images: bool) -> Reading:  # runs in the workers' plugin
+        raise StorageError("cannot open the database: connection refused")
+
+    monkeypatch.setattr(dask_runner, "open_reading", unreachable)
+    with pytest.raises(ChildsafeError) as caught:
+        scan_evidence(ScanRequest(evidence, "D", tmp_path / "out", scheduler=scheduler), settings)
+    assert str(caught.value) == (
+        "a Dask worker could not load the banks' index (StorageError: cannot open the database: connection"
+        " refused): every worker needs the scan's database and CHILDSAFE_HOME path (docs/triage.md, scans on"
+        " several machines)"
+    )
+    assert not (tmp_path / "out").exists()
+    monkeypatch.undo()  # the plugin was removed: the next scan's workers load the index as usual
+    result = scan_evidence(ScanRequest(evidence, "D", tmp_path / "again", scheduler=scheduler), settings)
+    assert result.summary.matched_files == 3
