@@ -173,3 +173,24 @@ def test_workers_that_cannot_load_the_index_stop_the_scan_in_one_line(
     monkeypatch.undo()  # the plugin was removed: the next scan's workers load the index as usual
     result = scan_evidence(ScanRequest(evidence, "D", tmp_path / "again", scheduler=scheduler), settings)
     assert result.summary.matched_files == 3
+
+
+def test_a_dask_scan_keeps_an_unmatched_videos_frames_as_a_local_scan_does(
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str
+) -> None:
+    import sqlite3
+
+    from builders import panning_frames, video_of
+
+    evidence, settings = case
+    write_file(evidence / "clip.mp4", video_of(panning_frames(30, seed=2), fps=10))
+
+    def frames(out: Path) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(out / "case.sqlite") as db:
+            return db.execute("SELECT id, frame_count, hashes, timestamps FROM item_frames ORDER BY id").fetchall()
+
+    scan_evidence(ScanRequest(evidence, "V", tmp_path / "local", workers=1), settings)
+    scan_evidence(ScanRequest(evidence, "V", tmp_path / "dask", scheduler=scheduler), settings)
+    kept = frames(tmp_path / "dask")
+    assert len(kept) == 1 and kept[0][1] >= 3  # the video's, and no picture's
+    assert kept == frames(tmp_path / "local")
