@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
 from childsafe.cli._common import JsonOption, WorkersOption, command_context, print_json, stderr, sub_app
+from childsafe.errors import UsageError
 from childsafe.parallel import default_workers
 
 __all__ = ["audit_app", "demo_command", "scan_command"]
@@ -94,6 +95,10 @@ def scan_command(
         disable=not stderr.is_terminal,
     )
     with command_context() as context, progress:
+        if workers is not None and scheduler is not None:  # else --workers would be ignored without a word
+            raise UsageError(
+                "--workers counts this machine's workers; a Dask cluster has its own: give one or the other"
+            )
         task = progress.add_task("scan", total=None, files=0, matches=0)
 
         def show(state: ScanProgress) -> None:

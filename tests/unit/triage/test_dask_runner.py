@@ -194,3 +194,13 @@ def test_a_dask_scan_keeps_an_unmatched_videos_frames_as_a_local_scan_does(
     kept = frames(tmp_path / "dask")
     assert len(kept) == 1 and kept[0][1] >= 3  # the video's, and no picture's
     assert kept == frames(tmp_path / "local")
+
+
+def test_workers_here_and_a_scheduler_together_are_refused_not_ignored(tmp_path: Path, home: Path) -> None:
+    evidence, out = tmp_path / "evidence", tmp_path / "out"
+    write_file(evidence / "photo.jpg", jpeg_of_image(coffee()))
+    given = ["scan", str(evidence), "--case", "W", "--out", str(out), "--scheduler", "tcp://127.0.0.1:1"]
+    refused = invoke([*given, "--workers", "2"], home)
+    assert refused.exit_code == 2
+    assert "a Dask cluster has its own: give one or the other" in refused.output
+    assert not out.exists()
