@@ -18,21 +18,9 @@ from pathlib import Path
 
 import pytest
 import skimage.data
-from builders import coffee, panning_frames, video_of
+from builders import coffee, jpeg_of_image, panning_frames, video_of, write_file
 from PIL import Image, ImageEnhance
 from support import REPO, free_port, invoke, run_cli
-
-
-def _jpeg(image: Image.Image, quality: int = 85) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 def _evidence(tmp_path: Path, home: Path) -> Path:
@@ -44,14 +32,14 @@ def _evidence(tmp_path: Path, home: Path) -> Path:
     for number in range(80):
         photo = base if number % 4 == 0 else others[number % 4 - 1]
         variant = ImageEnhance.Brightness(photo).enhance(0.6 + number / 100).rotate(number * 4.5)
-        _write(evidence / f"dir{number % 4}" / f"photo{number:03d}.jpg", _jpeg(variant))
+        write_file(evidence / f"dir{number % 4}" / f"photo{number:03d}.jpg", jpeg_of_image(variant))
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
-        zipped.writestr("inside/coffee.jpg", _jpeg(base, 90))
-        zipped.writestr("inside/other.jpg", _jpeg(base.rotate(30), 90))
-    _write(evidence / "archive.zip", archive.getvalue())
-    _write(evidence / "clip.mp4", video_of(panning_frames(30, seed=2), 25))
-    _write(tmp_path / "known" / "coffee.jpg", _jpeg(base, 90))
+        zipped.writestr("inside/coffee.jpg", jpeg_of_image(base))
+        zipped.writestr("inside/other.jpg", jpeg_of_image(base.rotate(30)))
+    write_file(evidence / "archive.zip", archive.getvalue())
+    write_file(evidence / "clip.mp4", video_of(panning_frames(30, seed=2), 25))
+    write_file(tmp_path / "known" / "coffee.jpg", jpeg_of_image(base))
     assert invoke(["bank", "create", "police", "--scheme", "uk"], home).exit_code == 0
     added = invoke(["bank", "add", "police", str(tmp_path / "known" / "coffee.jpg"), "--category", "A"], home)
     assert added.exit_code == 0, added.output
