@@ -196,6 +196,14 @@ class ReviewSession:
         """Seconds left of the reveal of ``item_id`` to the session ``cookie`` (0: not revealed)."""
         return max(0.0, self.reveals.get((cookie, item_id), 0.0) - time.monotonic())
 
+    def start_reveal(self, cookie: str, item_id: str) -> None:
+        """Reveal ``item_id`` to the session ``cookie`` for ``reveal_seconds``,
+        forgetting reveals that have ended (a long session reveals many)."""
+        now = time.monotonic()
+        for key in [key for key, until in self.reveals.items() if until <= now]:
+            del self.reveals[key]
+        self.reveals[(cookie, item_id)] = now + self.reveal_seconds
+
     def preview(self, item_id: str, mode: str) -> bytes:
         """The item's preview as ``mode``, rendered once and cached."""
         key = (item_id, mode)
@@ -332,7 +340,7 @@ def create_review_app(session: ReviewSession) -> FastAPI:
         cookie = signed_in(request)
         if item_id not in session.items:
             raise HTTPException(404, "no such item to review")
-        session.reveals[(cookie, item_id)] = time.monotonic() + session.reveal_seconds
+        session.start_reveal(cookie, item_id)
         detail = {"case": str(session.case_out), "item": item_id, "seconds": session.reveal_seconds}
         record_audit(session.engine, "review.reveal", detail, session.reviewer)
         return _back_to(session.place_of_item(item_id), mode)

@@ -194,6 +194,10 @@ def test_a_reveal_says_until_when_and_ends_on_the_page_too(app: tuple[InProcessA
     page = client.request("GET", "/").text
     assert "Revealed in colour" not in page and "mode=revealed" not in page
     assert client.request("GET", f"/preview/{group.representative}?mode=revealed").status_code == 403
+    # The next reveal forgets the ended one: a long session's reveals do not pile up in memory.
+    other = next(g for g in session.groups if g is not group)
+    assert client.request("POST", f"/reveal/{other.representative}").status_code == 303
+    assert [item for _, item in session.reveals] == [other.representative]
 
 
 def test_after_a_grade_the_focus_is_on_the_next_group(app: tuple[InProcessApp, ReviewSession]) -> None:
