@@ -146,7 +146,7 @@ class Reading:
 def open_reading(settings: Settings, verify_images: bool = False) -> Reading:
     """Open the database and load the banks' saved index (``Matcher.ensure_saved`` made it)."""
     engine = open_database(settings.database_url)
-    matcher = Matcher(engine, index_root(settings.home, settings.database_url))
+    matcher = Matcher(engine, index_root(settings.home, settings.database_url), settings.index_snapshot)
     matcher.sync()
     return Reading(matcher, settings.limits, settings.budgets, verify_images)
 
@@ -276,7 +276,7 @@ def scan_evidence(
     try:
         _prepare(request, (request.out / STATE_FOLDER / "state.sqlite").exists())
         # Build or refresh the saved index once, so workers only load it.
-        Matcher(engine, index_root(settings.home, settings.database_url)).ensure_saved()
+        Matcher(engine, index_root(settings.home, settings.database_url), settings.index_snapshot).ensure_saved()
         workers = _pool(request, settings)
         # Local workers start up while the banks are summed and the evidence walked; a Dask
         # cluster is reached and its workers checked before anything is written.

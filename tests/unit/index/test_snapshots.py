@@ -65,3 +65,27 @@ def test_the_newer_save_wins_and_a_damaged_or_stale_snapshot_is_not_used(engine:
     again.sync()
     assert again.follower.loaded_from == {"built": 1}
     assert _matched(again, [MD5S[5]]) == [False]
+
+
+def test_a_scan_starts_from_the_snapshot_too(tmp_path: Path) -> None:
+    from builders import coffee, jpeg_of_image, write_file
+
+    from childsafe.config import Settings
+    from childsafe.store import open_database
+    from childsafe.triage import ScanRequest, scan_evidence
+
+    writer = Settings.from_env({"CHILDSAFE_HOME": str(tmp_path / "writer")})
+    engine = open_database(writer.database_url)
+    _bank(engine)
+    snapshot = tmp_path / "snapshot"
+    Matcher(engine, tmp_path / "writer-index").write_snapshot(snapshot)
+    engine.dispose()
+    # Another machine: its own CHILDSAFE_HOME, the same database, the snapshot.
+    scanner = Settings.from_env(
+        {"CHILDSAFE_HOME": str(tmp_path / "scanner"), "CHILDSAFE_DATABASE_URL": writer.database_url,
+         "CHILDSAFE_INDEX_SNAPSHOT": str(snapshot)}
+    )  # fmt: skip
+    write_file(tmp_path / "evidence" / "photo.jpg", jpeg_of_image(coffee()))
+    result = scan_evidence(ScanRequest(tmp_path / "evidence", "S", tmp_path / "out", workers=1), scanner)
+    assert result.summary.files == 1
+    assert not list((tmp_path / "scanner").glob("index/*/bank-*"))  # nothing built: the snapshot was enough
