@@ -1,12 +1,14 @@
 """``childsafe scan --scheduler`` on a real Dask cluster: a scheduler and two
 workers, each its own process; one worker killed (SIGKILL) part way; the
-report is the very report a local scan gives."""
+report is the very report a local scan gives. And the same cluster as three
+machines: each process in a network namespace of its own, on one bridge."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -161,3 +163,94 @@ def test_a_scheduler_that_does_not_answer_is_reported_in_one_line(tmp_path: Path
     assert result.returncode == 2, result.stderr
     assert "no Dask scheduler answered at tcp://127.0.0.1:" in result.stderr
     assert "--scheduler" in result.stderr
+
+
+#: iproute2's ``ip`` (in sbin, which a user's PATH may leave out).
+IP = shutil.which("ip", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+
+
+def _ip(*args: str) -> None:
+    subprocess.run([str(IP), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """A Dask scheduler and two workers, each in a network namespace of its own
+    (three "machines" on one bridge with the scanning machine, 10.213.N.0/24):
+    they reach each other and the scan only over that network. Skipped where
+    namespaces cannot be made (not root, or no iproute2)."""
+    import random
+
+    if os.geteuid() != 0 or IP is None:
+        pytest.skip("network namespaces need root and iproute2 (./run tests installs it)")
+    tag = f"{random.randrange(16**4):04x}"
+    subnet = f"10.213.{random.randrange(1, 250)}"
+    bridge, spaces = f"csbr{tag}", [f"cs{tag}{role}" for role in ("s", "w1", "w2")]
+    try:
+        _ip("link", "add", bridge, "type", "bridge")
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"cannot make a network bridge here: {exc.stderr.decode(errors='replace').strip()}")
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        _ip("addr", "add", f"{subnet}.254/24", "dev", bridge)
+        _ip("link", "set", bridge, "up")
+        for number, space in enumerate(spaces, start=1):
+            outside, inside = f"vh{tag}{number}", f"vn{tag}{number}"
+            _ip("netns", "add", space)
+            _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+            _ip("link", "set", inside, "netns", space)
+            _ip("link", "set", outside, "master", bridge)
+            _ip("link", "set", outside, "up")
+            _ip("netns", "exec", space, str(IP), "addr", "add", f"{subnet}.{number}/24", "dev", inside)
+            _ip("netns", "exec", space, str(IP), "link", "set", inside, "up")
+            _ip("netns", "exec", space, str(IP), "link", "set", "lo", "up")
+        env = cli_env | {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        logs = tmp_path / "dask-logs"
+        logs.mkdir()
+
+        def start(space: str, args: list[str], log: Path) -> None:
+            with open(log, "wb") as handle:
+                command = [str(IP), "netns", "exec", space, sys.executable, "-m", "dask", *args, "--no-dashboard"]
+                processes.append(subprocess.Popen(command, env=env, stdout=handle, stderr=handle))
+
+        address = f"tcp://{subnet}.1:8786"
+        start(spaces[0], ["scheduler", "--host", f"{subnet}.1", "--port", "8786"], logs / "scheduler.log")
+        for number, space in enumerate(spaces[1:], start=2):
+            worker = ["worker", address, "--host", f"{subnet}.{number}", "--nthreads", "1", "--no-nanny"]
+            start(space, worker, logs / f"worker{number}.log")
+        _wait_for_workers(logs / "scheduler.log", 2, processes[0])
+        yield address, logs
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for space in spaces:
+            subprocess.run([str(IP), "netns", "delete", space], capture_output=True)
+        subprocess.run([str(IP), "link", "delete", bridge], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_scan_on_workers_in_other_network_namespaces_gives_the_local_report(
+    tmp_path: Path, cli_env: dict[str, str], hosts: tuple[str, Path]
+) -> None:
+    address, logs = hosts
+    home = Path(cli_env["CHILDSAFE_HOME"])
+    evidence = _evidence(tmp_path, home)
+    local, out = tmp_path / "local", tmp_path / "dask"
+    reference = invoke(["scan", str(evidence), "--case", "N", "--out", str(local), "--workers", "1"], home)
+    assert reference.exit_code == 0, reference.output
+    scan = run_cli(["scan", str(evidence), "--case", "N", "--out", str(out), "--scheduler", address], cli_env)
+    assert scan.returncode == 0, scan.stderr
+    report = json.loads((out / "report.json").read_text())
+    expected = json.loads((local / "report.json").read_text())
+    assert report["items"] == expected["items"] and report["summary"] == expected["summary"]
+    # The only workers were the two in their namespaces, at their own addresses.
+    subnet = address.removeprefix("tcp://").rsplit(".", 1)[0]
+    registered = (logs / "scheduler.log").read_text()
+    assert f"tcp://{subnet}.2:" in registered and f"tcp://{subnet}.3:" in registered
