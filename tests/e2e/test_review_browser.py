@@ -14,6 +14,7 @@ focus ring. Each page is also kept as a screenshot, for a person to look at."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import time
@@ -246,6 +247,14 @@ def test_a_reviewer_grades_by_keyboard_sees_only_previews_and_every_page_passes_
                 )
                 axe_checked(page, shots, f"11-queue-{mode}")
             browser.close()
+        # The next scan of the same evidence finds the picture graded C, in the bank it went to.
+        again = tmp_path / "case-again"
+        evidence = tmp_path / "evidence-uk"
+        assert run_cli(["scan", str(evidence), "--case", "OP-UK-2", "--out", str(again)], env).returncode == 0
+        items = json.loads((again / "report.json").read_text())["items"]
+        matched = [item for item in items if item["matches"]]
+        assert len(matched) == 1 and matched[0]["grade"] is None  # a new case: found, not graded
+        assert {(match["bank"], match["category"]) for match in matched[0]["matches"]} == {("graded-here", "C")}
     finally:
         engine.dispose()
 
