@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -39,7 +40,7 @@ from typing import Any
 
 import dask.config
 from dask.utils import parse_timedelta
-from distributed import Client, Future, WorkerPlugin, as_completed
+from distributed import Client, Future, WorkerPlugin, wait
 from distributed.scheduler import KilledWorker
 
 from childsafe import __version__
@@ -60,6 +61,8 @@ _IN_FLIGHT_PER_THREAD = 3
 #: second's work) end about together on 8 workers; large enough that a Dask
 #: task's cost (3 ms) is about 1% of its time (bench/scan_scale.py).
 _BATCH_FILES = 16
+#: How often the scan checks, while no batch finishes, that the cluster still has workers.
+_WORKERLESS_CHECK_SECONDS = 2.0
 _BATCH_BYTES = 4 * 1024 * 1024
 _SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
@@ -240,30 +243,53 @@ class DaskPool:
         assert client is not None, "DaskPool.map outside its with block"
         todo = _batches(iter(tasks))
         pending: dict[Future, list[Task]] = {}
-        running = as_completed(loop=client.loop)
+        workerless_since: float | None = None
 
         def submit(batch: list[Task]) -> None:
-            future = client.submit(_scan_on_worker, self.plugin, batch, pure=False)
-            pending[future] = batch
-            running.add(future)
+            pending[client.submit(_scan_on_worker, self.plugin, batch, pure=False)] = batch
 
         for batch in todo:
             submit(batch)
             if len(pending) >= _IN_FLIGHT_PER_THREAD * self.size:
                 break
-        for future in running:
-            batch = pending.pop(future)
-            if future.status == "finished":
-                yield from zip(batch, future.result(), strict=True)
-            elif len(batch) > 1 and future.status == "error":
-                for task in batch:
-                    submit([task])
-            else:
-                yield batch[0], _failure(future)
-            future.release()
-            for batch in todo:
-                submit(batch)
-                break
+        while pending:
+            try:
+                with client.as_current():  # distributed.wait asks for "the" client: ours is not the default
+                    finished, _ = wait(list(pending), timeout=_WORKERLESS_CHECK_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                # Nothing finished for a while: fine while workers work; with none left
+                # (killed, their machines lost), the scheduler would wait for ever.
+                workerless_since = self._check_workers_left(client, workerless_since)
+                continue
+            workerless_since = None
+            for future in finished:
+                batch = pending.pop(future)
+                if future.status == "finished":
+                    yield from zip(batch, future.result(), strict=True)
+                elif len(batch) > 1 and future.status == "error":
+                    for task in batch:
+                        submit([task])
+                else:
+                    yield batch[0], _failure(future)
+                future.release()
+                for batch in todo:
+                    submit(batch)
+                    break
+
+    def _check_workers_left(self, client: Client, workerless_since: float | None) -> float | None:
+        """When the cluster has had no worker for ``self.seconds``, stop the scan
+        (what is saved stays saved: it resumes); else when it was first seen without one."""
+        if client.nthreads():
+            return None
+        now = time.monotonic()
+        if workerless_since is None:
+            return now
+        if now - workerless_since >= self.seconds:
+            raise ChildsafeError(
+                f"the Dask cluster at {self.address} has had no worker for {self.seconds:g} s (all stopped or"
+                " lost): start `dask worker` again and resume the scan; what was read is saved",
+            )
+        return workerless_since
 
 
 def _failure(future: Future) -> TaskFailed:

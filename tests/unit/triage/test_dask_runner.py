@@ -9,6 +9,7 @@ worker processes, one of them killed: tests/e2e/test_scan_dask.py.)"""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -204,3 +205,29 @@ def test_workers_here_and_a_scheduler_together_are_refused_not_ignored(tmp_path:
     assert refused.exit_code == 2
     assert "a Dask cluster has its own: give one or the other" in refused.output
     assert not out.exists()
+
+
+def test_a_cluster_left_without_workers_stops_the_scan_instead_of_waiting_for_ever(
+    tmp_path: Path, case: tuple[Path, Settings]
+) -> None:
+    import dask.config
+    from distributed import LocalCluster
+
+    evidence, settings = case
+    for number in range(40):  # batches of 16 files: several, so some are left when the workers go
+        write_file(evidence / "more" / f"photo{number:02d}.jpg", jpeg_of_image(coffee().rotate(number)))
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+
+        def lose_the_workers(progress: ScanProgress) -> None:
+            if cluster.workers:
+                cluster.scale(0)
+
+        started = time.monotonic()
+        with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), pytest.raises(ChildsafeError) as stopped:
+            scan_evidence(
+                ScanRequest(evidence, "L", out, scheduler=cluster.scheduler_address), settings, lose_the_workers
+            )
+    assert "has had no worker for 3 s" in str(stopped.value) and "resume the scan" in str(stopped.value)
+    assert time.monotonic() - started < 30
+    assert (out / ".childsafe-scan" / "state.sqlite").is_file()  # what was read is saved, to resume
