@@ -182,7 +182,7 @@ def _campaign_view(engine: Engine, query: CampaignQuery) -> CampaignView:
     try:
         return _campaign(engine, query)[1]
     except UsageError as problem:
-        return CampaignView(query, [], [], problem=str(problem).replace("{field}", "the field"))
+        return CampaignView(query, [], [], problem=str(problem))
 
 
 def campaign_chart(engine: Engine, query: CampaignQuery) -> bytes:

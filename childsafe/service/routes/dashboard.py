@@ -111,7 +111,7 @@ async def dashboard_page(
     campaign, problem = None, None
     if start and role_allows(role, "deter"):
         try:
-            campaign = CampaignQuery(_day(start), outcome, (region or "").strip().upper() or None, period)
+            campaign = _campaign_query(start, outcome, region, period)
         except UsageError as exc:
             problem = str(exc)
     context = context_of(request)
@@ -133,11 +133,13 @@ async def dashboard_page(
     )
 
 
-def _day(text: str) -> date:
+def _campaign_query(start: str, outcome: str, region: str | None, period: str) -> CampaignQuery:
+    """The campaign a page or chart asks for by its query string (a blank region: all)."""
     try:
-        return date.fromisoformat(text)
+        first = date.fromisoformat(start)
     except ValueError:
-        raise UsageError(f"the campaign start must be a date as YYYY-MM-DD, not {text!r:.40}") from None
+        raise UsageError(f"the campaign start must be a date as YYYY-MM-DD, not {start!r:.40}") from None
+    return CampaignQuery(first, outcome, (region or "").strip().upper() or None, period)
 
 
 @router.post("/login")
@@ -201,5 +203,5 @@ async def dashboard_campaign_chart(
 ) -> Response:
     """The campaign's interrupted time series chart."""
     await _chart_viewer(request, "deter")
-    query = CampaignQuery(_day(start), outcome, (region or "").strip().upper() or None, period)
+    query = _campaign_query(start, outcome, region, period)
     return _png(await run_in_threadpool(campaign_chart, context_of(request).engine, query))
