@@ -16,11 +16,57 @@ from childsafe.errors import UsageError
 from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits, number_setting
 
-__all__ = ["Settings", "ServiceOptions", "MATCH_DETAILS_LEVELS"]
+__all__ = ["Settings", "ServiceOptions", "HttpSettings", "MATCH_DETAILS_LEVELS", "environment_secret"]
 
 #: The values of ``CHILDSAFE_MATCH_DETAILS``: which roles each one lets see a match's
 #: bank hash is ``childsafe.service.context.MATCH_DETAILS``.
 MATCH_DETAILS_LEVELS = ("curator", "all", "none")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """How childsafe talks to outside services (hash exchanges, referrals):
+    ``childsafe/http_client.py`` makes every client from these.
+
+    Proxies come from the usual ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``
+    variables (httpx reads them); ``ca_bundle`` replaces the system's
+    certificate authorities (a private PKI, a TLS-inspecting proxy)."""
+
+    #: ``CHILDSAFE_HTTP_CONNECT_TIMEOUT``: seconds to open a connection.
+    connect_timeout: float = 10.0
+    #: ``CHILDSAFE_HTTP_READ_TIMEOUT``: seconds without a byte from the server before a request fails.
+    read_timeout: float = 60.0
+    #: ``CHILDSAFE_HTTP_REQUEST_SECONDS``: the longest one request (a page, a file) may take in all,
+    #: even when bytes keep trickling in: the progress guarantee of a fetch.
+    request_seconds: float = 900.0
+    #: ``CHILDSAFE_HTTP_RETRIES``: further tries of an idempotent request after a 5xx, 429 or timeout.
+    retries: int = 3
+    #: ``CHILDSAFE_HTTP_BACKOFF_SECONDS``: the first wait before a retry (doubled each time).
+    backoff_seconds: float = 1.0
+    #: ``CHILDSAFE_HTTP_CA_BUNDLE``: a PEM file of certificate authorities to trust instead of the system's.
+    ca_bundle: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HttpSettings:
+        """The settings from ``CHILDSAFE_HTTP_*``; a bad value is a ``UsageError`` naming it."""
+        default = cls()
+        retries = env.get("CHILDSAFE_HTTP_RETRIES", "").strip()
+        if retries and not retries.isdigit():
+            raise UsageError(f"CHILDSAFE_HTTP_RETRIES must be a whole number of 0 or more, not {retries!r:.40}")
+        return cls(
+            connect_timeout=number_setting(env, "CHILDSAFE_HTTP_CONNECT_TIMEOUT", default.connect_timeout),
+            read_timeout=number_setting(env, "CHILDSAFE_HTTP_READ_TIMEOUT", default.read_timeout),
+            request_seconds=number_setting(env, "CHILDSAFE_HTTP_REQUEST_SECONDS", default.request_seconds),
+            retries=int(retries) if retries else default.retries,
+            backoff_seconds=number_setting(env, "CHILDSAFE_HTTP_BACKOFF_SECONDS", default.backoff_seconds),
+            ca_bundle=_path(env.get("CHILDSAFE_HTTP_CA_BUNDLE")),
+        )
+
+
+def environment_secret(name: str) -> str | None:
+    """The value of the environment variable ``name`` (a credential an
+    exchange was told to take from there), ``None`` when unset or empty."""
+    return os.environ.get(name) or None
 
 
 @dataclass(frozen=True)
@@ -48,6 +94,8 @@ class Settings:
     index_snapshot: Path | None = None
     #: ``CHILDSAFE_REVIEW_BREAK_MINUTES``: minutes of reviewing after which the review app suggests a break.
     review_break_minutes: float = 45.0
+    #: Timeouts, retries and TLS of outside services (``CHILDSAFE_HTTP_*``).
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -62,6 +110,7 @@ class Settings:
             warning_texts=_path(env.get("CHILDSAFE_WARNING_TEXTS")),
             index_snapshot=_path(env.get("CHILDSAFE_INDEX_SNAPSHOT")),
             review_break_minutes=number_setting(env, "CHILDSAFE_REVIEW_BREAK_MINUTES", cls.review_break_minutes),
+            http=HttpSettings.from_env(env),
         )  # fmt: skip
 
 
@@ -82,6 +131,8 @@ class ServiceOptions:
     webhook_backoff_seconds: float = 30.0
     #: ``CHILDSAFE_MATCH_COUNT_SECONDS``: how often the dashboard's match counts are saved.
     match_count_seconds: float = 5.0
+    #: ``CHILDSAFE_EXCHANGE_POLL_SECONDS``: how often the service looks for exchanges due a fetch (0: never).
+    exchange_poll_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceOptions:
@@ -109,7 +160,15 @@ class ServiceOptions:
                 env, "CHILDSAFE_WEBHOOK_BACKOFF_SECONDS", default.webhook_backoff_seconds
             ),
             match_count_seconds=number_setting(env, "CHILDSAFE_MATCH_COUNT_SECONDS", default.match_count_seconds),
+            exchange_poll_seconds=_off_or_number(env, "CHILDSAFE_EXCHANGE_POLL_SECONDS", default.exchange_poll_seconds),
         )
+
+
+def _off_or_number(env: Mapping[str, str], setting: str, default: float) -> float:
+    """A positive number, or 0 (``0``, ``off``) for "turned off"."""
+    if env.get(setting, "").strip().lower() in ("0", "off", "no", "false"):
+        return 0.0
+    return number_setting(env, setting, default)
 
 
 def _path(value: str | None) -> Path | None:

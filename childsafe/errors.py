@@ -6,6 +6,8 @@
     │   └── ConflictError          it exists already (HTTP 409)
     ├── InputFormatError           an input file that cannot be parsed (exit 2)
     ├── StorageError               the database cannot be opened or migrated (exit 1)
+    ├── RemoteError                an outside service (a hash exchange) failed,
+    │                              refused us or stalled (exit 1)
     └── MediaError                 one item could not be read or decoded; reported
         │                          as that item's `error`, never fatal to a run
         ├── UnsupportedMediaError  not a format we decode
@@ -27,6 +29,7 @@ __all__ = [
     "ConflictError",
     "InputFormatError",
     "StorageError",
+    "RemoteError",
     "MediaError",
     "UnsupportedMediaError",
     "MediaLimitError",
@@ -78,6 +81,12 @@ class InputFormatError(ChildsafeError):
 
 class StorageError(ChildsafeError):
     """The database cannot be opened, reached or migrated."""
+
+
+class RemoteError(ChildsafeError):
+    """An outside service failed, refused the credentials, stalled or sent
+    what cannot be read; the message names the service's host (never a
+    credential or a query string) and what to do."""
 
 
 class MediaError(ChildsafeError):

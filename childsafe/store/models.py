@@ -37,6 +37,7 @@ __all__ = [
     "EntrySignal",
     "BankImport",
     "BankChange",
+    "Exchange",
     "WebhookEvent",
     "PreservedItem",
     "RateLimit",
@@ -209,6 +210,43 @@ class BankImport(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     removed: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
+    #: The exchange whose fetch this was (``childsafe/exchanges``), else ``None``.
+    #: Not a foreign key: the provenance outlives a removed exchange (which
+    #: sets it back to ``None``, disowning its entries).
+    exchange_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+
+
+class Exchange(Base):
+    """A hash-list source fetched into a bank on a schedule
+    (``childsafe/exchanges``): its settings (never a secret: only where the
+    credentials are), where the last fetch got to, and how it went.
+
+    ``checkpoint`` is the source's own resume point (a URL list's ETag and
+    lines done, NCMEC's time range and next page), committed with each
+    page's changes. ``run_import_id`` is the ``BankImport`` of a fetch that
+    has begun and not finished: a resumed fetch carries on under it.
+    ``lease_owner``/``lease_until``: the process fetching it now, so that
+    two service replicas never fetch one exchange at once."""
+
+    __tablename__ = "exchanges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), index=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    every_seconds: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    run_import_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    next_fetch_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_fetch_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    #: ``ok``, ``unchanged`` or ``failed``; ``last_error`` the one-line reason of a failure.
+    last_outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    last_counts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class BankChange(Base):

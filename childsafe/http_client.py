@@ -1,0 +1,167 @@
+"""The one place childsafe makes HTTP requests to outside services (hash
+exchanges now, referrals later): every client is made by ``make_client``
+from ``HttpSettings``, so timeouts, proxies, TLS and the User-Agent are the
+same everywhere, and ``get`` is the one way to GET with bounded retries.
+
+Why a total time per request on top of httpx's timeouts: a read timeout
+only says "no byte for N seconds", so a server that trickles a byte every
+few seconds would hold a fetch for ever (the stalls HMA users report,
+ThreatExchange #1679 and #1731). ``get`` also stops a request that has run
+longer than ``HttpSettings.request_seconds`` in all, with a clear error; the
+exchange fetch that made it resumes from its last checkpoint next time.
+
+Messages name the service by scheme, host and path only: a query string may
+carry a token, and a URL's user-info a password.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO
+
+import httpx
+
+from childsafe.config import HttpSettings
+from childsafe.errors import RemoteError
+
+__all__ = ["Fetched", "get", "make_client", "shown_url", "user_agent"]
+
+#: Statuses worth another try of an idempotent request: the server is busy or failed for now.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def user_agent() -> str:
+    """``childsafe/VERSION (+https://...)``: who is asking, for the service's logs."""
+    from childsafe import __version__
+
+    return f"childsafe/{__version__}"
+
+
+def make_client(
+    settings: HttpSettings,
+    *,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Client:
+    """An ``httpx.Client`` with our timeouts, TLS settings, User-Agent and
+    ``auth``; proxies from ``HTTPS_PROXY`` and friends (``trust_env``).
+    Redirects are followed (at most 5): a list moved to a CDN still comes."""
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout,
+        read=settings.read_timeout,
+        write=settings.read_timeout,
+        pool=settings.connect_timeout,
+    )
+    verify: str | bool = str(settings.ca_bundle) if settings.ca_bundle else True
+    return httpx.Client(
+        timeout=timeout,
+        verify=verify,
+        trust_env=True,
+        follow_redirects=True,
+        max_redirects=5,
+        auth=auth,
+        headers={"User-Agent": user_agent(), **(headers or {})},
+    )
+
+
+def shown_url(url: str | httpx.URL) -> str:
+    """``url`` as messages and logs may show it: scheme, host, port and path
+    (no user-info, no query string: either may hold a secret)."""
+    parsed = httpx.URL(str(url))
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
+
+
+@dataclass
+class Fetched:
+    """What a GET brought: the status (200, or 304 for "not changed"), the
+    headers, and the body (``b""`` when it was written to ``into``)."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+def get(
+    client: httpx.Client,
+    url: str,
+    settings: HttpSettings,
+    *,
+    headers: Mapping[str, str] | None = None,
+    into: IO[bytes] | None = None,
+    max_bytes: int | None = None,
+) -> Fetched:
+    """GET ``url``, retried on a timeout, a dropped connection or a status in
+    ``RETRY_STATUSES`` (at most ``settings.retries`` more times, waiting
+    ``backoff_seconds`` then twice as long each time); each try stops after
+    ``request_seconds`` in all. The body goes to ``into`` (from its start)
+    when given, else it is returned; more than ``max_bytes`` is an error.
+
+    A 2xx or 304 is returned; anything else raises ``RemoteError`` with one
+    line: 401/403 say the credentials were refused, others the status."""
+    where = shown_url(url)
+    wait = settings.backoff_seconds
+    for attempt in range(settings.retries + 1):
+        last = attempt == settings.retries
+        try:
+            return _get_once(client, url, settings, headers or {}, into, max_bytes)
+        except _Retryable as problem:
+            if last:
+                tries = f" after {attempt + 1} tries" if attempt else ""
+                raise RemoteError(f"GET {where}: {problem}{tries}; try again later") from None
+        time.sleep(wait)
+        wait *= 2
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+class _Retryable(Exception):
+    """A failure another try may not meet (its text is the reason)."""
+
+
+def _get_once(
+    client: httpx.Client,
+    url: str,
+    settings: HttpSettings,
+    headers: Mapping[str, str],
+    into: IO[bytes] | None,
+    max_bytes: int | None,
+) -> Fetched:
+    where = shown_url(url)
+    deadline = time.monotonic() + settings.request_seconds
+    chunks: list[bytes] = []
+    size = 0
+    if into is not None:
+        into.seek(0)
+        into.truncate()
+    try:
+        with client.stream("GET", url, headers=dict(headers)) as response:
+            if response.status_code in RETRY_STATUSES:
+                raise _Retryable(f"HTTP {response.status_code}")
+            if response.status_code in (401, 403):
+                raise RemoteError(f"GET {where}: HTTP {response.status_code}: the credentials were refused; check them")
+            if response.status_code == 304:
+                return Fetched(304, response.headers, b"")
+            if not 200 <= response.status_code < 300:
+                raise RemoteError(f"GET {where}: HTTP {response.status_code}; check the address")
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise RemoteError(f"GET {where}: more than {max_bytes:,} bytes; is this the right address?")
+                if into is not None:
+                    into.write(chunk)
+                else:
+                    chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise _Retryable(
+                        f"still not complete after {settings.request_seconds:g} seconds (the server stalls)"
+                    )
+            return Fetched(response.status_code, response.headers, b"".join(chunks))
+    except httpx.TimeoutException:
+        raise _Retryable("timed out") from None
+    except (httpx.TransportError, httpx.DecodingError) as exc:
+        # A dropped connection, a refused one, an incomplete body: worth another try.
+        raise _Retryable(f"connection failed ({type(exc).__name__})") from None
+    except httpx.TooManyRedirects:
+        raise RemoteError(f"GET {where}: too many redirects; check the address") from None
