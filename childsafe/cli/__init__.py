@@ -5,7 +5,7 @@ Conventions (docs/spec.md): ``--json`` for machine output on stdout; progress an
 messages on stderr; exit 0 when the job ran (per-item problems are in the
 output), 1 when it failed, 2 for bad usage or unparseable input.
 
-One module per area holds its commands (``matching``, ``banks``, ``triage``,
+One module per area holds its commands (``matching``, ``banks``, ``exchanges``, ``triage``,
 ``service``, ``deter``, ``measure``) over ``_common``; this module puts them
 together as the ``childsafe`` app, in the order ``childsafe --help`` lists
 them, and holds ``db upgrade``, ``version`` and the entry point ``main``.
@@ -19,7 +19,7 @@ import sys
 import typer
 
 from childsafe import __version__
-from childsafe.cli import banks, deter, matching, measure, review, service, triage
+from childsafe.cli import banks, deter, exchanges, matching, measure, review, service, triage
 from childsafe.cli._common import JsonOption, command_context, errors_to_exit_codes, print_json, sub_app
 
 __all__ = ["app", "main"]
@@ -74,6 +74,7 @@ app.add_typer(triage.audit_app, name="audit")
 app.add_typer(service.apikey_app, name="apikey")
 app.add_typer(deter.app, name="deter")
 app.add_typer(banks.app, name="bank")
+app.add_typer(exchanges.app, name="exchange")
 app.add_typer(matching.index_app, name="index")
 app.add_typer(review.app, name="review")
 app.add_typer(measure.evaluate_app, name="evaluate")

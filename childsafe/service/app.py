@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from childsafe import __version__
 from childsafe.config import ServiceOptions, Settings
 from childsafe.errors import ChildsafeError, ConflictError, InputFormatError, NotFoundError, UsageError
-from childsafe.service.background import deliver_webhooks, save_match_counts
+from childsafe.service.background import deliver_webhooks, fetch_exchanges, save_match_counts
 from childsafe.service.context import ServiceContext
 from childsafe.service.guard import RequestGuard
 from childsafe.service.requestlog import RequestLog
@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
             ),
             asyncio.create_task(save_match_counts(context, options.match_count_seconds)),
         ]
+        if options.exchange_poll_seconds:  # CHILDSAFE_EXCHANGE_POLL_SECONDS=0 turns it off
+            loops.append(asyncio.create_task(fetch_exchanges(context, options.exchange_poll_seconds)))
         yield
         for loop in loops:
             loop.cancel()
