@@ -192,16 +192,23 @@ def _insert(connection: Connection, bank_id: int, run_import_id: int, entries: l
     if not entries:
         return []
     now = utc_now()
+    # A plain many-row insert, then the ids by key: INSERT ... RETURNING in
+    # parameter order costs SQLAlchemy one statement a row on SQLite (10x slower).
+    connection.execute(
+        insert(BankEntry),
+        [
+            {"bank_id": bank_id, "entry_key": e.key, "category": e.category, "source_id": e.source_id,
+             "note": e.note, "added_at": now, "import_id": run_import_id}
+            for e in entries
+        ],
+    )  # fmt: skip
     ids: dict[str, int] = {}
     for chunk in _chunks(entries):
         rows = connection.execute(
-            insert(BankEntry).returning(BankEntry.id, BankEntry.entry_key, sort_by_parameter_order=True),
-            [
-                {"bank_id": bank_id, "entry_key": e.key, "category": e.category, "source_id": e.source_id,
-                 "note": e.note, "added_at": now, "import_id": run_import_id}
-                for e in chunk
-            ],
-        )  # fmt: skip
+            select(BankEntry.id, BankEntry.entry_key).where(
+                BankEntry.bank_id == bank_id, BankEntry.entry_key.in_([e.key for e in chunk])
+            )
+        )
         ids.update((key, entry_id) for entry_id, key in rows)
     connection.execute(
         insert(EntrySignal),

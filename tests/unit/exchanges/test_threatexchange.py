@@ -4,6 +4,7 @@ with it, its local ``file`` exchange (no network) fetched."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,11 @@ from childsafe.exchanges import add_exchange, fetch_exchange
 INSTALLED = importlib.util.find_spec("threatexchange") is not None
 
 
-@pytest.mark.skipif(INSTALLED, reason="python-threatexchange is installed: the error cannot be seen")
-def test_without_the_library_the_error_says_how_to_install_it(bank_engine: sa.Engine) -> None:
+def test_without_the_library_the_error_says_how_to_install_it(
+    bank_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules makes ``import threatexchange`` fail as if it were not installed.
+    monkeypatch.setitem(sys.modules, "threatexchange", None)
     with pytest.raises(UsageError, match=r"needs python-threatexchange: pip install 'childsafe\[threatexchange\]'"):
         add_exchange(bank_engine, "tx", "threatexchange", "shared", {"api": "sample"})
 
