@@ -6,6 +6,7 @@
     │   └── ConflictError          it exists already (HTTP 409)
     ├── InputFormatError           an input file that cannot be parsed (exit 2)
     ├── StorageError               the database cannot be opened or migrated (exit 1)
+    ├── UnavailableError           an index shard did not answer: try again (HTTP 503)
     └── MediaError                 one item could not be read or decoded; reported
         │                          as that item's `error`, never fatal to a run
         ├── UnsupportedMediaError  not a format we decode
@@ -27,6 +28,7 @@ __all__ = [
     "ConflictError",
     "InputFormatError",
     "StorageError",
+    "UnavailableError",
     "MediaError",
     "UnsupportedMediaError",
     "MediaLimitError",
@@ -78,6 +80,11 @@ class InputFormatError(ChildsafeError):
 
 class StorageError(ChildsafeError):
     """The database cannot be opened, reached or migrated."""
+
+
+class UnavailableError(ChildsafeError):
+    """A part of the index this process searches through (a shard) did not
+    answer, so an answer would be partial: the query fails rather than say "no match"."""
 
 
 class MediaError(ChildsafeError):
