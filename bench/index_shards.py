@@ -31,7 +31,7 @@ Run from the repository root with the project's venv::
 
 Exit status: 0 when the front's answers equal the unsharded service's, 1 if
 not, 2 on a setup error. Memory is reported, not judged: a shard's index
-has fixed bucket tables (~150 MiB in the large layout), so its memory per
+has fixed bucket tables (~130 MiB in the large layout), so its memory per
 10M hashes is the unsharded figure only for shards of 10M hashes or more.
 """
 
