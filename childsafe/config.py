@@ -96,6 +96,14 @@ class Settings:
     review_break_minutes: float = 45.0
     #: Timeouts, retries and TLS of outside services (``CHILDSAFE_HTTP_*``).
     http: HttpSettings = field(default_factory=HttpSettings)
+    #: ``CHILDSAFE_INDEX_SHARD=K/N``: this process's index holds only the entries whose id is K modulo N
+    #: (``(K, N)``); ``None``: all of them.
+    index_shard: tuple[int, int] | None = None
+    #: ``CHILDSAFE_INDEX_SHARDS``: the base URLs of the shards 0/N..N-1/N, in order; when given,
+    #: this process searches through them (a *front*) instead of holding the hashes itself.
+    index_shards: tuple[str, ...] = ()
+    #: ``CHILDSAFE_INDEX_SHARDS_KEY``: the curator (or admin) API key a front sends to its shards.
+    index_shards_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -111,6 +119,8 @@ class Settings:
             index_snapshot=_path(env.get("CHILDSAFE_INDEX_SNAPSHOT")),
             review_break_minutes=number_setting(env, "CHILDSAFE_REVIEW_BREAK_MINUTES", cls.review_break_minutes),
             http=HttpSettings.from_env(env),
+            index_shard=_shard(env.get("CHILDSAFE_INDEX_SHARD", "")), index_shards=_shard_urls(env),
+            index_shards_key=env.get("CHILDSAFE_INDEX_SHARDS_KEY", "").strip() or None,
         )  # fmt: skip
 
 
@@ -173,3 +183,29 @@ def _off_or_number(env: Mapping[str, str], setting: str, default: float) -> floa
 
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def _shard(text: str) -> tuple[int, int] | None:
+    """``CHILDSAFE_INDEX_SHARD``'s ``K/N`` as ``(K, N)``; ``None`` when unset."""
+    text = text.strip()
+    if not text:
+        return None
+    number, _, count = text.partition("/")
+    if not (number.strip().isdigit() and count.strip().isdigit()) or not 0 <= int(number) < int(count):
+        raise UsageError(f"CHILDSAFE_INDEX_SHARD must be K/N with 0 <= K < N (like 0/4), got {text!r:.40}")
+    return int(number), int(count)
+
+
+def _shard_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``CHILDSAFE_INDEX_SHARDS``' URLs, checked against the settings that go with them."""
+    urls = tuple(url.strip().rstrip("/") for url in env.get("CHILDSAFE_INDEX_SHARDS", "").split(",") if url.strip())
+    if not urls:
+        return ()
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"CHILDSAFE_INDEX_SHARDS must be http(s) URLs separated by commas, got {url!r:.60}")
+    if env.get("CHILDSAFE_INDEX_SHARD", "").strip():
+        raise UsageError("set CHILDSAFE_INDEX_SHARD (a shard) or CHILDSAFE_INDEX_SHARDS (a front), not both")
+    if not env.get("CHILDSAFE_INDEX_SHARDS_KEY", "").strip():
+        raise UsageError("CHILDSAFE_INDEX_SHARDS needs CHILDSAFE_INDEX_SHARDS_KEY, a curator API key for its shards")
+    return urls

@@ -8,6 +8,7 @@
     ├── StorageError               the database cannot be opened or migrated (exit 1)
     ├── RemoteError                an outside service (a hash exchange) failed,
     │                              refused us or stalled (exit 1)
+    ├── UnavailableError           an index shard did not answer: try again (HTTP 503)
     └── MediaError                 one item could not be read or decoded; reported
         │                          as that item's `error`, never fatal to a run
         ├── UnsupportedMediaError  not a format we decode
@@ -30,6 +31,7 @@ __all__ = [
     "InputFormatError",
     "StorageError",
     "RemoteError",
+    "UnavailableError",
     "MediaError",
     "UnsupportedMediaError",
     "MediaLimitError",
@@ -87,6 +89,11 @@ class RemoteError(ChildsafeError):
     """An outside service failed, refused the credentials, stalled or sent
     what cannot be read; the message names the service's host (never a
     credential or a query string) and what to do."""
+
+
+class UnavailableError(ChildsafeError):
+    """A part of the index this process searches through (a shard) did not
+    answer, so an answer would be partial: the query fails rather than say "no match"."""
 
 
 class MediaError(ChildsafeError):

@@ -49,12 +49,12 @@ def print_matches(matches: list[Match], indent: str = "  ") -> None:
         )
 
 
-def open_matcher(context: CommandContext) -> Matcher:
-    """A matcher over the command's database, brought up to date with the banks."""
-    from childsafe.index import Matcher, index_root
+def open_matcher(context: CommandContext, part_only: bool = False) -> Matcher:
+    """A matcher over the command's database, brought up to date with the
+    banks (of one shard only if ``part_only``: see ``index.open_matcher``)."""
+    from childsafe.index import open_matcher as matcher_for
 
-    settings = context.settings
-    matcher = Matcher(context.engine, index_root(settings.home, settings.database_url), settings.index_snapshot)
+    matcher = matcher_for(context.engine, context.settings, part_only=part_only)
     matcher.sync()
     return matcher
 
@@ -156,7 +156,7 @@ def index_snapshot_command(
     CHILDSAFE_INDEX_SNAPSHOT loads it and then follows the change log, instead
     of building its index from the database."""
     with command_context() as context:
-        written = open_matcher(context).write_snapshot(folder)
+        written = open_matcher(context, part_only=True).write_snapshot(folder)
     if json_output:
         print_json(written)
         return

@@ -30,6 +30,7 @@ from sqlalchemy.types import BigInteger
 from childsafe.banks.catalogue import read_banks
 from childsafe.banks.changes import Change, ChangeOp, bank_ops_between, changes_after, latest_seq
 from childsafe.index.bank_index import BankIndex
+from childsafe.index.shards import WHOLE, IndexPart
 from childsafe.store.models import Bank
 
 __all__ = ["ChangeFollower", "write_snapshot"]
@@ -127,13 +128,22 @@ def _next_gaps(gaps: list[_Gap], hwm: int, found: list[int], snapshot: Row[Any],
 
 class ChangeFollower:
     """Keeps ``banks`` (bank id -> its index, a dict the caller shares) in step
-    with the change log. ``seq`` is the highest change-log seq read."""
+    with the change log, each holding the part of its bank ``part`` says (a
+    shard's entries: docs/service.md). ``seq`` is the highest change-log seq read."""
 
     #: Seconds (database clock) a gap in the change log is kept at least; see ``_Gap``.
     gap_min_age = 10.0
 
-    def __init__(self, engine: Engine, root: Path, banks: dict[int, BankIndex], snapshot: Path | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        root: Path,
+        banks: dict[int, BankIndex],
+        snapshot: Path | None = None,
+        part: IndexPart = WHOLE,
+    ) -> None:
         self.engine = engine
+        self.part = part
         self.root = root
         self.snapshot = snapshot
         self.banks = banks
@@ -211,7 +221,7 @@ class ChangeFollower:
                     self.banks[bank_id].remove_entries([entry_id])
                 elif op in (ChangeOp.CREATE, ChangeOp.RELOAD):
                     for bank in read_banks(connection, bank_id):
-                        self.banks[bank_id] = BankIndex.build(connection, bank, self._complete_to(seq))
+                        self.banks[bank_id] = BankIndex.build(connection, bank, self._complete_to(seq), self.part)
                         if op == ChangeOp.RELOAD:
                             self.banks[bank_id].save(self.root)
                 elif op == ChangeOp.DROP:
@@ -254,7 +264,7 @@ class ChangeFollower:
         for bank in read_banks(connection):
             saved, where = self._newest_save(bank, latest)
             if saved is None:
-                index, where = BankIndex.build(connection, bank, complete), "built"
+                index, where = BankIndex.build(connection, bank, complete, self.part), "built"
                 index.save(self.root)
             else:
                 index = self._replay(connection, saved, latest)
@@ -267,12 +277,12 @@ class ChangeFollower:
         save of another database, or of one restored from a backup) in this
         process's folder or the snapshot folder, and which it came from."""
         places = [("saved", self.root)] + ([("snapshot", self.snapshot)] if self.snapshot else [])
-        seqs = [(BankIndex.newest_saved_seq(folder, bank), where, folder) for where, folder in places]
+        seqs = [(BankIndex.newest_saved_seq(folder, bank, self.part), where, folder) for where, folder in places]
         usable = sorted(
             ((seq, where, folder) for seq, where, folder in seqs if seq is not None and seq <= latest), reverse=True
         )
         for _, where, folder in usable:  # the newest first; a damaged one gives way to the next
-            index = BankIndex.load_newest(folder, bank)
+            index = BankIndex.load_newest(folder, bank, self.part)
             if index is not None and index.seq <= latest:
                 return index, where
         return None, "built"
@@ -288,7 +298,8 @@ class ChangeFollower:
             for bank in read_banks(connection):
                 saved = max(
                     (seq for folder in (self.root, self.snapshot) if folder
-                     for seq in [BankIndex.newest_saved_seq(folder, bank)] if seq is not None and seq <= latest),
+                     for seq in [BankIndex.newest_saved_seq(folder, bank, self.part)]
+                     if seq is not None and seq <= latest),
                     default=None,
                 )  # fmt: skip
                 if saved is None:
@@ -308,7 +319,7 @@ class ChangeFollower:
         complete = max(index.seq, self._complete_to(latest))
         if any(op == ChangeOp.RELOAD for op, _ in changes) or len(changes) > _REPLAY_REBUILT_AFTER:
             (bank,) = read_banks(connection, index.bank_id)
-            rebuilt = BankIndex.build(connection, bank, complete)
+            rebuilt = BankIndex.build(connection, bank, complete, self.part)
             rebuilt.save(self.root)
             return rebuilt
         for op, entry_id in changes:

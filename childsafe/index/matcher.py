@@ -10,14 +10,15 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine, select
 
-from childsafe.errors import InputFormatError
+from childsafe.errors import InputFormatError, UnavailableError, UsageError
 from childsafe.index.bank_index import BankIndex
 from childsafe.index.follower import ChangeFollower, write_snapshot
 from childsafe.index.pdq_index import hex_to_words
+from childsafe.index.shards import FRONT, WHOLE, IndexPart, RemoteHit, RemoteShards
 from childsafe.signals import PDQ_MIN_QUALITY, FileHashes, get_signal
 from childsafe.signals.derived import DERIVED_MAX_DISTANCE
 from childsafe.signals.keypoints import Keypoints
@@ -25,7 +26,19 @@ from childsafe.signals.pdq import pdq_distance
 from childsafe.signals.vpdq import FrameHashes, VpdqComparison
 from childsafe.store.models import BankEntry, EntrySignal, EntryVariant
 
-__all__ = ["Match", "Matcher", "LaterSteps", "index_root", "KEYPOINTS_TRANSFORM", "FRAME_TRANSFORM"]
+if TYPE_CHECKING:
+    from childsafe.config import Settings
+
+__all__ = [
+    "Match",
+    "Matcher",
+    "LaterSteps",
+    "ShardHits",
+    "index_root",
+    "open_matcher",
+    "KEYPOINTS_TRANSFORM",
+    "FRAME_TRANSFORM",
+]
 
 #: Entry ids per statement when fetching their details: one statement for up
 #: to this many (far below the bound values SQLite and PostgreSQL allow).
@@ -135,6 +148,26 @@ def _suppressed(hits: list[_Hit]) -> list[_Hit]:
     return [hit for hit in hits if hit.bank.kind != "suppress" and get_signal(hit.signal).kind == "digest"]
 
 
+def open_matcher(engine: Engine, settings: Settings, *, part_only: bool = False) -> Matcher:
+    """The matcher the settings ask for: of the whole banks, of one shard
+    (``CHILDSAFE_INDEX_SHARD``; only when ``part_only``: a shard cannot match
+    on its own, it would miss every other shard's entries), or a front over
+    the shards (``CHILDSAFE_INDEX_SHARDS``). Not yet synced."""
+    root = index_root(settings.home, settings.database_url)
+    if settings.index_shards:
+        shards = RemoteShards(settings.index_shards, settings.index_shards_key or "")
+        return Matcher(engine, root, settings.index_snapshot, shards=shards)
+    if settings.index_shard is None:
+        return Matcher(engine, root, settings.index_snapshot)
+    if not part_only:
+        raise UsageError(
+            "CHILDSAFE_INDEX_SHARD is set: this process's index holds one shard of the banks and cannot match"
+            " on its own; unset it, or set CHILDSAFE_INDEX_SHARDS to match through the shards"
+        )
+    number, count = settings.index_shard
+    return Matcher(engine, root, settings.index_snapshot, IndexPart(number, count))
+
+
 def index_root(home: Path, database_url: str) -> Path:
     """Where saved indexes of this database live: beside the database, one
     folder per database (so SQLite and PostgreSQL never share)."""
@@ -149,18 +182,43 @@ class _EntryDetails:
     variants: dict[str, str]  # PDQ value -> bank-side variant name
 
 
+@dataclass(frozen=True)
+class ShardHits:
+    """What a shard answers a front (``Matcher.shard_search``): each query's
+    hits as ``[bank_id, entry_id, signal, value, distance]``, and the name and
+    kind of each bank they are in."""
+
+    results: list[list[list[int | str]]]
+    banks: dict[str, list[str]]
+
+
 class Matcher:
     """Match hashes against every bank. Call ``sync()`` before a query (or a
-    batch of queries) to see the latest changes; it is cheap when nothing changed."""
+    batch of queries) to see the latest changes; it is cheap when nothing changed.
 
-    def __init__(self, engine: Engine, root: Path, snapshot: Path | None = None) -> None:
+    ``part`` is what of the banks the index holds (``index/shards.py``): a
+    shard's matcher answers a front's ``shard_search``; a front's (``shards``
+    given) holds the keypoints and videos and sends the PDQ and digest
+    searches to its shards."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        root: Path,
+        snapshot: Path | None = None,
+        part: IndexPart = WHOLE,
+        shards: RemoteShards | None = None,
+    ) -> None:
         self.engine = engine
         self.root = root
+        self.part = FRONT if shards is not None else part
+        #: Where a front's hash searches go; ``None``: this process's own index.
+        self.shards = shards
         self.banks: dict[int, BankIndex] = {}
         self._details: dict[int, _EntryDetails] = {}
         #: Keeps ``banks`` in step with the change log (``index/follower.py``);
         #: starts from ``snapshot``'s saved indexes where they are newer than ``root``'s.
-        self.follower = ChangeFollower(engine, root, self.banks, snapshot)
+        self.follower = ChangeFollower(engine, root, self.banks, snapshot, self.part)
 
     # -- keeping in step (the follower's work) -------------------------------
 
@@ -178,8 +236,10 @@ class Matcher:
         self.follower.ensure_saved()
 
     def close(self) -> None:
-        """Close what the follower keeps open (the engine is the caller's)."""
+        """Close what the follower keeps open, and the clients of the shards (the engine is the caller's)."""
         self.follower.close()
+        if self.shards is not None:
+            self.shards.close()
 
     def write_snapshot(self, folder: Path) -> dict[str, Any]:
         """Bring every bank's index up to date and save it into ``folder``, for
@@ -205,7 +265,10 @@ class Matcher:
     # -- matching ----------------------------------------------------------
 
     def _search(self, queries: Sequence[tuple[str, str, str]]) -> list[list[_Hit]]:
-        """Hits for ``(signal, value, transform)`` queries, in every bank."""
+        """Hits for ``(signal, value, transform)`` queries, in every bank (in
+        every shard of every bank, for a front)."""
+        if self.shards is not None:
+            return self._remote_search(queries, self.shards)
         results: list[list[_Hit]] = [[] for _ in queries]
         by_signal: dict[str, list[int]] = {}
         for number, (signal, _, _) in enumerate(queries):
@@ -223,6 +286,44 @@ class Matcher:
                     for ids, n in zip(found, numbers, strict=True):
                         results[n].extend(_Hit(bank, i, signal, queries[n][1], 0, queries[n][2]) for i in ids)
         return results
+
+    def _remote_search(self, queries: Sequence[tuple[str, str, str]], shards: RemoteShards) -> list[list[_Hit]]:
+        """``_search`` through the shards: their hits, merged, each in the
+        front's own index of its bank (a bank the front has not seen yet, as
+        the shard describes it). Needs no lock: it only reads ``banks``."""
+        found = shards.search([(signal, value) for signal, value, _ in queries])
+        unknown: dict[int, BankIndex] = {}
+
+        def bank_of(hit: RemoteHit) -> BankIndex:
+            bank = self.banks.get(hit.bank_id) or unknown.get(hit.bank_id)
+            if bank is None:  # created a moment ago: the shard followed the change log before the front
+                bank = unknown[hit.bank_id] = BankIndex(hit.bank_id, hit.bank_name, hit.bank_kind, "", 0, -1)
+            return bank
+
+        return [
+            [_Hit(bank_of(hit), hit.entry_id, hit.signal, hit.value, hit.distance, transform) for hit in hits]
+            for hits, (_, _, transform) in zip(found, queries, strict=True)
+        ]
+
+    def shard_search(self, queries: Sequence[tuple[str, str]]) -> ShardHits:
+        """A shard's answer to a front: the raw hits of each ``(signal,
+        value)`` query in this process's index, to be merged with the other
+        shards' and ranked by the front (``_to_matches``)."""
+        results: list[list[list[int | str]]] = []
+        banks: dict[str, list[str]] = {}
+        for hits in self._search([(signal, value, "none") for signal, value in queries]):
+            results.append([[hit.bank.bank_id, hit.entry_id, hit.signal, hit.value, hit.distance] for hit in hits])
+            for hit in hits:
+                banks[str(hit.bank.bank_id)] = [hit.bank.name, hit.bank.kind]
+        return ShardHits(results, banks)
+
+    def _check_whole(self) -> None:
+        """A shard's index holds some of the entries only: its "no match" would be a guess."""
+        if self.part.count > 1:
+            raise UnavailableError(
+                f"this process holds index shard {self.part.label} only and does not match on its own:"
+                " send matches to the front (CHILDSAFE_INDEX_SHARDS)"
+            )
 
     def _to_matches(self, hits: list[_Hit], details: dict[int, _EntryDetails] | None = None) -> list[Match]:
         """Best hit per (bank, entry, signal), with category and source id
@@ -281,7 +382,8 @@ class Matcher:
     def _entry_details(self, entry_ids: set[int]) -> dict[int, _EntryDetails]:
         # Cached until the next change to any bank: a service answering the
         # same matches again should not ask the database each time.
-        details = {i: self._details[i] for i in entry_ids if i in self._details}
+        # .get: on a front, lookups run without the index lock, and a sync may clear the cache meanwhile.
+        details = {i: entry for i in entry_ids if (entry := self._details.get(i)) is not None}
         ids = sorted(entry_ids - details.keys())
         if not ids:  # all known: no connection (a hot match, or a query that found nothing)
             return details
@@ -309,6 +411,7 @@ class Matcher:
 
     def lookup(self, queries: Sequence[tuple[str, str]]) -> list[list[Match]]:
         """Matches for each ``(signal, value)`` query (values already parsed), in order."""
+        self._check_whole()
         hits = self._search([(signal, value, "none") for signal, value in queries])
         # The details of every entry found, in one statement (per 10,000),
         # not in one per query.
@@ -323,6 +426,7 @@ class Matcher:
         whose hash depends on the decode's scale, its full-resolution hash
         (docs/detection.md). The later steps come from ``later``, or else
         are made from ``hashes.picture`` as they are needed."""
+        self._check_whole()
         queries: list[tuple[str, str, str]] = []
         for name in ("md5", "sha1", "sha256"):
             value = getattr(hashes, name)

@@ -25,13 +25,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from childsafe import __version__
 from childsafe.config import ServiceOptions, Settings
-from childsafe.errors import ChildsafeError, ConflictError, InputFormatError, NotFoundError, UsageError
+from childsafe.errors import (
+    ChildsafeError,
+    ConflictError,
+    InputFormatError,
+    NotFoundError,
+    UnavailableError,
+    UsageError,
+)
 from childsafe.service.background import deliver_webhooks, fetch_exchanges, save_match_counts
 from childsafe.service.context import ServiceContext
 from childsafe.service.guard import RequestGuard
 from childsafe.service.requestlog import RequestLog
 from childsafe.service.responses import OrjsonResponse, error_response
-from childsafe.service.routes import banks, dashboard, deter, health, matching
+from childsafe.service.routes import banks, dashboard, deter, health, matching, shard
 
 __all__ = ["create_app"]
 
@@ -45,6 +52,8 @@ def _status_of(error: ChildsafeError) -> int:
         return 409
     if isinstance(error, UsageError | InputFormatError):
         return 422
+    if isinstance(error, UnavailableError):
+        return 503
     return 500
 
 
@@ -91,6 +100,8 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
     @app.exception_handler(ChildsafeError)
     async def childsafe_error(request: Request, error: ChildsafeError) -> OrjsonResponse:
         status = _status_of(error)
+        if isinstance(error, UnavailableError):  # its message is written for the caller: say why, and when to retry
+            return error_response(status, str(error), {"Retry-After": "1"})
         return error_response(status, str(error) if status < 500 else "internal error; see the service log")
 
     @app.exception_handler(StarletteHTTPException)
@@ -114,6 +125,6 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
     # each router as a branch that every request descends into, which cost
     # about 15 us of a GET /v1/match (a twentieth of it). Routes are tried in
     # order: the hottest one, GET /v1/match, first.
-    for module in (matching, health, banks, deter, dashboard):
+    for module in (matching, health, banks, deter, dashboard, shard):
         app.router.routes.extend(module.router.routes)
     return app

@@ -21,7 +21,8 @@ from childsafe.actions.keys import ROLES, find_api_key
 from childsafe.actions.match_counts import MatchTally
 from childsafe.config import ServiceOptions, Settings
 from childsafe.deter.prevention import Prevention
-from childsafe.index import Match, Matcher, index_root
+from childsafe.index import Match, Matcher, open_matcher
+from childsafe.index.matcher import ShardHits
 from childsafe.service.decoding import UploadWorkers
 from childsafe.service.limits import SharedRateLimiter, limiter_engine
 from childsafe.store import open_database
@@ -133,7 +134,11 @@ class ServiceContext:
         """Matches of each ``(signal, value)`` query, the index brought up to date first."""
         with self.index_lock:
             self.sync_index()
-            return self.matcher.lookup(queries)
+            if self.matcher.shards is None:
+                return self.matcher.lookup(queries)
+        # A front's lookup waits for its shards: not holding the index, so
+        # that lookups overlap (it reads only which banks there are).
+        return self.matcher.lookup(queries)
 
     @asynccontextmanager
     async def current_index(self) -> AsyncIterator[Matcher]:
@@ -157,11 +162,29 @@ class ServiceContext:
         the hottest route, without a context manager's few microseconds."""
         if time.monotonic() - self._synced_at >= SYNC_SECONDS:
             await self.follow_if_due()
+        if self.matcher.shards is not None:  # a front: it waits for its shards, in a thread (see ``lookup``)
+            return await run_in_threadpool(self.matcher.lookup, queries)
         await self._hold_index()
         try:
             return self.matcher.lookup(queries)
         finally:
             self.index_lock.release()
+
+    async def shard_search(self, queries: list[tuple[str, str]]) -> ShardHits:
+        """A shard's raw hits for a front's queries (``Matcher.shard_search``),
+        the index followed up to date first; a large batch in a thread."""
+        await self.follow_if_due()
+        if len(queries) > 64:
+            return await run_in_threadpool(self._shard_search_locked, queries)
+        await self._hold_index()
+        try:
+            return self.matcher.shard_search(queries)
+        finally:
+            self.index_lock.release()
+
+    def _shard_search_locked(self, queries: list[tuple[str, str]]) -> ShardHits:
+        with self.index_lock:
+            return self.matcher.shard_search(queries)
 
     async def follow_if_due(self) -> None:
         """Follow the change log if SYNC_SECONDS have passed since it was last
@@ -204,7 +227,7 @@ class ServiceContext:
     @classmethod
     def open(cls, settings: Settings, options: ServiceOptions) -> ServiceContext:
         engine = open_database(settings.database_url)
-        matcher = Matcher(engine, index_root(settings.home, settings.database_url), settings.index_snapshot)
+        matcher = open_matcher(engine, settings, part_only=True)  # a shard serves its front
         matcher.sync()
         # One decoding process per service worker by default: run `serve --workers N`
         # with N the number of cores, and decoding uses them all without queueing

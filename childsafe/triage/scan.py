@@ -28,7 +28,7 @@ from childsafe.config import Settings
 from childsafe.detect import digests_only, match_prepared, useful_steps
 from childsafe.errors import UsageError
 from childsafe.fileio import atomic_file
-from childsafe.index import Match, Matcher, index_root
+from childsafe.index import Match, Matcher, open_matcher
 from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits
 from childsafe.store import open_database, record_audit
@@ -146,7 +146,7 @@ class Reading:
 def open_reading(settings: Settings, verify_images: bool = False) -> Reading:
     """Open the database and load the banks' saved index (``Matcher.ensure_saved`` made it)."""
     engine = open_database(settings.database_url)
-    matcher = Matcher(engine, index_root(settings.home, settings.database_url), settings.index_snapshot)
+    matcher = open_matcher(engine, settings)
     matcher.sync()
     return Reading(matcher, settings.limits, settings.budgets, verify_images)
 
@@ -276,7 +276,11 @@ def scan_evidence(
     try:
         _prepare(request, (request.out / STATE_FOLDER / "state.sqlite").exists())
         # Build or refresh the saved index once, so workers only load it.
-        Matcher(engine, index_root(settings.home, settings.database_url), settings.index_snapshot).ensure_saved()
+        matcher = open_matcher(engine, settings)
+        try:
+            matcher.ensure_saved()
+        finally:
+            matcher.close()
         workers = _pool(request, settings)
         # Local workers start up while the banks are summed and the evidence walked; a Dask
         # cluster is reached and its workers checked before anything is written.

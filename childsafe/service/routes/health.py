@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from childsafe.service.dependencies import context_of
 from childsafe.service.responses import OrjsonResponse
@@ -32,10 +33,12 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/ready", response_class=OrjsonResponse)
 async def ready(request: Request) -> OrjsonResponse:
-    """200 ``{"status": "ready", "index": {"seq", "banks", "loaded_from"}}``
-    when the index is loaded (a worker takes no request before) and has
-    followed the bank change log just now; 503 ``{"status": "not ready",
-    "reason"}`` when it cannot within two seconds."""
+    """200 ``{"status": "ready", "index": {"seq", "banks", "loaded_from",
+    "part"}}`` (``part``: ``whole``, ``K/N`` for a shard, ``front``) when the index is loaded (a worker
+    takes no request before) and has followed the bank change log just now;
+    503 ``{"status": "not ready", "reason"}`` when it cannot within two
+    seconds. A front is ready only when each of its shards is too (and is the
+    shard it is listed as); else its reason names the shards that are not."""
     context = context_of(request)
     try:
         await asyncio.wait_for(context.follow_if_due(), READY_WAIT_SECONDS)
@@ -44,8 +47,20 @@ async def ready(request: Request) -> OrjsonResponse:
     except Exception as exc:  # the database: matching would fail too, so say so here first
         log.warning("not ready: cannot follow the bank change log: %s", type(exc).__name__)
         return _not_ready(f"cannot read the bank change log ({type(exc).__name__}); matching would fail")
-    follower = context.matcher.follower
-    index = {"seq": follower.seq, "banks": len(context.matcher.banks), "loaded_from": follower.loaded_from}
+    matcher = context.matcher
+    if matcher.shards is not None:
+        not_ready = await run_in_threadpool(matcher.shards.not_ready)
+        if not_ready:
+            return _not_ready("; ".join(not_ready))
+    follower = matcher.follower
+    index: dict[str, Any] = {
+        "seq": follower.seq,
+        "banks": len(matcher.banks),
+        "loaded_from": follower.loaded_from,
+        "part": matcher.part.label,
+    }
+    if matcher.shards is not None:
+        index["shards"] = len(matcher.shards.urls)
     return OrjsonResponse({"status": "ready", "index": index})
 
 
