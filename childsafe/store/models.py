@@ -347,7 +347,8 @@ class Referral(Base):
     ``state`` is one of ``draft``, ``submitted``, ``uploaded``, ``finished``,
     ``packaged`` (an NCA package written), ``retracted`` or ``failed``;
     ``step`` is the last step done (what a resumed send carries on from),
-    so a failed referral still knows it. ``report`` is the report's
+    so a failed referral still knows it (``finish_sent``: a ``/finish``
+    whose answer was lost). ``report`` is the report's
     contents (``ReferralReport.to_dict``: hashes, EXIF summary, matched
     entries; never the file's bytes or a credential). ``remote_report_id`` is
     the id NCMEC returned, stored in the transaction that records the step,
