@@ -31,7 +31,7 @@ from childsafe.service.context import ServiceContext
 from childsafe.service.guard import RequestGuard
 from childsafe.service.requestlog import RequestLog
 from childsafe.service.responses import OrjsonResponse, error_response
-from childsafe.service.routes import banks, dashboard, deter, health, matching
+from childsafe.service.routes import banks, dashboard, deter, health, matching, referrals
 
 __all__ = ["create_app"]
 
@@ -114,6 +114,6 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
     # each router as a branch that every request descends into, which cost
     # about 15 us of a GET /v1/match (a twentieth of it). Routes are tried in
     # order: the hottest one, GET /v1/match, first.
-    for module in (matching, health, banks, deter, dashboard):
+    for module in (matching, health, banks, deter, dashboard, referrals):
         app.router.routes.extend(module.router.routes)
     return app
