@@ -213,8 +213,12 @@ def _request_once(
                 return Fetched(304, response.headers, b"")
             if not 200 <= status < 300:
                 # A 4xx may explain itself in its body (NCMEC's reportResponse): kept, short.
-                text = response.read()[:2000] if method == "POST" else b""
-                raise RemoteError(f"{where}: HTTP {status}; check the address", body=text)
+                text = b""
+                for chunk in response.iter_bytes() if method == "POST" else ():
+                    text += chunk
+                    if len(text) >= 2000:
+                        break
+                raise RemoteError(f"{where}: HTTP {status}; check the address", body=text[:2000])
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:

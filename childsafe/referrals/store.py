@@ -106,6 +106,8 @@ def insert_referral(engine: Engine, destination: str, report: ReferralReport, ac
 
 def get_referral(engine: Engine, referral_id: int) -> ReferralInfo:
     """The referral with this id; ``NotFoundError`` when there is none."""
+    if not 1 <= referral_id < 2**63:  # past a database integer: no such row, not an overflow
+        raise NotFoundError(f"no referral {referral_id}")
     with engine.connect() as connection:
         row = connection.execute(select(Referral).where(Referral.id == referral_id)).first()
     if row is None:

@@ -291,3 +291,19 @@ def test_bad_uploader_identifiers_and_unknown_uploads_are_refused(
         create_referral(engine, settings, "fbi", preserved.sha256, Uploader())
     with pytest.raises(UsageError, match="no preserved upload has SHA-256 0000"):
         create_referral(engine, settings, "ncmec", "0" * 64, Uploader())
+
+
+def test_a_refusal_says_what_ncmec_said(
+    engine: sa.Engine, settings: Settings, preserved: Preserved, ncmec: NcmecServer
+) -> None:
+    referral_id = _referral(engine, settings, preserved)
+    ncmec.faults["/upload"] = ["500"]
+    with pytest.raises(RemoteError):
+        send_referral(engine, settings, referral_id)
+    report_id = get_referral(engine, referral_id).remote_report_id or ""
+    ncmec.reports[report_id].state = "retracted"  # withdrawn at NCMEC by someone else
+    with pytest.raises(
+        RemoteError, match=f"/upload: HTTP 400; check the address: responseCode 4200: Report {report_id} is not open"
+    ):
+        send_referral(engine, settings, referral_id)
+    assert ncmec.calls.count("/submit") == 1

@@ -57,6 +57,7 @@ def test_a_matched_upload_becomes_a_report_through_the_api(
     assert referral["report"]["file"]["sha256"] == sha256 and referral["report"]["matches"][0]["category"] == "B1"
     assert app.request("GET", f"/v1/referrals/{referral['id']}", headers=curator).json() == referral
     assert error_message(app.request("GET", "/v1/referrals/999", headers=curator), 404) == "no referral 999"
+    assert error_message(app.request("GET", f"/v1/referrals/{10**20}", headers=curator), 404).startswith("no referral")
     assert {e.actor for e in audit_events(engine) if e.action.startswith("referral.")} == {"api:curator-key"}
 
     ncmec.faults["/submit"] = ["500"]  # a failure is in the record returned, to resume later
