@@ -238,11 +238,11 @@ def exif_summary(data: bytes, *, gps: bool) -> dict[str, str]:
             summary = {"width": str(image.width), "height": str(image.height)}
             exif = image.getexif()
             for tag, name in _IFD0_TAGS.items():
-                if tag in exif:
+                if tag in exif and _text(exif[tag]):
                     summary[name] = _text(exif[tag])
             for tag, name in _EXIF_TAGS.items():
                 value = exif.get_ifd(_EXIF_IFD).get(tag)
-                if value is not None:
+                if value is not None and _text(value):
                     summary[name] = _text(value)
             if gps:
                 position = _gps_position(exif.get_ifd(_GPS_IFD))
@@ -254,9 +254,10 @@ def exif_summary(data: bytes, *, gps: bool) -> dict[str, str]:
 
 
 def _text(value: Any) -> str:
+    """An EXIF value as short printable text (control characters cannot go into XML)."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return str(value).strip("\x00 ")[:200]
+    return "".join(c for c in str(value) if c.isprintable()).strip()[:200]
 
 
 def _gps_position(gps: dict[int, Any]) -> str | None:

@@ -53,6 +53,8 @@ SCHEMA = Path(__file__).with_name("ncmec_report.xsd")
 MAX_ANSWER_BYTES = 256 * 1024
 #: NCMEC's category scale (the ``ncmec`` bank scheme) as its ``industryClassification``.
 _CLASSIFICATIONS = frozenset({"A1", "A2", "B1", "B2"})
+#: The longest text element in our schema.
+MAX_TEXT = 4000
 #: Our signals as NCMEC's ``hashType``.
 _HASH_TYPES = (("md5", "MD5"), ("sha1", "SHA1"), ("sha256", "SHA256"), ("pdq", "PDQ"))
 
@@ -97,9 +99,16 @@ def report_xml(report: ReferralReport) -> bytes:
             _add(event, "eventName", "Upload")
             _add(event, "dateTime", _time(report.upload_time))
         if len(uploader.ids) > 1:
-            _add(reported, "additionalInfo", "Other identifiers: " + ", ".join(uploader.ids[1:]))
-    _add(root, "additionalInfo", _matches_text(report))
+            _add(reported, "additionalInfo", _capped("Other identifiers: " + ", ".join(uploader.ids[1:])))
+    _add(root, "additionalInfo", _capped(_matches_text(report)))
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def _capped(text: str) -> str:
+    """At most the schema's 4,000 characters (a report matching many entries says how many were left out)."""
+    if len(text) <= MAX_TEXT:
+        return text
+    return text[: MAX_TEXT - 40].rsplit(";", 1)[0] + f"; ... ({len(text):,} characters in all)"
 
 
 def _matches_text(report: ReferralReport) -> str:

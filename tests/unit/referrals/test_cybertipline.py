@@ -8,21 +8,32 @@ where it stopped, never opening a second report."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from lxml import etree
 from ncmec_server import NcmecServer
+from PIL import Image
 from referral_support import PASSWORD, Preserved
 
 from childsafe.config import ReferralSettings, Settings
 from childsafe.errors import RemoteError, UsageError
 from childsafe.referrals import Uploader, create_referral, get_referral, retract_referral, send_referral
-from childsafe.referrals.ncmec import CyberTipline, report_xml, validate
+from childsafe.referrals.model import (
+    INCIDENT_TYPE,
+    MatchedEntry,
+    ReferralReport,
+    ReportedFile,
+    Reporter,
+    exif_summary,
+)
+from childsafe.referrals.ncmec import CyberTipline, file_details_xml, report_xml, validate
 from childsafe.store import audit_events
 
 pytestmark = pytest.mark.usefixtures("credentials")
@@ -307,3 +318,23 @@ def test_a_refusal_says_what_ncmec_said(
     ):
         send_referral(engine, settings, referral_id)
     assert ncmec.calls.count("/submit") == 1
+
+
+def test_long_and_odd_reports_still_match_the_schema() -> None:
+    exif = Image.Exif()
+    exif[271], exif[272] = "\x01Cam\x02era\x00", ""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "JPEG", exif=exif)
+    summary = exif_summary(buffer.getvalue(), gps=True)
+    assert summary == {"width": "8", "height": "8", "make": "Camera"}  # no control characters, nothing empty
+    moment = datetime(2026, 4, 7, 10, 0, tzinfo=UTC)
+    report = ReferralReport(
+        INCIDENT_TYPE, moment, moment, Reporter("Ada", "safety@example.org", None),
+        ReportedFile("a.jpg", 8, "image/jpeg", "a" * 32, "b" * 40, "c" * 64, None), summary,
+        Uploader(tuple(f"{n:03d}" + "x" * 197 for n in range(20)), "198.51.100.1"), "key",
+        tuple(MatchedEntry("bank", str(n), f"source-{n}", "A1") for n in range(500)),
+    )  # fmt: skip
+    document = report_xml(report)
+    validate(document)
+    validate(file_details_xml(report, "7001", "f1"))
+    assert "(" in etree.fromstring(document).findtext("additionalInfo")[-40:]  # says how much was left out
