@@ -16,7 +16,14 @@ from childsafe.errors import UsageError
 from childsafe.media.budgets import ScanBudgets
 from childsafe.media.limits import MediaLimits, number_setting
 
-__all__ = ["Settings", "ServiceOptions", "HttpSettings", "MATCH_DETAILS_LEVELS", "environment_secret"]
+__all__ = [
+    "Settings",
+    "ServiceOptions",
+    "HttpSettings",
+    "ReferralSettings",
+    "MATCH_DETAILS_LEVELS",
+    "environment_secret",
+]
 
 #: The values of ``CHILDSAFE_MATCH_DETAILS``: which roles each one lets see a match's
 #: bank hash is ``childsafe.service.context.MATCH_DETAILS``.
@@ -63,6 +70,44 @@ class HttpSettings:
         )
 
 
+@dataclass(frozen=True)
+class ReferralSettings:
+    """Who reports and where (``childsafe/referrals``). No address has a
+    default: a report goes to a real service only when the operator names it.
+    The NCMEC credentials are not here: ``childsafe.referrals.ncmec`` reads
+    them when it sends (``CHILDSAFE_NCMEC_USER``/``CHILDSAFE_NCMEC_PASSWORD``
+    or the owner-only ``ncmec_credentials_file``), so no settings object, log
+    line or traceback ever holds them."""
+
+    #: ``CHILDSAFE_NCMEC_URL``: the CyberTipline Reporting API's base address (NCMEC's test or production one).
+    ncmec_url: str | None = None
+    #: ``CHILDSAFE_NCMEC_CREDENTIALS_FILE``: a file (chmod 600) holding ``user:password``.
+    ncmec_credentials_file: Path | None = None
+    #: ``CHILDSAFE_NCMEC_XSD``: NCMEC's own report schema (from its ``/xsd``), used instead of ours.
+    ncmec_xsd: Path | None = None
+    #: ``CHILDSAFE_REPORTER_NAME``: the person reports are made by ("First Last").
+    reporter_name: str | None = None
+    #: ``CHILDSAFE_REPORTER_EMAIL``: their e-mail address (NCMEC requires one).
+    reporter_email: str | None = None
+    #: ``CHILDSAFE_REPORTER_ORGANISATION``: the platform's name, as registered with NCMEC or the NCA.
+    reporter_organisation: str | None = None
+    #: ``CHILDSAFE_REFERRAL_GPS``: put an image's EXIF GPS position into the report's EXIF summary.
+    exif_gps: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReferralSettings:
+        """The settings from ``CHILDSAFE_NCMEC_*``, ``CHILDSAFE_REPORTER_*`` and ``CHILDSAFE_REFERRAL_GPS``."""
+        return cls(
+            ncmec_url=(env.get("CHILDSAFE_NCMEC_URL") or "").strip() or None,
+            ncmec_credentials_file=_path(env.get("CHILDSAFE_NCMEC_CREDENTIALS_FILE")),
+            ncmec_xsd=_path(env.get("CHILDSAFE_NCMEC_XSD")),
+            reporter_name=(env.get("CHILDSAFE_REPORTER_NAME") or "").strip() or None,
+            reporter_email=(env.get("CHILDSAFE_REPORTER_EMAIL") or "").strip() or None,
+            reporter_organisation=(env.get("CHILDSAFE_REPORTER_ORGANISATION") or "").strip() or None,
+            exif_gps=env.get("CHILDSAFE_REFERRAL_GPS", "").strip().lower() in ("1", "yes", "true", "on"),
+        )
+
+
 def environment_secret(name: str) -> str | None:
     """The value of the environment variable ``name`` (a credential an
     exchange was told to take from there), ``None`` when unset or empty."""
@@ -104,6 +149,8 @@ class Settings:
     index_shards: tuple[str, ...] = ()
     #: ``CHILDSAFE_INDEX_SHARDS_KEY``: the curator (or admin) API key a front sends to its shards.
     index_shards_key: str | None = field(default=None, repr=False)
+    #: Who reports matches and where (``CHILDSAFE_NCMEC_*``, ``CHILDSAFE_REPORTER_*``).
+    referrals: ReferralSettings = field(default_factory=ReferralSettings)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -118,9 +165,9 @@ class Settings:
             warning_texts=_path(env.get("CHILDSAFE_WARNING_TEXTS")),
             index_snapshot=_path(env.get("CHILDSAFE_INDEX_SNAPSHOT")),
             review_break_minutes=number_setting(env, "CHILDSAFE_REVIEW_BREAK_MINUTES", cls.review_break_minutes),
-            http=HttpSettings.from_env(env),
             index_shard=_shard(env.get("CHILDSAFE_INDEX_SHARD", "")), index_shards=_shard_urls(env),
             index_shards_key=env.get("CHILDSAFE_INDEX_SHARDS_KEY", "").strip() or None,
+            http=HttpSettings.from_env(env), referrals=ReferralSettings.from_env(env),
         )  # fmt: skip
 
 

@@ -7,7 +7,9 @@
     ├── InputFormatError           an input file that cannot be parsed (exit 2)
     ├── StorageError               the database cannot be opened or migrated (exit 1)
     ├── RemoteError                an outside service (a hash exchange) failed,
-    │                              refused us or stalled (exit 1)
+    │   │                          refused us or stalled (exit 1)
+    │   └── RemoteOutcomeUnknown   a request that creates something went out
+    │                              and its answer was lost: it may have been done
     ├── UnavailableError           an index shard did not answer: try again (HTTP 503)
     └── MediaError                 one item could not be read or decoded; reported
         │                          as that item's `error`, never fatal to a run
@@ -31,6 +33,7 @@ __all__ = [
     "InputFormatError",
     "StorageError",
     "RemoteError",
+    "RemoteOutcomeUnknown",
     "UnavailableError",
     "MediaError",
     "UnsupportedMediaError",
@@ -88,7 +91,18 @@ class StorageError(ChildsafeError):
 class RemoteError(ChildsafeError):
     """An outside service failed, refused the credentials, stalled or sent
     what cannot be read; the message names the service's host (never a
-    credential or a query string) and what to do."""
+    credential or a query string) and what to do. ``body``: the start of
+    an error answer's body, for a caller that can read it (never shown)."""
+
+    def __init__(self, message: str = "", *, field: str | None = None, body: bytes = b"") -> None:
+        super().__init__(message, field=field)
+        self.body = body
+
+
+class RemoteOutcomeUnknown(RemoteError):
+    """A request that creates something (a report) was sent and its answer
+    was lost (a timeout, a dropped connection, a 5xx): the service may have
+    done it. Sending it again could do it twice, so it is not retried."""
 
 
 class UnavailableError(ChildsafeError):

@@ -1,5 +1,5 @@
 """The one place childsafe makes HTTP requests to outside services (hash
-exchanges now, referrals later): every client is made by ``make_client``
+hash exchanges, referrals): every client is made by ``make_client``
 from ``HttpSettings``, so timeouts, proxies, TLS and the User-Agent are the
 same everywhere, and ``get`` is the one way to GET with bounded retries.
 
@@ -24,9 +24,9 @@ from typing import IO
 import httpx
 
 from childsafe.config import HttpSettings
-from childsafe.errors import RemoteError
+from childsafe.errors import RemoteError, RemoteOutcomeUnknown
 
-__all__ = ["Fetched", "get", "make_client", "shown_url", "user_agent"]
+__all__ = ["Fetched", "get", "post", "request", "make_client", "shown_url", "user_agent"]
 
 #: Statuses worth another try of an idempotent request: the server is busy or failed for now.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -101,34 +101,99 @@ def get(
 
     A 2xx or 304 is returned; anything else raises ``RemoteError`` with one
     line: 401/403 say the credentials were refused, others the status."""
-    where = shown_url(url)
+    return request(client, "GET", url, settings, headers=headers, into=into, max_bytes=max_bytes)
+
+
+def post(
+    client: httpx.Client,
+    url: str,
+    settings: HttpSettings,
+    *,
+    content: bytes | None = None,
+    data: Mapping[str, str] | None = None,
+    files: Mapping[str, tuple[str, bytes, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    idempotent: bool = False,
+    max_bytes: int | None = 1024 * 1024,
+) -> Fetched:
+    """POST to ``url`` (a body of ``content``, or a form of ``data`` and
+    ``files``) with ``get``'s timeouts and answers.
+
+    A POST that creates something (``idempotent=False``) is tried again only
+    when the server cannot have acted on it: the connection could not be
+    opened, or it answered 429 or 503 (busy). When it may have acted (a
+    timeout or a dropped connection after the request went out, a 500, 502
+    or 504) it raises ``RemoteOutcomeUnknown`` instead of sending it twice;
+    the caller decides. An idempotent POST is retried like a GET."""
+    return request(
+        client, "POST", url, settings, headers=headers, content=content, data=data, files=files,
+        max_bytes=max_bytes, idempotent=idempotent,
+    )  # fmt: skip
+
+
+def request(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    settings: HttpSettings,
+    *,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    data: Mapping[str, str] | None = None,
+    files: Mapping[str, tuple[str, bytes, str]] | None = None,
+    into: IO[bytes] | None = None,
+    max_bytes: int | None = None,
+    idempotent: bool = True,
+) -> Fetched:
+    """The one request loop under ``get`` and ``post`` (their docstrings say
+    what is retried and what is raised)."""
+    where = f"{method} {shown_url(url)}"
     wait = settings.backoff_seconds
+    body = _Body(content, dict(data) if data else None, dict(files) if files else None)
     for attempt in range(settings.retries + 1):
         last = attempt == settings.retries
         try:
-            return _get_once(client, url, settings, headers or {}, into, max_bytes)
+            return _request_once(client, method, url, settings, headers or {}, body, into, max_bytes)
         except _Retryable as problem:
+            tries = f" after {attempt + 1} tries" if attempt else ""
+            if not idempotent and problem.maybe_done:
+                raise RemoteOutcomeUnknown(
+                    f"{where}: {problem}{tries}; the service may have acted on it: check before sending it again"
+                ) from None
             if last:
-                tries = f" after {attempt + 1} tries" if attempt else ""
-                raise RemoteError(f"GET {where}: {problem}{tries}; try again later") from None
+                raise RemoteError(f"{where}: {problem}{tries}; try again later") from None
         time.sleep(wait)
         wait *= 2
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
+@dataclass(frozen=True)
+class _Body:
+    content: bytes | None
+    data: dict[str, str] | None
+    files: dict[str, tuple[str, bytes, str]] | None
+
+
 class _Retryable(Exception):
-    """A failure another try may not meet (its text is the reason)."""
+    """A failure another try may not meet (its text is the reason);
+    ``maybe_done``: the server may have acted on the request all the same."""
+
+    def __init__(self, reason: str, *, maybe_done: bool) -> None:
+        super().__init__(reason)
+        self.maybe_done = maybe_done
 
 
-def _get_once(
+def _request_once(
     client: httpx.Client,
+    method: str,
     url: str,
     settings: HttpSettings,
     headers: Mapping[str, str],
+    body: _Body,
     into: IO[bytes] | None,
     max_bytes: int | None,
 ) -> Fetched:
-    where = shown_url(url)
+    where = f"{method} {shown_url(url)}"
     deadline = time.monotonic() + settings.request_seconds
     chunks: list[bytes] = []
     size = 0
@@ -136,32 +201,46 @@ def _get_once(
         into.seek(0)
         into.truncate()
     try:
-        with client.stream("GET", url, headers=dict(headers)) as response:
-            if response.status_code in RETRY_STATUSES:
-                raise _Retryable(f"HTTP {response.status_code}")
-            if response.status_code in (401, 403):
-                raise RemoteError(f"GET {where}: HTTP {response.status_code}: the credentials were refused; check them")
-            if response.status_code == 304:
+        with client.stream(
+            method, url, headers=dict(headers), content=body.content, data=body.data, files=body.files
+        ) as response:
+            status = response.status_code
+            if status in RETRY_STATUSES:
+                raise _Retryable(f"HTTP {status}", maybe_done=status not in (429, 503))
+            if status in (401, 403):
+                raise RemoteError(f"{where}: HTTP {status}: the credentials were refused; check them")
+            if status == 304:
                 return Fetched(304, response.headers, b"")
-            if not 200 <= response.status_code < 300:
-                raise RemoteError(f"GET {where}: HTTP {response.status_code}; check the address")
+            if not 200 <= status < 300:
+                # A 4xx may explain itself in its body (NCMEC's reportResponse): kept, short.
+                text = b""
+                for chunk in response.iter_bytes() if method == "POST" else ():
+                    text += chunk
+                    if len(text) >= 2000:
+                        break
+                raise RemoteError(f"{where}: HTTP {status}; check the address", body=text[:2000])
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
-                    raise RemoteError(f"GET {where}: more than {max_bytes:,} bytes; is this the right address?")
+                    raise RemoteError(f"{where}: more than {max_bytes:,} bytes; is this the right address?")
                 if into is not None:
                     into.write(chunk)
                 else:
                     chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise _Retryable(
-                        f"still not complete after {settings.request_seconds:g} seconds (the server stalls)"
+                        f"still not complete after {settings.request_seconds:g} seconds (the server stalls)",
+                        maybe_done=True,
                     )
-            return Fetched(response.status_code, response.headers, b"".join(chunks))
+            return Fetched(status, response.headers, b"".join(chunks))
+    except httpx.ConnectTimeout:
+        raise _Retryable("timed out connecting", maybe_done=False) from None
     except httpx.TimeoutException:
-        raise _Retryable("timed out") from None
+        raise _Retryable("timed out", maybe_done=True) from None
+    except httpx.ConnectError as exc:
+        raise _Retryable(f"connection failed ({type(exc).__name__})", maybe_done=False) from None
     except (httpx.TransportError, httpx.DecodingError) as exc:
-        # A dropped connection, a refused one, an incomplete body: worth another try.
-        raise _Retryable(f"connection failed ({type(exc).__name__})") from None
+        # A dropped connection, an incomplete body: worth another try.
+        raise _Retryable(f"connection failed ({type(exc).__name__})", maybe_done=True) from None
     except httpx.TooManyRedirects:
-        raise RemoteError(f"GET {where}: too many redirects; check the address") from None
+        raise RemoteError(f"{where}: too many redirects; check the address") from None

@@ -63,7 +63,9 @@ __all__ = [
 
 BANK_KINDS = ("match", "suppress")
 #: What a match does in the service (see childsafe/actions/on_match.py).
-BANK_ACTIONS = ("none", "webhook", "preserve")
+BANK_ACTIONS = ("none", "webhook", "preserve", "refer-ncmec", "refer-nca")
+#: The actions that preserve the upload: ``refer-*`` also make a draft referral of it.
+PRESERVING_ACTIONS = ("preserve", "refer-ncmec", "refer-nca")
 DEFAULT_PRESERVE_DAYS = 90
 
 
@@ -184,7 +186,9 @@ def get_bank(connection: Connection, name: str) -> Bank:
 @dataclass(frozen=True)
 class BankAction:
     """What a match in a bank does: ``none``; ``webhook`` (POST a signed event
-    to ``webhook_url``); ``preserve`` (keep the upload for ``preserve_days``).
+    to ``webhook_url``); ``preserve`` (keep the upload for ``preserve_days``);
+    ``refer-ncmec`` or ``refer-nca`` (preserve it and make a draft referral
+    of it to NCMEC or the NCA, see ``childsafe/referrals``).
 
     A webhook needs a secret (it signs every event) and a public destination;
     ``allow_private`` is the admin setting ``CHILDSAFE_WEBHOOK_ALLOW_PRIVATE``
@@ -207,11 +211,11 @@ class BankAction:
 
             check_webhook_secret(self.webhook_secret)
             check_webhook_url(self.webhook_url, self.allow_private)
-        if self.action == "preserve":
+        if self.action in PRESERVING_ACTIONS:
             days = self.preserve_days if self.preserve_days is not None else DEFAULT_PRESERVE_DAYS
             if not 1 <= days <= 3650:
                 raise UsageError("{field} must be between 1 and 3650", field="preserve_days")
-            return BankAction("preserve", preserve_days=days)
+            return BankAction(self.action, preserve_days=days)
         return self
 
 
@@ -221,7 +225,7 @@ def _action_detail(bank: Bank) -> dict[str, Any]:
     detail: dict[str, Any] = {"action": bank.action}
     if bank.action == "webhook" and bank.webhook_url:
         detail["webhook_host"] = urlsplit(bank.webhook_url).hostname
-    if bank.action == "preserve":
+    if bank.action in PRESERVING_ACTIONS:
         detail["preserve_days"] = bank.preserve_days
     return detail
 

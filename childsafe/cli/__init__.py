@@ -6,7 +6,7 @@ messages on stderr; exit 0 when the job ran (per-item problems are in the
 output), 1 when it failed, 2 for bad usage or unparseable input.
 
 One module per area holds its commands (``matching``, ``banks``, ``exchanges``, ``triage``,
-``service``, ``deter``, ``measure``) over ``_common``; this module puts them
+``service``, ``deter``, ``measure``, ``referrals``) over ``_common``; this module puts them
 together as the ``childsafe`` app, in the order ``childsafe --help`` lists
 them, and holds ``db upgrade``, ``version`` and the entry point ``main``.
 """
@@ -19,7 +19,7 @@ import sys
 import typer
 
 from childsafe import __version__
-from childsafe.cli import banks, deter, exchanges, matching, measure, review, service, triage
+from childsafe.cli import banks, deter, exchanges, matching, measure, referrals, review, service, triage
 from childsafe.cli._common import JsonOption, command_context, errors_to_exit_codes, print_json, sub_app
 
 __all__ = ["app", "main"]
@@ -80,6 +80,10 @@ app.add_typer(review.app, name="review")
 app.add_typer(measure.evaluate_app, name="evaluate")
 app.add_typer(measure.cases_app, name="cases")
 app.add_typer(measure.report_app, name="report")
+measure.report_app.command("referral")(referrals.referral_command)
+measure.report_app.command("referral-send")(referrals.referral_send_command)
+measure.report_app.command("referral-retract")(referrals.referral_retract_command)
+measure.report_app.command("referrals")(referrals.referrals_command)
 
 
 def main() -> None:

@@ -30,7 +30,10 @@ def bank_create_command(
         int | None, typer.Option("--pdq-threshold", help="PDQ match distance for this bank (0-63; default 31).")
     ] = None,
     action: Annotated[
-        str, typer.Option("--action", help="What a match does in the service: none, webhook, preserve.")
+        str,
+        typer.Option(
+            "--action", help="What a match does in the service: none, webhook, preserve, refer-ncmec, refer-nca."
+        ),
     ] = "none",
     webhook_url: Annotated[str | None, typer.Option("--webhook-url", help="Where webhook events are POSTed.")] = None,
     webhook_secret: Annotated[

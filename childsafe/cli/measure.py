@@ -26,7 +26,9 @@ __all__ = ["cases_app", "evaluate_app", "report_app"]
 
 evaluate_app = sub_app("Did a campaign change a count? Before-after rate ratios and interrupted time series.")
 cases_app = sub_app("Case events and the enforcement figures counted from them.")
-report_app = sub_app("Printable reports (HTML and PDF) for a council or commissioner.")
+report_app = sub_app(
+    "Printable reports (HTML and PDF) for a council or commissioner, and referrals to NCMEC and the NCA."
+)
 
 
 SubjectOption = Annotated[str, typer.Option("--subject", help="What is counted, for the sentences: 'Help-seeking'.")]

@@ -20,8 +20,8 @@ from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from childsafe.banks.catalogue import get_bank
 from childsafe.errors import ConflictError, NotFoundError, UsageError
 from childsafe.exchanges.registry import get_source
-from childsafe.exchanges.secrets import check_credentials_file
 from childsafe.naming import checked_name
+from childsafe.secrets import check_credentials_file
 from childsafe.store import append_audit
 from childsafe.store.models import Bank, BankImport, Exchange, utc_now
 

@@ -29,8 +29,8 @@ from childsafe.exchanges.apply import PageCounts, apply_page
 from childsafe.exchanges.base import FetchContext
 from childsafe.exchanges.catalogue import claim_lease, get_exchange, process_owner, release_lease
 from childsafe.exchanges.registry import get_source
-from childsafe.exchanges.secrets import load_credentials
 from childsafe.http_client import make_client
+from childsafe.secrets import load_credentials
 from childsafe.store import append_audit
 from childsafe.store.models import Bank, BankImport, Exchange, utc_now
 

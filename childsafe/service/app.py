@@ -38,7 +38,7 @@ from childsafe.service.context import ServiceContext
 from childsafe.service.guard import RequestGuard
 from childsafe.service.requestlog import RequestLog
 from childsafe.service.responses import OrjsonResponse, error_response
-from childsafe.service.routes import banks, dashboard, deter, health, matching, shard
+from childsafe.service.routes import banks, dashboard, deter, health, matching, referrals, shard
 
 __all__ = ["create_app"]
 
@@ -125,6 +125,6 @@ def create_app(settings: Settings | None = None, options: ServiceOptions | None 
     # each router as a branch that every request descends into, which cost
     # about 15 us of a GET /v1/match (a twentieth of it). Routes are tried in
     # order: the hottest one, GET /v1/match, first.
-    for module in (matching, health, banks, deter, dashboard, shard):
+    for module in (matching, health, banks, deter, dashboard, referrals, shard):
         app.router.routes.extend(module.router.routes)
     return app

@@ -40,6 +40,7 @@ __all__ = [
     "Exchange",
     "WebhookEvent",
     "PreservedItem",
+    "Referral",
     "RateLimit",
     "utc_now",
 ]
@@ -337,6 +338,40 @@ class PreservedItem(Base):
     preserved_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class Referral(Base):
+    """A report of a preserved upload to NCMEC or the NCA
+    (``childsafe/referrals``), and how far its sending got.
+
+    ``state`` is one of ``draft``, ``submitted``, ``uploaded``, ``finished``,
+    ``packaged`` (an NCA package written), ``retracted`` or ``failed``;
+    ``step`` is the last step done (what a resumed send carries on from),
+    so a failed referral still knows it (``finish_sent``: a ``/finish``
+    whose answer was lost). ``report`` is the report's
+    contents (``ReferralReport.to_dict``: hashes, EXIF summary, matched
+    entries; never the file's bytes or a credential). ``remote_report_id`` is
+    the id NCMEC returned, stored in the transaction that records the step,
+    and ``remote_files`` its file ids with whether their details were sent.
+    ``submit_sent_at``: a ``/submit`` went out and its answer is not stored
+    yet; a send never repeats it by itself (see docs/referrals.md)."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    destination: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    step: Mapped[str] = mapped_column(String(20))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    remote_report_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    remote_files: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    submit_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
 
 
 class DeterEntry(Base):

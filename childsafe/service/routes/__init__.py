@@ -1,2 +1,2 @@
-"""HTTP routes, one module an area: health, matching, banks, deter. Each imports
+"""HTTP routes, one module an area: health, matching, banks, deter, dashboard, referrals. Each imports
 ``childsafe.service.dependencies``, never ``childsafe.service.app`` or another route module."""

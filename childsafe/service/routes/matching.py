@@ -147,7 +147,10 @@ async def match_upload(request: Request) -> dict[str, Any]:
             raise _not_prepared(request, prepared)
         hashes = prepared.hashes
         if matches:
-            act_on_matches(context.engine, context.settings.home, matches, hashes, upload.data, request.state.key_name)
+            act_on_matches(
+                context.engine, context.settings.home, matches, hashes, upload.data, request.state.key_name,
+                context.settings,
+            )  # fmt: skip
         answer: dict[str, Any] = {"hash": hashes.to_dict(), "matches": context.match_json(matches, role_of(request))}
         if missing:
             answer["incomplete"] = list(missing)
