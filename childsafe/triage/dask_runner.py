@@ -6,33 +6,48 @@ machine's worker processes (``supervised.py``), with the same ``map``.
   small files sent in batches (``_batches``: a Dask task costs a few ms of the
   scheduler's and the worker's time), a few batches a worker thread at a time
   (never all: there may be millions).
-- Each worker loads the banks' index once, when the scan starts (a
-  ``WorkerPlugin``; a worker that joins or is restarted later loads it too),
-  from the database and ``CHILDSAFE_HOME`` this process uses: workers on other
-  machines need that database (PostgreSQL) and the same paths.
+- A task runs in a process of its own, not in the Dask worker's thread:
+  each Dask worker starts one reading process a worker thread when the scan
+  starts (a ``WorkerPlugin``; a worker that joins or is restarted later
+  starts them too), each loading the banks' index from the database and
+  ``CHILDSAFE_HOME`` this process uses (workers on other machines need that
+  database, PostgreSQL, and the same paths). They are the local scan's
+  ``SupervisedPool`` workers, with the scanning process's limits
+  (``CHILDSAFE_ITEM_SECONDS``, ``CHILDSAFE_WORKER_MEMORY_BYTES``): an item
+  that hangs, crashes its decoder or runs out of memory costs a reading
+  process, which is replaced; that item is reported with the local scan's
+  error and the rest of its file is read again without it (``TaskFailed``
+  when the file keeps failing). The Dask worker itself survives.
+- A process cannot start processes of its own when it is daemonic, which is
+  what a Dask nanny makes its worker: workers must run ``dask worker
+  --no-nanny``, or under a nanny with Dask's ``distributed.worker.daemon``
+  set to false (``DASK_DISTRIBUTED__WORKER__DAEMON=False``). The scan checks
+  at the start and refuses others in one line saying so.
 - A worker returns a task's items (``ReturnedTask``: plain rows and the
   contact sheets of unmatched videos) and this process saves them in the
   scan's state, so the state, the resume and the reports stay here.
-- A worker that dies loses only the batch it was reading: the scheduler runs
-  it again on another worker. A batch that failed (it killed
+- A Dask worker that dies loses only the batch it was reading: the scheduler
+  runs it again on another worker. A batch that failed (it killed
   ``distributed.scheduler.allowed-failures`` + 1 workers: ``KilledWorker``)
   goes again file by file, and a file that fails alone is reported like the
   local pool's ``TaskFailed`` (an item that says why it could not be read).
-  Unlike the local pool, a file is not read again without its poison member,
-  and no time or memory limit stops one item (Dask's own memory limit restarts
-  a worker that uses too much).
-- At the start every worker must run the same childsafe (version and code)
-  and be able to read the evidence path, or the scan stops with one line saying which.
+- At the start every worker must run the same childsafe (version and code),
+  be able to start processes and read the evidence path, or the scan stops
+  with one line saying which.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
 import os
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -46,8 +61,8 @@ from distributed.scheduler import KilledWorker
 from childsafe import __version__
 from childsafe.config import Settings
 from childsafe.errors import ChildsafeError, UsageError
-from childsafe.supervised import TaskFailed
-from childsafe.triage.scan import Reading, ReturnedTask, open_reading, returned_task
+from childsafe.supervised import SupervisedPool, TaskFailed
+from childsafe.triage.scan import ReturnedTask, returning_pool
 from childsafe.triage.sources import Task
 
 __all__ = ["DaskPool", "check_address", "code_version"]
@@ -66,9 +81,9 @@ _WORKERLESS_CHECK_SECONDS = 2.0
 _BATCH_BYTES = 4 * 1024 * 1024
 _SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
-# The Readings of the scans this worker process works for, by plugin name
-# (set by _LoadIndex.setup, in each worker process; never used in the client).
-_readings: dict[str, Reading] = {}
+# The reading processes of the scans this worker process works for, by plugin
+# name (set by _ReadingProcesses.setup, in each worker process; never used in the client).
+_processes: dict[str, _Processes] = {}
 
 
 @cache
@@ -81,8 +96,11 @@ def code_version() -> str:
     return f"{__version__} (code {digest.hexdigest()[:12]})"
 
 
-def _worker_facts(evidence: str) -> tuple[str, str | None]:
-    """Run on each worker at the start: its childsafe, and why it cannot read the evidence (``None``: it can)."""
+def _worker_facts(evidence: str) -> tuple[str, str | None, bool]:
+    """Run on each worker at the start: its childsafe, why it cannot read the
+    evidence (``None``: it can), and whether it is daemonic (then it cannot
+    start the processes that read)."""
+    daemonic = multiprocessing.current_process().daemon
     try:
         if os.path.isdir(evidence):
             os.listdir(evidence)
@@ -90,8 +108,8 @@ def _worker_facts(evidence: str) -> tuple[str, str | None]:
             with open(evidence, "rb") as handle:
                 handle.read(1)
     except OSError as exc:
-        return code_version(), exc.strerror or type(exc).__name__
-    return code_version(), None
+        return code_version(), exc.strerror or type(exc).__name__, daemonic
+    return code_version(), None, daemonic
 
 
 def check_address(address: str) -> None:
@@ -103,8 +121,89 @@ def check_address(address: str) -> None:
         )
 
 
-class _LoadIndex(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped here (pyproject)
-    """Loads the banks' index once in each worker (``open_reading``), off its event loop."""
+class _Processes:
+    """One scan's reading processes in a Dask worker (``returning_pool``), one
+    a worker thread, each lent to one batch at a time: ``SupervisedPool.map``
+    serves one caller at a time."""
+
+    def __init__(self, settings: Settings, verify_images: bool, count: int) -> None:
+        self.settings = settings
+        self.verify_images = verify_images
+        self._idle: queue.SimpleQueue[SupervisedPool[Task, ReturnedTask]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        for _ in range(count):
+            self._idle.put(self._start())
+
+    def _start(self) -> SupervisedPool[Task, ReturnedTask]:
+        return returning_pool(self.settings, self.verify_images).__enter__()
+
+    def wait_started(self) -> None:
+        """Wait until every process has loaded the index; raise why one could not."""
+        pools = []
+        try:
+            while not self._idle.empty():
+                pools.append(self._idle.get())
+                pools[-1].wait_started()
+        finally:
+            for pool in pools:
+                self._idle.put(pool)
+
+    def read(self, tasks: list[Task]) -> list[ReturnedTask | TaskFailed]:
+        """Read and match ``tasks`` in one of the processes: what each gave, in order."""
+        with self._lend() as pool:
+            done = {id(task): outcome for task, outcome in pool.map(tasks)}
+        return [done[id(task)] for task in tasks]
+
+    @contextmanager
+    def _lend(self) -> Iterator[SupervisedPool[Task, ReturnedTask]]:
+        """A pool of one process for a batch, back to the others after it."""
+        pool = self._idle.get()
+        try:
+            yield pool
+        except BaseException:
+            # Its map stopped part way, maybe with a task still in its process: a fresh one takes its place.
+            pool.__exit__()
+            pool = self._start()
+            raise
+        finally:
+            with self._lock:
+                if self._closed:  # the scan ended while this batch ran
+                    pool.__exit__()
+                else:
+                    self._idle.put(pool)
+
+    def close(self) -> None:
+        """Stop the idle processes now, the busy ones when their batch ends."""
+        with self._lock:
+            self._closed = True
+            while not self._idle.empty():
+                self._idle.get().__exit__()
+
+
+def _daemonic(worker: str) -> str:
+    return (
+        f"Dask worker {worker} is a daemonic process (a nanny's worker), which cannot start the processes"
+        " that read the evidence: start workers with `dask worker --no-nanny`, or with"
+        " DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment"
+    )
+
+
+def _start_processes(settings: Settings, verify_images: bool, count: int, worker: str) -> _Processes:
+    """``count`` reading processes, each with the banks' index loaded."""
+    if multiprocessing.current_process().daemon:  # multiprocessing would refuse, in words of its own
+        raise ChildsafeError(_daemonic(worker))
+    processes = _Processes(settings, verify_images, count)
+    try:
+        processes.wait_started()
+    except BaseException:
+        processes.close()
+        raise
+    return processes
+
+
+class _ReadingProcesses(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped here (pyproject)
+    """Starts a Dask worker's reading processes for one scan (``_Processes``), off its event loop."""
 
     def __init__(self, name: str, settings: Settings, verify_images: bool) -> None:
         self.name = name
@@ -112,27 +211,29 @@ class _LoadIndex(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped 
         self.verify_images = verify_images
 
     async def setup(self, worker: Any) -> None:
-        reading = await asyncio.get_running_loop().run_in_executor(
-            None, open_reading, self.settings, self.verify_images
+        _processes[self.name] = await asyncio.get_running_loop().run_in_executor(
+            None, _start_processes, self.settings, self.verify_images, worker.state.nthreads, worker.address
         )
-        _readings[self.name] = reading
 
-    def teardown(self, worker: Any) -> None:
-        reading = _readings.pop(self.name, None)
-        if reading is not None:
-            reading.close()
-
-
-class _NoIndex(ChildsafeError):
-    """A worker whose plugin did not load the index (the database unreachable from it, say): the scan stops."""
+    async def teardown(self, worker: Any) -> None:
+        processes = _processes.pop(self.name, None)
+        if processes is not None:
+            await asyncio.get_running_loop().run_in_executor(None, processes.close)
 
 
-def _scan_on_worker(plugin: str, tasks: list[Task]) -> list[ReturnedTask]:
-    """Run on a worker: read and match a batch of tasks (``_batches``)."""
-    reading = _readings.get(plugin)
-    if reading is None:
-        raise _NoIndex("a Dask worker could not load the banks' index: its log says why")
-    return [returned_task(reading, task) for task in tasks]
+class _NoProcesses(ChildsafeError):
+    """A worker without its reading processes (the database unreachable from them, say): the scan stops."""
+
+
+def _scan_on_worker(plugin: str, tasks: list[Task]) -> list[ReturnedTask | TaskFailed]:
+    """Run on a worker: read and match a batch of tasks (``_batches``) in one of its reading processes."""
+    processes = _processes.get(plugin)
+    if processes is None:
+        raise _NoProcesses("a Dask worker could not load the banks' index: its log says why")
+    try:
+        return processes.read(tasks)
+    except ChildsafeError as exc:  # a replacement reading process could not start: no use going on
+        raise _NoProcesses(f"a Dask worker could not start a reading process: {exc}") from None
 
 
 def _batches(tasks: Iterator[Task]) -> Iterator[list[Task]]:
@@ -184,24 +285,26 @@ class DaskPool:
             ) from None
         try:
             self._check_workers(client)
-            self._load_index(client)
+            self._start_processes(client)
         except BaseException:
             client.close()
             raise
         self._client = client
         return self
 
-    def _load_index(self, client: Client) -> None:
-        """Every worker loads the banks' index (``_LoadIndex``), and so will any that joins later."""
+    def _start_processes(self, client: Client) -> None:
+        """Every worker starts its reading processes, which load the banks' index
+        (``_ReadingProcesses``), and so will any that joins later."""
         try:
-            client.register_plugin(_LoadIndex(self.plugin, self.settings, self.verify_images))
+            client.register_plugin(_ReadingProcesses(self.plugin, self.settings, self.verify_images))
         except Exception as exc:
             try:
                 client.unregister_worker_plugin(self.plugin)
             except Exception:  # the workers that failed have none to remove
                 pass
+            why = str(exc) if isinstance(exc, ChildsafeError) else _one_line(exc)
             raise ChildsafeError(
-                f"a Dask worker could not load the banks' index ({_one_line(exc)}): every worker needs"
+                f"a Dask worker could not load the banks' index ({why}): every worker needs"
                 " the scan's database and CHILDSAFE_HOME path (docs/triage.md, scans on several machines)"
             ) from None
 
@@ -214,11 +317,13 @@ class DaskPool:
                 " start `dask worker` on the machines that scan"
             ) from None
         ours = code_version()
-        for address, (version, unreadable) in sorted(client.run(_worker_facts, self.evidence).items()):
+        for address, (version, unreadable, daemonic) in sorted(client.run(_worker_facts, self.evidence).items()):
             if version != ours:
                 raise UsageError(
                     f"Dask worker {address} runs childsafe {version}, this one {ours}: install the same on every worker"
                 )
+            if daemonic:
+                raise UsageError(_daemonic(address))
             if unreadable is not None:
                 raise UsageError(f"Dask worker {address} cannot read the evidence at {self.evidence}: {unreadable}")
         self.size = max(1, sum(client.nthreads().values()))
@@ -297,7 +402,7 @@ def _failure(future: Future) -> TaskFailed:
     if future.status == "cancelled":
         raise ChildsafeError("the Dask scheduler dropped a task of the scan (was it restarted?): resume the scan")
     error = future.exception()
-    if isinstance(error, _NoIndex):
+    if isinstance(error, _NoProcesses):
         raise error
     if isinstance(error, KilledWorker):
         return TaskFailed(("worker killed: every Dask worker that ran it died (distributed's KilledWorker)",))
