@@ -222,3 +222,33 @@ def test_a_cluster_left_without_workers_stops_the_scan_instead_of_waiting_for_ev
     assert "has had no worker for 3 s" in str(stopped.value) and "resume the scan" in str(stopped.value)
     assert time.monotonic() - started < 30
     assert (out / ".childsafe-scan" / "state.sqlite").is_file()  # what was read is saved, to resume
+
+
+def test_workers_under_a_nanny_are_refused_unless_dask_lets_them_start_processes(
+    tmp_path: Path, case: tuple[Path, Settings]
+) -> None:
+    import dask.config
+    from distributed import LocalCluster
+
+    evidence, settings = case
+    # A nanny makes its worker a daemonic process (Dask's default), which cannot start reading processes.
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with pytest.raises(UsageError) as refused:
+            scan_evidence(
+                ScanRequest(evidence, "N", tmp_path / "refused", scheduler=cluster.scheduler_address), settings
+            )
+    worker, _, said = str(refused.value).partition(" is a daemonic")
+    assert worker.startswith("Dask worker tcp://127.0.0.1:")
+    assert said == (
+        " process (a nanny's worker), which cannot start the processes that read the evidence: start workers"
+        " with `dask worker --no-nanny`, or with DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment"
+    )
+    assert not (tmp_path / "refused").exists()
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+    ):
+        result = scan_evidence(
+            ScanRequest(evidence, "N", tmp_path / "out", scheduler=cluster.scheduler_address), settings
+        )
+    assert result.summary.matched_files == 3
