@@ -159,19 +159,16 @@ class _Processes:
     def _lend(self) -> Iterator[SupervisedPool[Task, ReturnedTask]]:
         """A pool of one process for a batch, back to the others after it."""
         pool = self._idle.get()
+        whole = False
         try:
             yield pool
-        except BaseException:
-            # Its map stopped part way, maybe with a task still in its process: a fresh one takes its place.
-            pool.__exit__()
-            pool = self._start()
-            raise
+            whole = True
         finally:
             with self._lock:
-                if self._closed:  # the scan ended while this batch ran
+                if not whole or self._closed:  # a map stopped part way may hold a task; or the scan is over
                     pool.__exit__()
-                else:
-                    self._idle.put(pool)
+                if not self._closed:
+                    self._idle.put(pool if whole else self._start())
 
     def close(self) -> None:
         """Stop the idle processes now, the busy ones when their batch ends."""
