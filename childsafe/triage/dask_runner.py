@@ -17,7 +17,9 @@ machine's worker processes (``supervised.py``), with the same ``map``.
   that hangs, crashes its decoder or runs out of memory costs a reading
   process, which is replaced; that item is reported with the local scan's
   error and the rest of its file is read again without it (``TaskFailed``
-  when the file keeps failing). The Dask worker itself survives.
+  when the file keeps failing). The Dask worker itself survives. What runs
+  in the Dask worker is ``childsafe/dask_worker.py``; tasks and what they
+  gave travel pickled, so that it need not import the reading code.
 - A process cannot start processes of its own when it is daemonic, which is
   what a Dask nanny makes its worker: workers must run ``dask worker
   --no-nanny``, or under a nanny with Dask's ``distributed.worker.daemon``
@@ -38,31 +40,25 @@ machine's worker processes (``supervised.py``), with the same ``map``.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import multiprocessing
 import os
-import queue
-import threading
+import pickle
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import dask.config
 from dask.utils import parse_timedelta
-from distributed import Client, Future, WorkerPlugin, wait
+from distributed import Client, Future, wait
 from distributed.scheduler import KilledWorker
 
-from childsafe import __version__
 from childsafe.config import Settings
+from childsafe.dask_worker import NoProcesses, ReadingProcesses, code_version, daemonic_refusal, scan_on_worker
+from childsafe.dask_worker import worker_facts as _worker_facts
 from childsafe.errors import ChildsafeError, UsageError
-from childsafe.supervised import SupervisedPool, TaskFailed
-from childsafe.triage.scan import ReturnedTask, returning_pool
+from childsafe.supervised import TaskFailed
+from childsafe.triage.scan import MAX_ATTEMPTS, ReturnedTask
 from childsafe.triage.sources import Task
 
 __all__ = ["DaskPool", "check_address", "code_version"]
@@ -81,36 +77,6 @@ _WORKERLESS_CHECK_SECONDS = 2.0
 _BATCH_BYTES = 4 * 1024 * 1024
 _SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
-# The reading processes of the scans this worker process works for, by plugin
-# name (set by _ReadingProcesses.setup, in each worker process; never used in the client).
-_processes: dict[str, _Processes] = {}
-
-
-@cache
-def code_version() -> str:
-    """This childsafe's version and a digest of its code, which every worker must share."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"{__version__} (code {digest.hexdigest()[:12]})"
-
-
-def _worker_facts(evidence: str) -> tuple[str, str | None, bool]:
-    """Run on each worker at the start: its childsafe, why it cannot read the
-    evidence (``None``: it can), and whether it is daemonic (then it cannot
-    start the processes that read)."""
-    daemonic = multiprocessing.current_process().daemon
-    try:
-        if os.path.isdir(evidence):
-            os.listdir(evidence)
-        else:
-            with open(evidence, "rb") as handle:
-                handle.read(1)
-    except OSError as exc:
-        return code_version(), exc.strerror or type(exc).__name__, daemonic
-    return code_version(), None, daemonic
-
 
 def check_address(address: str) -> None:
     """``UsageError`` unless ``address`` looks like a scheduler's (``tcp://HOST:PORT``)."""
@@ -119,118 +85,6 @@ def check_address(address: str) -> None:
             f"{{field}} must be a Dask scheduler's address such as tcp://HOST:PORT, not {address!r:.80}",
             field="scheduler",
         )
-
-
-class _Processes:
-    """One scan's reading processes in a Dask worker (``returning_pool``), one
-    a worker thread, each lent to one batch at a time: ``SupervisedPool.map``
-    serves one caller at a time."""
-
-    def __init__(self, settings: Settings, verify_images: bool, count: int) -> None:
-        self.settings = settings
-        self.verify_images = verify_images
-        self._idle: queue.SimpleQueue[SupervisedPool[Task, ReturnedTask]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._closed = False
-        for _ in range(count):
-            self._idle.put(self._start())
-
-    def _start(self) -> SupervisedPool[Task, ReturnedTask]:
-        return returning_pool(self.settings, self.verify_images).__enter__()
-
-    def wait_started(self) -> None:
-        """Wait until every process has loaded the index; raise why one could not."""
-        pools = []
-        try:
-            while not self._idle.empty():
-                pools.append(self._idle.get())
-                pools[-1].wait_started()
-        finally:
-            for pool in pools:
-                self._idle.put(pool)
-
-    def read(self, tasks: list[Task]) -> list[ReturnedTask | TaskFailed]:
-        """Read and match ``tasks`` in one of the processes: what each gave, in order."""
-        with self._lend() as pool:
-            done = {id(task): outcome for task, outcome in pool.map(tasks)}
-        return [done[id(task)] for task in tasks]
-
-    @contextmanager
-    def _lend(self) -> Iterator[SupervisedPool[Task, ReturnedTask]]:
-        """A pool of one process for a batch, back to the others after it."""
-        pool = self._idle.get()
-        whole = False
-        try:
-            yield pool
-            whole = True
-        finally:
-            with self._lock:
-                if not whole or self._closed:  # a map stopped part way may hold a task; or the scan is over
-                    pool.__exit__()
-                if not self._closed:
-                    self._idle.put(pool if whole else self._start())
-
-    def close(self) -> None:
-        """Stop the idle processes now, the busy ones when their batch ends."""
-        with self._lock:
-            self._closed = True
-            while not self._idle.empty():
-                self._idle.get().__exit__()
-
-
-def _daemonic(worker: str) -> str:
-    return (
-        f"Dask worker {worker} is a daemonic process (a nanny's worker), which cannot start the processes"
-        " that read the evidence: start workers with `dask worker --no-nanny`, or with"
-        " DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment"
-    )
-
-
-def _start_processes(settings: Settings, verify_images: bool, count: int, worker: str) -> _Processes:
-    """``count`` reading processes, each with the banks' index loaded."""
-    if multiprocessing.current_process().daemon:  # multiprocessing would refuse, in words of its own
-        raise ChildsafeError(_daemonic(worker))
-    processes = _Processes(settings, verify_images, count)
-    try:
-        processes.wait_started()
-    except BaseException:
-        processes.close()
-        raise
-    return processes
-
-
-class _ReadingProcesses(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped here (pyproject)
-    """Starts a Dask worker's reading processes for one scan (``_Processes``), off its event loop."""
-
-    def __init__(self, name: str, settings: Settings, verify_images: bool) -> None:
-        self.name = name
-        self.settings = settings
-        self.verify_images = verify_images
-
-    async def setup(self, worker: Any) -> None:
-        _processes[self.name] = await asyncio.get_running_loop().run_in_executor(
-            None, _start_processes, self.settings, self.verify_images, worker.state.nthreads, worker.address
-        )
-
-    async def teardown(self, worker: Any) -> None:
-        processes = _processes.pop(self.name, None)
-        if processes is not None:
-            await asyncio.get_running_loop().run_in_executor(None, processes.close)
-
-
-class _NoProcesses(ChildsafeError):
-    """A worker without its reading processes (the database unreachable from them, say): the scan stops."""
-
-
-def _scan_on_worker(plugin: str, tasks: list[Task]) -> list[ReturnedTask | TaskFailed]:
-    """Run on a worker: read and match a batch of tasks (``_batches``) in one of its reading processes."""
-    processes = _processes.get(plugin)
-    if processes is None:
-        raise _NoProcesses("a Dask worker could not load the banks' index: its log says why")
-    try:
-        return processes.read(tasks)
-    except ChildsafeError as exc:  # a replacement reading process could not start: no use going on
-        raise _NoProcesses(f"a Dask worker could not start a reading process: {exc}") from None
 
 
 def _batches(tasks: Iterator[Task]) -> Iterator[list[Task]]:
@@ -291,9 +145,9 @@ class DaskPool:
 
     def _start_processes(self, client: Client) -> None:
         """Every worker starts its reading processes, which load the banks' index
-        (``_ReadingProcesses``), and so will any that joins later."""
+        (``ReadingProcesses``), and so will any that joins later."""
         try:
-            client.register_plugin(_ReadingProcesses(self.plugin, self.settings, self.verify_images))
+            client.register_plugin(ReadingProcesses(self.plugin, self.settings, self.verify_images, MAX_ATTEMPTS))
         except Exception as exc:
             try:
                 client.unregister_worker_plugin(self.plugin)
@@ -320,7 +174,7 @@ class DaskPool:
                     f"Dask worker {address} runs childsafe {version}, this one {ours}: install the same on every worker"
                 )
             if daemonic:
-                raise UsageError(_daemonic(address))
+                raise UsageError(daemonic_refusal(address))
             if unreadable is not None:
                 raise UsageError(f"Dask worker {address} cannot read the evidence at {self.evidence}: {unreadable}")
         self.size = max(1, sum(client.nthreads().values()))
@@ -348,7 +202,8 @@ class DaskPool:
         workerless_since: float | None = None
 
         def submit(batch: list[Task]) -> None:
-            pending[client.submit(_scan_on_worker, self.plugin, batch, pure=False)] = batch
+            pickled = [pickle.dumps(task, pickle.HIGHEST_PROTOCOL) for task in batch]  # see dask_worker.py
+            pending[client.submit(scan_on_worker, self.plugin, pickled, pure=False)] = batch
 
         for batch in todo:
             submit(batch)
@@ -367,7 +222,8 @@ class DaskPool:
             for future in finished:
                 batch = pending.pop(future)
                 if future.status == "finished":
-                    yield from zip(batch, future.result(), strict=True)
+                    for task, outcome in zip(batch, future.result(), strict=True):
+                        yield task, outcome if isinstance(outcome, TaskFailed) else _returned(outcome)
                 elif len(batch) > 1 and future.status == "error":
                     for task in batch:
                         submit([task])
@@ -394,12 +250,18 @@ class DaskPool:
         return workerless_since
 
 
+def _returned(pickled: bytes) -> ReturnedTask:
+    returned = pickle.loads(pickled)
+    assert isinstance(returned, ReturnedTask), type(returned)
+    return returned
+
+
 def _failure(future: Future) -> TaskFailed:
     """The ``TaskFailed`` of a task that ended in error on the cluster."""
     if future.status == "cancelled":
         raise ChildsafeError("the Dask scheduler dropped a task of the scan (was it restarted?): resume the scan")
     error = future.exception()
-    if isinstance(error, _NoProcesses):
+    if isinstance(error, NoProcesses):
         raise error
     if isinstance(error, KilledWorker):
         return TaskFailed(("worker killed: every Dask worker that ran it died (distributed's KilledWorker)",))

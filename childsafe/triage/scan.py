@@ -46,7 +46,7 @@ __all__ = ["ScanRequest", "ScanProgress", "ScanResult", "scan_evidence", "bank_s
 
 MANIFEST = "manifest.json"
 #: Workers one piece of evidence may take down (each poison item costs one or two) before it is reported as failed.
-_MAX_ATTEMPTS = 12
+MAX_ATTEMPTS = 12
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,9 @@ def bank_snapshot(engine: Engine) -> list[BankSnapshot]:
 # A process pool runs _scan_task in other processes; each keeps its database
 # connection, index and state file open between tasks in this one variable,
 # set by _start_worker (the pool's initializer). It is never used elsewhere.
-# On a Dask cluster (dask_runner.py) the pool (returning_pool) runs
-# _return_task instead: its processes have no state file, and return what
-# they found (ReturnedTask) for the scanning process to save.
+# On a Dask cluster (dask_worker.py) reading processes run return_task
+# instead: they have no state file, and return what they found
+# (ReturnedTask) for the scanning process to save.
 
 
 @dataclass
@@ -199,7 +199,7 @@ def returned_task(
 @dataclass
 class _Worker:
     reading: Reading
-    state: ScanState | None  # None: the process returns its tasks (_return_task)
+    state: ScanState | None  # None: the process returns its tasks (return_task)
 
 
 _worker: _Worker | None = None
@@ -224,7 +224,13 @@ def _scan_task(
     return len(items), _counted_bytes(task), sum(bool(matches) for _, matches in items)
 
 
-def _return_task(task: Task, progress: Callable[[Hashable], None], poisoned: Mapping[Hashable, str]) -> ReturnedTask:
+def start_returning_worker(settings: Settings, verify_images: bool) -> None:
+    """The initializer of a worker process that returns its tasks (``return_task``):
+    a Dask worker's reading process (``childsafe/dask_worker.py``)."""
+    _start_worker(settings, None, verify_images)
+
+
+def return_task(task: Task, progress: Callable[[Hashable], None], poisoned: Mapping[Hashable, str]) -> ReturnedTask:
     """Read, hash and match one piece of evidence for a scanning process elsewhere (``returned_task``)."""
     assert _worker is not None, "worker not started"
     return returned_task(_worker.reading, task, progress, poisoned)
@@ -357,23 +363,7 @@ def _pool(request: ScanRequest, settings: Settings) -> _Pool:
         initargs=(settings, request.out, request.verify_images),
         item_seconds=settings.budgets.item_seconds,
         memory_bytes=settings.budgets.worker_memory_bytes,
-        max_attempts=_MAX_ATTEMPTS,
-    )
-
-
-def returning_pool(settings: Settings, verify_images: bool = False) -> SupervisedPool[Task, ReturnedTask]:
-    """One worker process, not yet started, that reads tasks and returns them
-    (``ReturnedTask``) instead of saving them: a Dask worker's, for the
-    scanning process elsewhere to save. Its limits (``settings.budgets``) and
-    its poison handling are those of a local scan's workers."""
-    return SupervisedPool(
-        _return_task,
-        1,
-        initializer=_start_worker,
-        initargs=(settings, None, verify_images),
-        item_seconds=settings.budgets.item_seconds,
-        memory_bytes=settings.budgets.worker_memory_bytes,
-        max_attempts=_MAX_ATTEMPTS,
+        max_attempts=MAX_ATTEMPTS,
     )
 
 

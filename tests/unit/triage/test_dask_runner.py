@@ -9,6 +9,7 @@ worker processes, one of them killed: tests/e2e/test_scan_dask.py.)"""
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,12 +22,11 @@ from builders import coffee, jpeg_of_image, write_file
 from PIL import ImageEnhance
 from support import free_port, invoke
 
+from childsafe import dask_worker
 from childsafe.config import Settings
 from childsafe.errors import ChildsafeError, UsageError
 from childsafe.supervised import TaskFailed
 from childsafe.triage import ScanProgress, ScanRequest, dask_runner, scan_evidence
-from childsafe.triage.scan import ReturnedTask
-from childsafe.triage.sources import Task
 
 pytestmark = pytest.mark.slow  # a cluster and scans of a dozen pictures: seconds each
 
@@ -85,15 +85,15 @@ def test_a_task_that_kills_every_worker_is_reported_as_an_item_that_could_not_be
     from distributed.scheduler import KilledWorker
 
     evidence, settings = case
-    read = dask_runner._Processes.read
+    read = dask_worker._Processes.read
 
-    def poison(processes: Any, tasks: list[Task]) -> list[ReturnedTask | TaskFailed]:  # in a worker thread here
-        if any(task.label == "photo03.jpg" for task in tasks):
+    def poison(processes: Any, tasks: list[bytes]) -> list[bytes | TaskFailed]:  # in a worker thread here
+        if any(pickle.loads(task).label == "photo03.jpg" for task in tasks):
             last = SimpleNamespace(address="tcp://127.0.0.1:1")  # a WorkerState, as far as the message goes
             raise KilledWorker("photo03", last, 3)  # what the scheduler says after four deaths
         return read(processes, tasks)
 
-    monkeypatch.setattr(dask_runner._Processes, "read", poison)
+    monkeypatch.setattr(dask_worker._Processes, "read", poison)
     result = scan_evidence(ScanRequest(evidence, "D", tmp_path / "out", scheduler=scheduler), settings)
     items = {item["path"]: item for item in _items(tmp_path / "out")}
     assert len(items) == 12 and result.summary.errors == 1
@@ -128,13 +128,13 @@ def test_a_task_is_sent_with_its_absolute_path(
 ) -> None:
     evidence, settings = case
     seen: list[str] = []
-    read = dask_runner._Processes.read
+    read = dask_worker._Processes.read
 
-    def record(processes: Any, tasks: list[Task]) -> list[ReturnedTask | TaskFailed]:
-        seen.extend(task.path for task in tasks)
+    def record(processes: Any, tasks: list[bytes]) -> list[bytes | TaskFailed]:
+        seen.extend(pickle.loads(task).path for task in tasks)
         return read(processes, tasks)
 
-    monkeypatch.setattr(dask_runner._Processes, "read", record)
+    monkeypatch.setattr(dask_worker._Processes, "read", record)
     monkeypatch.chdir(evidence.parent)
     scan_evidence(ScanRequest(Path("evidence"), "D", tmp_path / "out", scheduler=scheduler), settings)
     assert len(seen) == 12 and all(Path(path).is_absolute() for path in seen)
@@ -252,3 +252,16 @@ def test_workers_under_a_nanny_are_refused_unless_dask_lets_them_start_processes
             ScanRequest(evidence, "N", tmp_path / "out", scheduler=cluster.scheduler_address), settings
         )
     assert result.summary.matched_files == 3
+
+
+def test_a_dask_worker_does_not_import_the_reading_code_its_reading_processes_run() -> None:
+    import subprocess
+    import sys
+
+    # What a Dask worker unpickles for a scan: the functions it runs, the plugin (its Settings), pickled tasks.
+    probe = (
+        "import sys, childsafe.dask_worker, childsafe.config;"
+        "print(sorted(m for m in sys.modules if m.startswith(('childsafe.triage', 'childsafe.index'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
