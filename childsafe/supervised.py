@@ -185,6 +185,25 @@ class SupervisedPool(Generic[T, R]):
             _kill(worker)
         self._pool.clear()
 
+    def wait_started(self) -> None:
+        """Wait until every worker has started (its initializer done), for a
+        caller that must know before its first task; raise the error of one
+        that could not start, as ``map`` would."""
+        for worker in self._pool:
+            while not worker.ready:
+                wait([worker.connection, worker.process.sentinel])
+                message: tuple[Any, ...] = ("dead",)
+                try:
+                    if worker.connection.poll():
+                        message = worker.connection.recv()
+                except (EOFError, OSError):
+                    pass
+                if message[0] == "broken":
+                    raise message[1]
+                if message[0] != "ready":
+                    raise ChildsafeError(f"a worker process could not start ({death_reason(worker.process)})")
+                worker.ready = True
+
     def _start(self) -> _Worker[T]:
         ours, theirs = self._context.Pipe()
         args = (theirs, self.function, self.initializer, self.initargs, self.memory_bytes)

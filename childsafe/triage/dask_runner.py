@@ -6,48 +6,59 @@ machine's worker processes (``supervised.py``), with the same ``map``.
   small files sent in batches (``_batches``: a Dask task costs a few ms of the
   scheduler's and the worker's time), a few batches a worker thread at a time
   (never all: there may be millions).
-- Each worker loads the banks' index once, when the scan starts (a
-  ``WorkerPlugin``; a worker that joins or is restarted later loads it too),
-  from the database and ``CHILDSAFE_HOME`` this process uses: workers on other
-  machines need that database (PostgreSQL) and the same paths.
+- A task runs in a process of its own, not in the Dask worker's thread:
+  each Dask worker starts one reading process a worker thread when the scan
+  starts (a ``WorkerPlugin``; a worker that joins or is restarted later
+  starts them too), each loading the banks' index from the database and
+  ``CHILDSAFE_HOME`` this process uses (workers on other machines need that
+  database, PostgreSQL, and the same paths). They are the local scan's
+  ``SupervisedPool`` workers, with the scanning process's limits
+  (``CHILDSAFE_ITEM_SECONDS``, ``CHILDSAFE_WORKER_MEMORY_BYTES``): an item
+  that hangs, crashes its decoder or runs out of memory costs a reading
+  process, which is replaced; that item is reported with the local scan's
+  error and the rest of its file is read again without it (``TaskFailed``
+  when the file keeps failing). The Dask worker itself survives. What runs
+  in the Dask worker is ``childsafe/dask_worker.py``; tasks and what they
+  gave travel pickled, so that it need not import the reading code.
+- A process cannot start processes of its own when it is daemonic, which is
+  what a Dask nanny makes its worker: workers must run ``dask worker
+  --no-nanny``, or under a nanny with Dask's ``distributed.worker.daemon``
+  set to false (``DASK_DISTRIBUTED__WORKER__DAEMON=False``). The scan checks
+  at the start and refuses others in one line saying so.
 - A worker returns a task's items (``ReturnedTask``: plain rows and the
   contact sheets of unmatched videos) and this process saves them in the
   scan's state, so the state, the resume and the reports stay here.
-- A worker that dies loses only the batch it was reading: the scheduler runs
-  it again on another worker. A batch that failed (it killed
+- A Dask worker that dies loses only the batch it was reading: the scheduler
+  runs it again on another worker. A batch that failed (it killed
   ``distributed.scheduler.allowed-failures`` + 1 workers: ``KilledWorker``)
   goes again file by file, and a file that fails alone is reported like the
   local pool's ``TaskFailed`` (an item that says why it could not be read).
-  Unlike the local pool, a file is not read again without its poison member,
-  and no time or memory limit stops one item (Dask's own memory limit restarts
-  a worker that uses too much).
-- At the start every worker must run the same childsafe (version and code)
-  and be able to read the evidence path, or the scan stops with one line saying which.
+- At the start every worker must run the same childsafe (version and code),
+  be able to start processes and read the evidence path, or the scan stops
+  with one line saying which.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import os
+import pickle
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import dask.config
 from dask.utils import parse_timedelta
-from distributed import Client, Future, WorkerPlugin, wait
+from distributed import Client, Future, wait
 from distributed.scheduler import KilledWorker
 
-from childsafe import __version__
 from childsafe.config import Settings
+from childsafe.dask_worker import NoProcesses, ReadingProcesses, code_version, daemonic_refusal, scan_on_worker
+from childsafe.dask_worker import worker_facts as _worker_facts
 from childsafe.errors import ChildsafeError, UsageError
 from childsafe.supervised import TaskFailed
-from childsafe.triage.scan import Reading, ReturnedTask, open_reading, returned_task
+from childsafe.triage.scan import MAX_ATTEMPTS, ReturnedTask
 from childsafe.triage.sources import Task
 
 __all__ = ["DaskPool", "check_address", "code_version"]
@@ -66,33 +77,6 @@ _WORKERLESS_CHECK_SECONDS = 2.0
 _BATCH_BYTES = 4 * 1024 * 1024
 _SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
-# The Readings of the scans this worker process works for, by plugin name
-# (set by _LoadIndex.setup, in each worker process; never used in the client).
-_readings: dict[str, Reading] = {}
-
-
-@cache
-def code_version() -> str:
-    """This childsafe's version and a digest of its code, which every worker must share."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"{__version__} (code {digest.hexdigest()[:12]})"
-
-
-def _worker_facts(evidence: str) -> tuple[str, str | None]:
-    """Run on each worker at the start: its childsafe, and why it cannot read the evidence (``None``: it can)."""
-    try:
-        if os.path.isdir(evidence):
-            os.listdir(evidence)
-        else:
-            with open(evidence, "rb") as handle:
-                handle.read(1)
-    except OSError as exc:
-        return code_version(), exc.strerror or type(exc).__name__
-    return code_version(), None
-
 
 def check_address(address: str) -> None:
     """``UsageError`` unless ``address`` looks like a scheduler's (``tcp://HOST:PORT``)."""
@@ -101,38 +85,6 @@ def check_address(address: str) -> None:
             f"{{field}} must be a Dask scheduler's address such as tcp://HOST:PORT, not {address!r:.80}",
             field="scheduler",
         )
-
-
-class _LoadIndex(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped here (pyproject)
-    """Loads the banks' index once in each worker (``open_reading``), off its event loop."""
-
-    def __init__(self, name: str, settings: Settings, verify_images: bool) -> None:
-        self.name = name
-        self.settings = settings
-        self.verify_images = verify_images
-
-    async def setup(self, worker: Any) -> None:
-        reading = await asyncio.get_running_loop().run_in_executor(
-            None, open_reading, self.settings, self.verify_images
-        )
-        _readings[self.name] = reading
-
-    def teardown(self, worker: Any) -> None:
-        reading = _readings.pop(self.name, None)
-        if reading is not None:
-            reading.close()
-
-
-class _NoIndex(ChildsafeError):
-    """A worker whose plugin did not load the index (the database unreachable from it, say): the scan stops."""
-
-
-def _scan_on_worker(plugin: str, tasks: list[Task]) -> list[ReturnedTask]:
-    """Run on a worker: read and match a batch of tasks (``_batches``)."""
-    reading = _readings.get(plugin)
-    if reading is None:
-        raise _NoIndex("a Dask worker could not load the banks' index: its log says why")
-    return [returned_task(reading, task) for task in tasks]
 
 
 def _batches(tasks: Iterator[Task]) -> Iterator[list[Task]]:
@@ -184,24 +136,26 @@ class DaskPool:
             ) from None
         try:
             self._check_workers(client)
-            self._load_index(client)
+            self._start_processes(client)
         except BaseException:
             client.close()
             raise
         self._client = client
         return self
 
-    def _load_index(self, client: Client) -> None:
-        """Every worker loads the banks' index (``_LoadIndex``), and so will any that joins later."""
+    def _start_processes(self, client: Client) -> None:
+        """Every worker starts its reading processes, which load the banks' index
+        (``ReadingProcesses``), and so will any that joins later."""
         try:
-            client.register_plugin(_LoadIndex(self.plugin, self.settings, self.verify_images))
+            client.register_plugin(ReadingProcesses(self.plugin, self.settings, self.verify_images, MAX_ATTEMPTS))
         except Exception as exc:
             try:
                 client.unregister_worker_plugin(self.plugin)
             except Exception:  # the workers that failed have none to remove
                 pass
+            why = str(exc) if isinstance(exc, ChildsafeError) else _one_line(exc)
             raise ChildsafeError(
-                f"a Dask worker could not load the banks' index ({_one_line(exc)}): every worker needs"
+                f"a Dask worker could not load the banks' index ({why}): every worker needs"
                 " the scan's database and CHILDSAFE_HOME path (docs/triage.md, scans on several machines)"
             ) from None
 
@@ -214,11 +168,13 @@ class DaskPool:
                 " start `dask worker` on the machines that scan"
             ) from None
         ours = code_version()
-        for address, (version, unreadable) in sorted(client.run(_worker_facts, self.evidence).items()):
+        for address, (version, unreadable, daemonic) in sorted(client.run(_worker_facts, self.evidence).items()):
             if version != ours:
                 raise UsageError(
                     f"Dask worker {address} runs childsafe {version}, this one {ours}: install the same on every worker"
                 )
+            if daemonic:
+                raise UsageError(daemonic_refusal(address))
             if unreadable is not None:
                 raise UsageError(f"Dask worker {address} cannot read the evidence at {self.evidence}: {unreadable}")
         self.size = max(1, sum(client.nthreads().values()))
@@ -246,7 +202,8 @@ class DaskPool:
         workerless_since: float | None = None
 
         def submit(batch: list[Task]) -> None:
-            pending[client.submit(_scan_on_worker, self.plugin, batch, pure=False)] = batch
+            pickled = [pickle.dumps(task, pickle.HIGHEST_PROTOCOL) for task in batch]  # see dask_worker.py
+            pending[client.submit(scan_on_worker, self.plugin, pickled, pure=False)] = batch
 
         for batch in todo:
             submit(batch)
@@ -265,7 +222,8 @@ class DaskPool:
             for future in finished:
                 batch = pending.pop(future)
                 if future.status == "finished":
-                    yield from zip(batch, future.result(), strict=True)
+                    for task, outcome in zip(batch, future.result(), strict=True):
+                        yield task, outcome if isinstance(outcome, TaskFailed) else _returned(outcome)
                 elif len(batch) > 1 and future.status == "error":
                     for task in batch:
                         submit([task])
@@ -292,12 +250,18 @@ class DaskPool:
         return workerless_since
 
 
+def _returned(pickled: bytes) -> ReturnedTask:
+    returned = pickle.loads(pickled)
+    assert isinstance(returned, ReturnedTask), type(returned)
+    return returned
+
+
 def _failure(future: Future) -> TaskFailed:
     """The ``TaskFailed`` of a task that ended in error on the cluster."""
     if future.status == "cancelled":
         raise ChildsafeError("the Dask scheduler dropped a task of the scan (was it restarted?): resume the scan")
     error = future.exception()
-    if isinstance(error, _NoIndex):
+    if isinstance(error, NoProcesses):
         raise error
     if isinstance(error, KilledWorker):
         return TaskFailed(("worker killed: every Dask worker that ran it died (distributed's KilledWorker)",))

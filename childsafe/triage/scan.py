@@ -46,7 +46,7 @@ __all__ = ["ScanRequest", "ScanProgress", "ScanResult", "scan_evidence", "bank_s
 
 MANIFEST = "manifest.json"
 #: Workers one piece of evidence may take down (each poison item costs one or two) before it is reported as failed.
-_MAX_ATTEMPTS = 12
+MAX_ATTEMPTS = 12
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,9 @@ def bank_snapshot(engine: Engine) -> list[BankSnapshot]:
 # A process pool runs _scan_task in other processes; each keeps its database
 # connection, index and state file open between tasks in this one variable,
 # set by _start_worker (the pool's initializer). It is never used elsewhere.
-# Workers on a Dask cluster (dask_runner.py) open a Reading of their own and
-# return what they found (ReturnedTask) for this process to save.
+# On a Dask cluster (dask_worker.py) reading processes run return_task
+# instead: they have no state file, and return what they found
+# (ReturnedTask) for the scanning process to save.
 
 
 @dataclass
@@ -178,9 +179,14 @@ class ReturnedTask:
     counts: tuple[int, int, int]
 
 
-def returned_task(reading: Reading, task: Task) -> ReturnedTask:
-    """``read_and_match`` for a worker elsewhere: what this process saves (``_save_returned``)."""
-    items = read_and_match(reading, task)
+def returned_task(
+    reading: Reading,
+    task: Task,
+    progress: Callable[[Hashable], None] = lambda position: None,
+    poisoned: Mapping[Hashable, str] | None = None,
+) -> ReturnedTask:
+    """``read_and_match`` for a worker elsewhere: what the scanning process saves (``_save_returned``)."""
+    items = read_and_match(reading, task, progress, poisoned)
     sheets = []
     for scanned, matches in items:
         jpeg = None if matches else sheet_jpeg(scanned.hashes)  # a known video's sheet, never
@@ -193,15 +199,15 @@ def returned_task(reading: Reading, task: Task) -> ReturnedTask:
 @dataclass
 class _Worker:
     reading: Reading
-    state: ScanState
+    state: ScanState | None  # None: the process returns its tasks (return_task)
 
 
 _worker: _Worker | None = None
 
 
-def _start_worker(settings: Settings, out: Path, verify_images: bool = False) -> None:
+def _start_worker(settings: Settings, out: Path | None, verify_images: bool = False) -> None:
     global _worker
-    _worker = _Worker(open_reading(settings, verify_images), ScanState(out))
+    _worker = _Worker(open_reading(settings, verify_images), None if out is None else ScanState(out))
 
 
 def _scan_task(
@@ -209,13 +215,25 @@ def _scan_task(
 ) -> tuple[int, int, int]:
     """Read, hash and match one piece of evidence; save it with all its items.
     Returns (items, bytes of the evidence file, matched items)."""
-    assert _worker is not None, "worker not started"
+    assert _worker is not None and _worker.state is not None, "worker not started"
     items = read_and_match(_worker.reading, task, progress, poisoned)
     for scanned, matches in items:
         if not matches:  # an unmatched video's sheet, for review; a known video's never
             write_contact_sheet(_worker.state.folder.parent, item_id(task.label, scanned.position), scanned.hashes)
     _worker.state.save_task(task.label, items, task.key)
     return len(items), _counted_bytes(task), sum(bool(matches) for _, matches in items)
+
+
+def start_returning_worker(settings: Settings, verify_images: bool) -> None:
+    """The initializer of a worker process that returns its tasks (``return_task``):
+    a Dask worker's reading process (``childsafe/dask_worker.py``)."""
+    _start_worker(settings, None, verify_images)
+
+
+def return_task(task: Task, progress: Callable[[Hashable], None], poisoned: Mapping[Hashable, str]) -> ReturnedTask:
+    """Read, hash and match one piece of evidence for a scanning process elsewhere (``returned_task``)."""
+    assert _worker is not None, "worker not started"
+    return returned_task(_worker.reading, task, progress, poisoned)
 
 
 def _counted_bytes(task: Task) -> int:
@@ -342,15 +360,14 @@ def _pool(request: ScanRequest, settings: Settings) -> _Pool:
         from childsafe.triage.dask_runner import DaskPool  # imports distributed: only when asked for
 
         return DaskPool(request.scheduler, settings, request.evidence, request.verify_images)
-    budgets = settings.budgets
     return SupervisedPool(
         _scan_task,
         request.workers,
         initializer=_start_worker,
         initargs=(settings, request.out, request.verify_images),
-        item_seconds=budgets.item_seconds,
-        memory_bytes=budgets.worker_memory_bytes,
-        max_attempts=_MAX_ATTEMPTS,
+        item_seconds=settings.budgets.item_seconds,
+        memory_bytes=settings.budgets.worker_memory_bytes,
+        max_attempts=MAX_ATTEMPTS,
     )
 
 

@@ -5,6 +5,7 @@ machines: each process in a network namespace of its own, on one bridge."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import skimage.data
-from builders import coffee, jpeg_of_image, panning_frames, video_of, write_file
+from builders import coffee, flat_png, jpeg_of_image, panning_frames, tar_of, video_of, write_file
 from PIL import Image, ImageEnhance
 from support import REPO, free_port, invoke, run_cli
 
@@ -138,6 +139,43 @@ def test_a_scan_on_dask_with_a_worker_killed_part_way_gives_the_local_report(
     local_manifest = json.loads((local / "manifest.json").read_text())
     assert manifest["contact_sheets"] == local_manifest["contact_sheets"] and len(manifest["contact_sheets"]) == 1
     assert (out / "case.sqlite").is_file() and not (out / ".childsafe-scan").exists()
+
+
+@pytest.mark.slow
+def test_an_item_that_hangs_a_dask_workers_reader_is_reported_as_locally_and_the_rest_read(
+    tmp_path: Path, cli_env: dict[str, str], cluster: tuple[str, list[subprocess.Popen[bytes]]]
+) -> None:
+    address, workers = cluster
+    home = Path(cli_env["CHILDSAFE_HOME"])
+    evidence = tmp_path / "evidence"
+    base = coffee()
+    others = [Image.fromarray(getattr(skimage.data, name)()) for name in ("astronaut", "chelsea", "rocket")]
+    slow = flat_png(14_000, 14_000)  # seconds of C code to decode: more than the second an item is given
+    members = [(b"before.jpg", jpeg_of_image(base)), (b"slow.png", slow), (b"after.jpg", jpeg_of_image(others[1]))]
+    write_file(evidence / "phone.tar", tar_of(members))
+    for number in range(6):  # two of them the known picture
+        write_file(evidence / f"photo{number}.jpg", jpeg_of_image(base if number % 3 == 0 else others[number % 3]))
+    write_file(tmp_path / "known" / "coffee.jpg", jpeg_of_image(base))
+    assert invoke(["bank", "create", "police", "--scheme", "uk"], home).exit_code == 0
+    added = invoke(["bank", "add", "police", str(tmp_path / "known" / "coffee.jpg"), "--category", "A"], home)
+    assert added.exit_code == 0, added.output
+    limit = {"CHILDSAFE_ITEM_SECONDS": "1"}  # the scanning machine's; the workers' own environment has none
+    local, out = tmp_path / "local", tmp_path / "dask"
+    reference = invoke(["scan", str(evidence), "--case", "H", "--out", str(local), "--workers", "1"], home, env=limit)
+    assert reference.exit_code == 0, reference.output
+
+    scan = run_cli(["scan", str(evidence), "--case", "H", "--out", str(out), "--scheduler", address], cli_env | limit)
+    assert scan.returncode == 0, scan.stderr
+    report = json.loads((out / "report.json").read_text())
+    items = {item["path"]: item for item in report["items"]}
+    stopped = items["phone.tar!/slow.png"]
+    assert stopped["error"].startswith("time limit: no progress for 1 s (raise CHILDSAFE_ITEM_SECONDS)")
+    assert stopped["sha1"] == hashlib.sha1(slow).hexdigest()  # digested, not decoded
+    assert items["phone.tar!/before.jpg"]["category"] == "A" and items["phone.tar!/after.jpg"]["error"] is None
+    expected = json.loads((local / "report.json").read_text())
+    assert report["items"] == expected["items"] and report["summary"] == expected["summary"]
+    assert report["summary"]["errors"] == 1 and report["summary"]["matched_files"] == 3
+    assert all(worker.poll() is None for worker in workers)  # only their reading process was stopped
 
 
 def test_a_scheduler_address_that_is_not_one_is_refused_naming_the_option(

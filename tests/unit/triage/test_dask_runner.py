@@ -9,8 +9,10 @@ worker processes, one of them killed: tests/e2e/test_scan_dask.py.)"""
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,13 +20,13 @@ from typing import Any
 import pytest
 from builders import coffee, jpeg_of_image, write_file
 from PIL import ImageEnhance
-from support import invoke
+from support import free_port, invoke
 
+from childsafe import dask_worker
 from childsafe.config import Settings
-from childsafe.errors import ChildsafeError, StorageError, UsageError
+from childsafe.errors import ChildsafeError, UsageError
+from childsafe.supervised import TaskFailed
 from childsafe.triage import ScanProgress, ScanRequest, dask_runner, scan_evidence
-from childsafe.triage.scan import Reading, ReturnedTask
-from childsafe.triage.sources import Task
 
 pytestmark = pytest.mark.slow  # a cluster and scans of a dozen pictures: seconds each
 
@@ -59,7 +61,7 @@ class _Stop(Exception):
 
 
 def test_a_scan_stopped_part_way_resumes_on_the_cluster_to_the_local_report(
-    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str
 ) -> None:
     evidence, settings = case
     scan_evidence(ScanRequest(evidence, "D", tmp_path / "local", workers=1), settings)
@@ -68,14 +70,6 @@ def test_a_scan_stopped_part_way_resumes_on_the_cluster_to_the_local_report(
         if progress.files >= 5:
             raise _Stop
 
-    loaded: list[str] = []
-    open_reading = dask_runner.open_reading
-
-    def counted(settings: Settings, verify_images: bool) -> Reading:  # runs in the workers' plugin
-        loaded.append("index")
-        return open_reading(settings, verify_images)
-
-    monkeypatch.setattr(dask_runner, "open_reading", counted)
     out = tmp_path / "dask"
     with pytest.raises(_Stop):
         scan_evidence(ScanRequest(evidence, "D", out, scheduler=scheduler), settings, stop_after_five)
@@ -83,7 +77,6 @@ def test_a_scan_stopped_part_way_resumes_on_the_cluster_to_the_local_report(
     assert (resumed.done_before, resumed.read_now) == (5, 7)
     assert _items(out) == _items(tmp_path / "local")
     assert resumed.summary.matched_files == 3
-    assert len(loaded) == 4  # the banks' index: once a worker (two) a scan, not once a task (twelve)
 
 
 def test_a_task_that_kills_every_worker_is_reported_as_an_item_that_could_not_be_read(
@@ -92,15 +85,15 @@ def test_a_task_that_kills_every_worker_is_reported_as_an_item_that_could_not_be
     from distributed.scheduler import KilledWorker
 
     evidence, settings = case
-    returned_task = dask_runner.returned_task
+    read = dask_worker._Processes.read
 
-    def poison(reading: Reading, task: Task) -> ReturnedTask:  # runs in a worker thread of this process
-        if task.label == "photo03.jpg":
+    def poison(processes: Any, tasks: list[bytes]) -> list[bytes | TaskFailed]:  # in a worker thread here
+        if any(pickle.loads(task).label == "photo03.jpg" for task in tasks):
             last = SimpleNamespace(address="tcp://127.0.0.1:1")  # a WorkerState, as far as the message goes
             raise KilledWorker("photo03", last, 3)  # what the scheduler says after four deaths
-        return returned_task(reading, task)
+        return read(processes, tasks)
 
-    monkeypatch.setattr(dask_runner, "returned_task", poison)
+    monkeypatch.setattr(dask_worker._Processes, "read", poison)
     result = scan_evidence(ScanRequest(evidence, "D", tmp_path / "out", scheduler=scheduler), settings)
     items = {item["path"]: item for item in _items(tmp_path / "out")}
     assert len(items) == 12 and result.summary.errors == 1
@@ -114,7 +107,7 @@ def test_workers_of_another_childsafe_stop_the_scan_before_anything_is_written(
     tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     evidence, settings = case
-    monkeypatch.setattr(dask_runner, "_worker_facts", lambda evidence: ("0.0.1 (code 000000000000)", None))
+    monkeypatch.setattr(dask_runner, "_worker_facts", lambda evidence: ("0.0.1 (code 000000000000)", None, False))
     with pytest.raises(UsageError, match=r"^Dask worker \S+ runs childsafe 0\.0\.1 \(code 0+\), this one "):
         scan_evidence(ScanRequest(evidence, "D", tmp_path / "out", scheduler=scheduler), settings)
     assert not (tmp_path / "out").exists()
@@ -135,13 +128,13 @@ def test_a_task_is_sent_with_its_absolute_path(
 ) -> None:
     evidence, settings = case
     seen: list[str] = []
-    returned_task = dask_runner.returned_task
+    read = dask_worker._Processes.read
 
-    def record(reading: Reading, task: Task) -> ReturnedTask:
-        seen.append(task.path)
-        return returned_task(reading, task)
+    def record(processes: Any, tasks: list[bytes]) -> list[bytes | TaskFailed]:
+        seen.extend(pickle.loads(task).path for task in tasks)
+        return read(processes, tasks)
 
-    monkeypatch.setattr(dask_runner, "returned_task", record)
+    monkeypatch.setattr(dask_worker._Processes, "read", record)
     monkeypatch.chdir(evidence.parent)
     scan_evidence(ScanRequest(Path("evidence"), "D", tmp_path / "out", scheduler=scheduler), settings)
     assert len(seen) == 12 and all(Path(path).is_absolute() for path in seen)
@@ -155,23 +148,21 @@ def test_a_scheduler_address_must_be_one() -> None:
 
 
 def test_workers_that_cannot_load_the_index_stop_the_scan_in_one_line(
-    tmp_path: Path, case: tuple[Path, Settings], scheduler: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, case: tuple[Path, Settings], scheduler: str
 ) -> None:
     evidence, settings = case
-
-    def unreachable(settings: Settings, verify_images: bool) -> Reading:  # runs in the workers' plugin
-        raise StorageError("cannot open the database: connection refused")
-
-    monkeypatch.setattr(dask_runner, "open_reading", unreachable)
-    with pytest.raises(ChildsafeError) as caught:
-        scan_evidence(ScanRequest(evidence, "D", tmp_path / "out", scheduler=scheduler), settings)
-    assert str(caught.value) == (
-        "a Dask worker could not load the banks' index (StorageError: cannot open the database: connection"
-        " refused): every worker needs the scan's database and CHILDSAFE_HOME path (docs/triage.md, scans on"
-        " several machines)"
+    # The workers' reading processes are given a database that nothing answers at.
+    unreachable = replace(settings, database_url=f"postgresql+psycopg://childsafe@127.0.0.1:{free_port()}/none")
+    with pytest.raises(ChildsafeError) as caught, dask_runner.DaskPool(scheduler, unreachable, evidence):
+        pass
+    assert str(caught.value).startswith(
+        "a Dask worker could not load the banks' index (a worker process could not start: StorageError: "
     )
-    assert not (tmp_path / "out").exists()
-    monkeypatch.undo()  # the plugin was removed: the next scan's workers load the index as usual
+    assert str(caught.value).endswith(
+        "): every worker needs the scan's database and CHILDSAFE_HOME path (docs/triage.md, scans on several machines)"
+    )
+    assert "\n" not in str(caught.value)
+    # The plugin was removed: the next scan's workers load the index as usual.
     result = scan_evidence(ScanRequest(evidence, "D", tmp_path / "again", scheduler=scheduler), settings)
     assert result.summary.matched_files == 3
 
@@ -231,3 +222,46 @@ def test_a_cluster_left_without_workers_stops_the_scan_instead_of_waiting_for_ev
     assert "has had no worker for 3 s" in str(stopped.value) and "resume the scan" in str(stopped.value)
     assert time.monotonic() - started < 30
     assert (out / ".childsafe-scan" / "state.sqlite").is_file()  # what was read is saved, to resume
+
+
+def test_workers_under_a_nanny_are_refused_unless_dask_lets_them_start_processes(
+    tmp_path: Path, case: tuple[Path, Settings]
+) -> None:
+    import dask.config
+    from distributed import LocalCluster
+
+    evidence, settings = case
+    # A nanny makes its worker a daemonic process (Dask's default), which cannot start reading processes.
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with pytest.raises(UsageError) as refused:
+            scan_evidence(
+                ScanRequest(evidence, "N", tmp_path / "refused", scheduler=cluster.scheduler_address), settings
+            )
+    worker, _, said = str(refused.value).partition(" is a daemonic")
+    assert worker.startswith("Dask worker tcp://127.0.0.1:")
+    assert said == (
+        " process (a nanny's worker), which cannot start the processes that read the evidence: start workers"
+        " with `dask worker --no-nanny`, or with DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment"
+    )
+    assert not (tmp_path / "refused").exists()
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+    ):
+        result = scan_evidence(
+            ScanRequest(evidence, "N", tmp_path / "out", scheduler=cluster.scheduler_address), settings
+        )
+    assert result.summary.matched_files == 3
+
+
+def test_a_dask_worker_does_not_import_the_reading_code_its_reading_processes_run() -> None:
+    import subprocess
+    import sys
+
+    # What a Dask worker unpickles for a scan: the functions it runs, the plugin (its Settings), pickled tasks.
+    probe = (
+        "import sys, childsafe.dask_worker, childsafe.config;"
+        "print(sorted(m for m in sys.modules if m.startswith(('childsafe.triage', 'childsafe.index'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
