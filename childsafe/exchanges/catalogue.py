@@ -180,22 +180,51 @@ def remove_exchange(engine: Engine, name: str, actor: str | None = None) -> None
 
 
 def process_owner() -> str:
-    """A name for this process in leases: host, pid and a random part."""
-    return f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A name for this process in leases: host, pid, a random part and the
+    pid namespace (two containers may share a host name and a pid)."""
+    return f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{_pid_namespace()}"
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:  # not Linux: a lease is then never taken over early
+        return ""
+
+
+def _gone(owner: str) -> bool:
+    """Whether the lease holder ``owner`` is a process of this machine and pid
+    namespace that no longer runs (killed mid-fetch): its lease can be taken
+    at once instead of running out (about an hour with the default settings).
+    A pid used again by a new process only makes it wait for the lease's end."""
+    host, _, rest = owner.partition(":")
+    pid, _, rest = rest.partition(":")
+    namespace = rest.partition(":")[2]
+    here = _pid_namespace()
+    if host != socket.gethostname()[:100] or not pid.isdigit() or not here or namespace != here:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 def claim_lease(engine: Engine, exchange_id: int, owner: str, seconds: float) -> bool:
     """Take the exchange's lease for ``seconds`` unless another process holds
-    one that has not run out: one atomic UPDATE, so on SQLite and PostgreSQL
-    alike exactly one of two replicas gets it."""
+    one that has not run out and still runs (``_gone``): one atomic UPDATE, so
+    on SQLite and PostgreSQL alike exactly one of two replicas gets it."""
     now = utc_now()
     with engine.begin() as connection:
+        free = or_(Exchange.lease_until.is_(None), Exchange.lease_until < now, Exchange.lease_owner == owner)
+        holder = connection.scalar(select(Exchange.lease_owner).where(Exchange.id == exchange_id))
+        if holder is not None and holder != owner and _gone(holder):
+            free = or_(free, Exchange.lease_owner == holder)
         claimed = connection.execute(
             update(Exchange)
-            .where(
-                Exchange.id == exchange_id,
-                or_(Exchange.lease_until.is_(None), Exchange.lease_until < now, Exchange.lease_owner == owner),
-            )
+            .where(Exchange.id == exchange_id, free)
             .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
         ).rowcount
     return bool(claimed)

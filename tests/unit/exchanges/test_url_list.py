@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from childsafe.banks import create_bank, import_bank_stream
 from childsafe.config import HttpSettings
 from childsafe.errors import ConflictError, InputFormatError, RemoteError, UsageError
 from childsafe.exchanges import FetchResult, add_exchange, fetch_exchange, list_exchanges, url_list
-from childsafe.exchanges.catalogue import claim_lease, get_exchange
+from childsafe.exchanges.catalogue import claim_lease, get_exchange, process_owner
 from childsafe.store import open_database
 
 
@@ -187,6 +189,26 @@ def test_one_process_at_a_time_fetches_an_exchange(bank_engine: sa.Engine, site:
     with pytest.raises(ConflictError, match="being fetched by another process"):
         fetch_exchange(bank_engine, "feed", http, owner="replica-b")
     assert fetch_exchange(bank_engine, "feed", http, owner="replica-a").counts.added == 3
+
+
+def test_the_lease_of_a_killed_fetcher_on_this_machine_is_taken_at_once(
+    bank_engine: sa.Engine, site: ListSite, http: HttpSettings
+) -> None:
+    site.publish(md5s(3, 12))
+    _add(bank_engine, site)
+    with bank_engine.connect() as connection:
+        exchange_id = get_exchange(connection, "feed").id
+    # A process of this machine that took the lease for an hour and was killed before giving it back.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    alive_owner = process_owner().replace(f":{os.getpid()}:", f":{child.pid}:", 1)
+    assert claim_lease(bank_engine, exchange_id, alive_owner, 3600)
+    assert not claim_lease(bank_engine, exchange_id, "replica-b", 60)  # running: its lease holds
+    child.kill()
+    child.wait()
+    assert fetch_exchange(bank_engine, "feed", http).counts.added == 3  # gone: taken over at once
+    # A holder on another machine cannot be checked: its lease runs out first.
+    assert claim_lease(bank_engine, exchange_id, "elsewhere:1:abcd:pid:[1]", 3600)
+    assert not claim_lease(bank_engine, exchange_id, "replica-b", 60)
 
 
 SECRET = "s3cret-Pa55word-never-shown"
