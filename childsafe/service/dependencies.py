@@ -14,16 +14,18 @@ the role (403)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from fastapi import HTTPException, Request
 
 from childsafe.actions.keys import role_allows
+from childsafe.errors import UsageError
 from childsafe.service.context import ServiceContext
 from childsafe.service.uploads import BadUpload, Upload, UploadTooLarge, read_multipart
+from childsafe.signals import parse_signal_value
 
-__all__ = ["context_of", "require", "check_role", "role_of", "upload_of", "UPLOAD_BODY"]
+__all__ = ["context_of", "require", "check_role", "role_of", "upload_of", "parse_queries", "UPLOAD_BODY"]
 
 #: The OpenAPI request body of a route that takes an upload (``openapi_extra``):
 #: such routes read the body themselves (``upload_of``), so FastAPI cannot describe it.
@@ -87,3 +89,22 @@ async def upload_of(request: Request) -> Upload:
         raise HTTPException(413, str(exc)) from None
     except BadUpload as exc:
         raise HTTPException(422, str(exc)) from None
+
+
+class SignalQuery(Protocol):
+    """A query of a request body: ``{"signal": ..., "value": ...}``."""
+
+    signal: str
+    value: str
+
+
+def parse_queries(queries: Iterable[SignalQuery]) -> list[tuple[str, str]]:
+    """A body's queries as checked ``(signal, value)`` pairs; a bad one is a
+    400 naming its place (``queries[N]: ...``)."""
+    parsed = []
+    for number, query in enumerate(queries):
+        try:
+            parsed.append(parse_signal_value(f"{query.signal}:{query.value}"))
+        except UsageError as exc:
+            raise UsageError(f"queries[{number}]: {exc}") from None
+    return parsed

@@ -17,7 +17,15 @@ from childsafe.detect import PreparedQuery, QuerySteps, match_prepared, unanswer
 from childsafe.errors import UsageError
 from childsafe.service.context import ServiceContext
 from childsafe.service.decoding import UploadsBusy
-from childsafe.service.dependencies import UPLOAD_BODY, check_role, context_of, require, role_of, upload_of
+from childsafe.service.dependencies import (
+    UPLOAD_BODY,
+    check_role,
+    context_of,
+    parse_queries,
+    require,
+    role_of,
+    upload_of,
+)
 from childsafe.service.responses import OrjsonResponse
 from childsafe.service.uploads import Upload
 from childsafe.signals import parse_signal_value
@@ -169,12 +177,7 @@ def _lookup(request: Request, queries: list[tuple[str, str]]) -> list[list[dict[
 async def match_batch(request: Request, body: BatchRequest) -> OrjsonResponse:
     """``{"results": [{"matches": [...]}...]}`` in query order (at most 10,000
     queries; each costs one request of the key's rate limit)."""
-    parsed = []
-    for number, query in enumerate(body.queries):
-        try:
-            parsed.append(parse_signal_value(f"{query.signal}:{query.value}"))
-        except UsageError as exc:
-            raise UsageError(f"queries[{number}]: {exc}") from None
+    parsed = parse_queries(body.queries)
     context = context_of(request)
     if len(parsed) > 1:  # the request itself paid for one
         wait = await run_in_threadpool(context.key_limits.take, f"key:{request.state.key_name}", len(parsed) - 1)

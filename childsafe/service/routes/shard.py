@@ -12,11 +12,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from childsafe.errors import UnavailableError, UsageError
+from childsafe.errors import UnavailableError
 from childsafe.index.shards import SEARCH_PATH, SHARD_BATCH
-from childsafe.service.dependencies import context_of, require
+from childsafe.service.dependencies import context_of, parse_queries, require
 from childsafe.service.responses import OrjsonResponse
-from childsafe.signals import parse_signal_value
 
 router = APIRouter(tags=["internal"])
 
@@ -39,12 +38,7 @@ async def shard_search(request: Request, body: ShardSearch) -> OrjsonResponse:
     context = context_of(request)
     if context.matcher.shards is not None:
         raise UnavailableError("this process is a front over index shards, not a shard: check CHILDSAFE_INDEX_SHARDS")
-    parsed = []
-    for number, query in enumerate(body.queries):
-        try:
-            parsed.append(parse_signal_value(f"{query.signal}:{query.value}"))
-        except UsageError as exc:
-            raise UsageError(f"queries[{number}]: {exc}") from None
+    parsed = parse_queries(body.queries)
     hits = await context.shard_search(parsed)
     answer = {
         "part": context.matcher.part.label,
