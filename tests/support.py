@@ -9,12 +9,14 @@ pytest loads (pyproject's ``pythonpath`` puts tests/ on ``sys.path``).
 
 from __future__ import annotations
 
+import http.server
 import os
 import random
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,6 +74,19 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def serve_in_thread(
+    port: int, handler: type[http.server.BaseHTTPRequestHandler]
+) -> tuple[http.server.ThreadingHTTPServer, threading.Thread]:
+    """A test's HTTP server on 127.0.0.1:``port``, serving in a daemon thread
+    (stop it with ``server.shutdown()``); request threads are daemons too, so
+    a request a test leaves hanging does not hold the run."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.server
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
-from support import free_port
+from support import free_port, serve_in_thread
 
 from childsafe.actions.on_match import act_on_matches
 from childsafe.actions.webhooks import check_webhook_url, deliver_due, sign, verify_webhook
@@ -55,9 +54,7 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.thread = serve_in_thread(self.port, Handler)
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import base64
 import http.server
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from support import free_port
+from support import free_port, serve_in_thread
 
 
 @dataclass
@@ -85,10 +84,7 @@ class LocalServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.thread = serve_in_thread(self.port, Handler)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

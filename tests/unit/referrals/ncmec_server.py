@@ -25,7 +25,7 @@ from email.policy import HTTP
 from urllib.parse import parse_qs
 
 from lxml import etree
-from support import free_port
+from support import free_port, serve_in_thread
 
 from childsafe.referrals.ncmec import SCHEMA
 
@@ -67,10 +67,7 @@ class NcmecServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.thread = serve_in_thread(self.port, Handler)
 
     def close(self) -> None:
         self.server.shutdown()
