@@ -89,6 +89,20 @@ def serve_in_thread(
     return server, thread
 
 
+def seconds_until_seen(client: httpx.Client, value: str, present: bool, seconds: float = 1.0) -> float:
+    """Seconds until the service of ``client`` answers the md5 ``value`` as
+    matched (or, ``present`` false, as not); fails after ``seconds``."""
+    start = time.monotonic()
+    while True:
+        answer = client.get("/v1/match", params={"signal": "md5", "value": value})
+        assert answer.status_code == 200, answer.text
+        elapsed = time.monotonic() - start
+        if bool(answer.json()["matches"]) == present:
+            return elapsed
+        assert elapsed < seconds, f"not {'matched' if present else 'gone'} after {elapsed:.2f} s"
+        time.sleep(0.02)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as sock:

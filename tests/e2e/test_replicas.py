@@ -15,25 +15,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from support import Server, invoke
+from support import Server, invoke, seconds_until_seen
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def _replica_env(cli_env: dict[str, str], postgres_url: str, home: Path, **extra: str) -> dict[str, str]:
     return {**cli_env, "CHILDSAFE_HOME": str(home), "CHILDSAFE_DATABASE_URL": postgres_url, **extra}
-
-
-def _seen_within(client: httpx.Client, value: str, present: bool, seconds: float = 1.0) -> float:
-    """Seconds until ``client``'s replica answers the md5 ``value`` as matched (or not); fails after ``seconds``."""
-    start = time.monotonic()
-    while True:
-        found = client.get("/v1/match", params={"signal": "md5", "value": value}).json()["matches"]
-        elapsed = time.monotonic() - start
-        if bool(found) == present:
-            return elapsed
-        assert elapsed < seconds, f"not {'matched' if present else 'gone'} after {elapsed:.2f} s"
-        time.sleep(0.02)
 
 
 def test_replicas_start_from_a_snapshot_and_each_sees_a_change_within_a_second(
@@ -72,13 +60,13 @@ def test_replicas_start_from_a_snapshot_and_each_sees_a_change_within_a_second(
                 "/v1/banks/shared/entries", json={"entries": [{"signal": "md5", "value": value}]}
             )
             for client in matchers:
-                assert _seen_within(client, value, True) < 1.0
+                assert seconds_until_seen(client, value, True) < 1.0
         gone = f"{7:032x}"
         (known,) = matchers[0].get("/v1/match", params={"signal": "md5", "value": gone}).json()["matches"]
         removed = second.client("curator").delete(f"/v1/banks/shared/entries/{known['entry_id']}")
         assert removed.status_code in (200, 204)
         for client in matchers:
-            assert _seen_within(client, gone, False) < 1.0
+            assert seconds_until_seen(client, gone, False) < 1.0
     finally:
         for replica in replicas:
             replica.stop()

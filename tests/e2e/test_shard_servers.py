@@ -7,13 +7,12 @@ its readiness say which shard is not ready, never "no match"."""
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support import Server
+from support import Server, seconds_until_seen
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -48,18 +47,6 @@ def _batch(client: httpx.Client, queries: list[dict[str, str]]) -> list[Any]:
     answer = client.post("/v1/match/batch", json={"queries": queries})
     assert answer.status_code == 200, answer.text
     return list(answer.json()["results"])
-
-
-def _seen_within(client: httpx.Client, value: str, present: bool, seconds: float = 1.0) -> float:
-    start = time.monotonic()
-    while True:
-        answer = client.get("/v1/match", params={"signal": "md5", "value": value})
-        assert answer.status_code == 200, answer.text
-        elapsed = time.monotonic() - start
-        if bool(answer.json()["matches"]) == present:
-            return elapsed
-        assert elapsed < seconds, f"not {'matched' if present else 'gone'} after {elapsed:.2f} s"
-        time.sleep(0.02)
 
 
 def test_two_shards_and_a_front_answer_as_one_service_does(
@@ -116,10 +103,10 @@ def test_two_shards_and_a_front_answer_as_one_service_does(
         for number in (5001, 5002):  # consecutive ids: one entry in each shard
             value = f"{number:032x}"
             assert writer.post("/v1/banks/shared/entries", json={"entries": [{"signal": "md5", "value": value}]})
-            assert _seen_within(front.client("matcher"), value, True) < 1.0
+            assert seconds_until_seen(front.client("matcher"), value, True) < 1.0
         (known,) = writer.get("/v1/match", params={"signal": "md5", "value": f"{5001:032x}"}).json()["matches"]
         assert writer.delete(f"/v1/banks/shared/entries/{known['entry_id']}").status_code in (200, 204)
-        assert _seen_within(front.client("matcher"), f"{5001:032x}", False) < 1.0
+        assert seconds_until_seen(front.client("matcher"), f"{5001:032x}", False) < 1.0
 
         # One shard stops: matches through the front fail with 503 naming it, and the front is not ready.
         shards[1].stop()
