@@ -80,15 +80,23 @@ def cluster(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, list
         _wait_for_workers(logs / "scheduler.log", 2, scheduler)
         yield address, workers
     finally:
-        for process in [*workers, scheduler]:
-            if process.poll() is None:
-                process.terminate()
-        for process in [*workers, scheduler]:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(workers)
+        _stop([scheduler])
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop ``processes`` (SIGTERM, then SIGKILL after 20 s). Workers go
+    before their scheduler, as an operator stops them: a worker told to stop
+    by its signal and by its closing scheduler at once can hang (Dask's race)."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _done(state: Path) -> int:
@@ -259,15 +267,8 @@ def hosts(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path]]
         _wait_for_workers(logs / "scheduler.log", 2, processes[0])
         yield address, logs
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(processes[1:])
+        _stop(processes[:1])
         for space in spaces:
             subprocess.run([str(IP), "netns", "delete", space], capture_output=True)
         subprocess.run([str(IP), "link", "delete", bridge], capture_output=True)
