@@ -42,6 +42,7 @@ from childsafe.errors import InputFormatError, UsageError
 from childsafe.exchanges.base import FetchContext, Page
 from childsafe.exchanges.registry import register
 from childsafe.http_client import get, shown_url
+from childsafe.secrets import user_and_password
 from childsafe.signals import get_signal
 
 __all__ = ["NcmecHashSharing", "parse_entries"]
@@ -162,9 +163,7 @@ class NcmecHashSharing:
 
     def fetch(self, context: FetchContext, checkpoint: dict[str, Any] | None) -> Iterator[Page]:
         base = str(context.settings["url"]).rstrip("/")
-        user, _, password = (context.credentials or "").partition(":")
-        if not user or not password:
-            raise UsageError("the NCMEC credentials must be user:password")
+        user, password = user_and_password(context.credentials or "", "the NCMEC credentials")
         if checkpoint and checkpoint.get("next"):
             start, end, path = int(checkpoint["from"]), int(checkpoint["to"]), str(checkpoint["next"])
         else:
